@@ -1,0 +1,24 @@
+//! Meridian: a RocketMQ-compatible NameServer, thread-per-core on io_uring (glommio).
+//!
+//! Data flows one way (see ARCHITECTURE.md for the picture and the invariants):
+//! socket bytes → [`connection`] → [`protocol::frame`] → [`command`] → [`handler`];
+//! lookups are answered from the shard's [`route::snapshot`], writes travel as
+//! [`route::writer::RouteUpdate`]s to the single [`route::writer`], which applies them to the
+//! [`route::table`] and publishes the next snapshot to every shard.
+//!
+//! - [`config`]: the one `Config`, every limit with its unit.
+//! - [`protocol`]: frames, headers, codes, bodies (wire format only).
+//! - [`command`]: header → typed request.
+//! - [`handler`]: request → answer.
+//! - [`route`]: table (mutable truth, writer-owned), snapshot (immutable), writer (the loop).
+//! - [`shard`], [`connection`]: executors, accept loops, per-connection I/O.
+//! - [`server`]: start-up (locks, listeners, threads).
+
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod handler;
+pub mod protocol;
+pub mod route;
+pub mod server;
+pub mod shard;

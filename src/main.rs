@@ -1,0 +1,98 @@
+//! `meridian`: parse the command line, load the config, start the server and wait.
+
+use clap::Parser;
+use meridian::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "meridian", version, about = "A RocketMQ-compatible NameServer")]
+struct Cli {
+    /// Address to serve on (default 0.0.0.0:9876, as Java's NameServer).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// State directory (KV config, lock file); default $HOME/namesrv like Java.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Executors (one per core by default).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Config file (properties: key=value, Meridian's keys; see README).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Sets one config key, e.g. --set scan_not_active_broker_interval_ms=1000 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the effective config and exit.
+    #[arg(short = 'p', long = "print-config")]
+    print_config: bool,
+}
+
+fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = Config::default();
+    if let Some(path) = &cli.config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        for key in config.load_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+            tracing::warn!("config {}: unknown key {key} ignored", path.display());
+        }
+    }
+    for kv in &cli.set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+        config.set(k.trim(), v).map_err(|e| e.0)?;
+    }
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(n) = cli.shards {
+        config.shards = n;
+    }
+    config.validate().map_err(|e| e.0)?;
+    Ok(config)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let cli = Cli::parse();
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meridian: invalid configuration: {e}");
+            std::process::exit(2);
+        }
+    };
+    if cli.print_config {
+        println!("{config:#?}");
+        return;
+    }
+    let shards = config.shards;
+    let data_dir = config.data_dir.clone();
+    let running = match meridian::server::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("meridian: cannot start: {e}");
+            tracing::error!("cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!("meridian listening on {} (shards {shards}, data dir {})", running.local_addr, data_dir.display());
+    for shard in running.shards {
+        if let Err(e) = shard.join() {
+            tracing::error!("shard stopped: {e:?}");
+            std::process::exit(1);
+        }
+    }
+    let _ = running.writer.join();
+}

@@ -1,0 +1,42 @@
+//! Request and response codes, named as in RocketMQ's `RequestCode` / `ResponseCode`.
+//! Holds no logic.
+
+// Request codes served by the NameServer (requests.md §1).
+pub const PUT_KV_CONFIG: i32 = 100;
+pub const GET_KV_CONFIG: i32 = 101;
+pub const DELETE_KV_CONFIG: i32 = 102;
+pub const REGISTER_BROKER: i32 = 103;
+pub const UNREGISTER_BROKER: i32 = 104;
+pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+pub const GET_BROKER_CLUSTER_INFO: i32 = 106;
+pub const WIPE_WRITE_PERM_OF_BROKER: i32 = 205;
+pub const GET_ALL_TOPIC_LIST_FROM_NAMESERVER: i32 = 206;
+pub const DELETE_TOPIC_IN_NAMESRV: i32 = 216;
+pub const REGISTER_TOPIC_IN_NAMESRV: i32 = 217;
+pub const GET_KVLIST_BY_NAMESPACE: i32 = 219;
+pub const GET_TOPICS_BY_CLUSTER: i32 = 224;
+pub const GET_SYSTEM_TOPIC_LIST_FROM_NS: i32 = 304;
+pub const GET_UNIT_TOPIC_LIST: i32 = 311;
+pub const GET_HAS_UNIT_SUB_TOPIC_LIST: i32 = 312;
+pub const GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST: i32 = 313;
+pub const UPDATE_NAMESRV_CONFIG: i32 = 318;
+pub const GET_NAMESRV_CONFIG: i32 = 319;
+pub const QUERY_DATA_VERSION: i32 = 322;
+pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;
+pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
+pub const BROKER_HEARTBEAT: i32 = 904;
+pub const NOTIFY_MIN_BROKER_ID_CHANGE: i32 = 905;
+
+// Response codes a NameServer emits (requests.md §0).
+pub const SUCCESS: i32 = 0;
+pub const SYSTEM_ERROR: i32 = 1;
+pub const SYSTEM_BUSY: i32 = 2;
+pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+pub const NO_PERMISSION: i32 = 16;
+pub const TOPIC_NOT_EXIST: i32 = 17;
+pub const QUERY_NOT_FOUND: i32 = 22;
+
+/// `MQVersion.CURRENT_VERSION` ordinal of V5_3_3, stamped on every answer as Java does.
+pub const VERSION_CURRENT: i32 = 479;
+/// V4_9_4: route answers use the standard JSON flavour from this request version on.
+pub const VERSION_STANDARD_JSON_MIN: i32 = 401;

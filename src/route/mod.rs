@@ -1,0 +1,22 @@
+//! Route state: the writer-owned mutable `table`, the immutable `snapshot` readers answer
+//! from, and the single `writer` loop that turns `RouteUpdate`s into new snapshots.
+
+pub mod snapshot;
+pub mod table;
+pub mod writer;
+
+/// Identifies one accepted connection across all shards: shard index in the top 16 bits,
+/// a per-shard counter below. Brokers are tied to the connection they registered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    pub fn new(shard: usize, seq: u64) -> ConnId {
+        debug_assert!(shard < (1 << 16));
+        ConnId(((shard as u64) << 48) | (seq & ((1 << 48) - 1)))
+    }
+
+    pub fn shard(self) -> usize {
+        (self.0 >> 48) as usize
+    }
+}

@@ -1,0 +1,161 @@
+//! Process start-up: data directory and its lock, the single-instance guard for the port,
+//! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
+
+use crate::config::Config;
+use crate::route::snapshot::RouteSnapshot;
+use crate::route::table::TableLimits;
+use crate::route::writer::{SnapshotCell, Writer};
+use crate::shard::{self, ShardSetup};
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::io::IntoRawFd;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Pending connections per listener (Java: serverSocketBacklog = 1024).
+const LISTEN_BACKLOG: i32 = 1024;
+
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
+    pub writer: JoinHandle<()>,
+    /// Held for the life of the process: the port guard and the data-dir lock.
+    _guard: UnixListener,
+    _lock: File,
+}
+
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn err(msg: String) -> StartError {
+    StartError(msg)
+}
+
+/// SO_REUSEPORT would silently split a port's traffic between two servers, so each port is
+/// claimed with an abstract Unix socket named after it: the name is unique per network
+/// namespace and the kernel releases it when the process dies, crash included.
+fn claim_port(port: u16) -> Result<UnixListener, StartError> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("meridian-port-{port}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| err(format!("port guard {name}: {e}")))?;
+    UnixListener::bind_addr(&addr).map_err(|e| {
+        err(format!("another meridian is already serving port {port} (guard @{name} is taken: {e}); stop it or choose another --listen port"))
+    })
+}
+
+/// One lock per data directory, so two servers never write the same KV file.
+fn lock_data_dir(config: &Config) -> Result<File, StartError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display())))?;
+    let path = dir.join("meridian.lock");
+    let file = File::create(&path).map_err(|e| err(format!("cannot open lock file {}: {e}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(err(format!(
+            "data dir {} is in use by another meridian (lock {} is held); use another --data-dir",
+            dir.display(),
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> Result<Socket, StartError> {
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| err(format!("socket: {e}")))?;
+    socket.set_reuse_address(true).map_err(|e| err(format!("SO_REUSEADDR: {e}")))?;
+    socket.set_reuse_port(true).map_err(|e| err(format!("SO_REUSEPORT: {e}")))?;
+    socket.bind(&SockAddr::from(addr)).map_err(|e| err(format!("cannot bind {addr}: {e}")))?;
+    socket.listen(LISTEN_BACKLOG).map_err(|e| err(format!("cannot listen on {addr}: {e}")))?;
+    Ok(socket)
+}
+
+pub fn start(config: Config) -> Result<Running, StartError> {
+    config.validate().map_err(|e| err(e.0))?;
+    let lock = lock_data_dir(&config)?;
+
+    // With a fixed port, claim it before binding so we never steal a running server's
+    // connections; with port 0, the first bind picks the port and no one else can have it.
+    let mut guard = None;
+    if config.listen.port() != 0 {
+        guard = Some(claim_port(config.listen.port())?);
+    }
+    let first = bind_reuseport(config.listen)?;
+    let local_addr = first
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| err("listener has no local address".into()))?;
+    let guard = match guard {
+        Some(g) => g,
+        None => claim_port(local_addr.port())?,
+    };
+    let mut listeners = vec![first];
+    for _ in 1..config.shards {
+        listeners.push(bind_reuseport(local_addr)?);
+    }
+
+    let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
+    let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
+    let mut closers = Vec::new();
+    let mut close_rxs = Vec::new();
+    for _ in 0..config.shards {
+        // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
+        let (tx, rx) = flume::bounded(1024);
+        closers.push(tx);
+        close_rxs.push(rx);
+    }
+    let limits = TableLimits {
+        topics_max: config.topics_max,
+        brokers_max: config.brokers_max,
+        broker_timeout_default_ms: config.broker_timeout_default_ms,
+    };
+    let writer = Writer::new(limits, published.clone(), updates_rx, closers, config.scan_interval());
+    let writer = std::thread::Builder::new()
+        .name("meridian-writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
+
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut shards = Vec::new();
+    for (id, (listener, close_requests)) in listeners.into_iter().zip(close_rxs).enumerate() {
+        let setup = ShardSetup {
+            id,
+            config: config.clone(),
+            listener_fd: listener.into_raw_fd(),
+            published: published.clone(),
+            updates: updates_tx.clone(),
+            close_requests,
+        };
+        // Shard i runs on CPU i (mod the CPU count): one executor per core, so a shard's
+        // connections and its snapshot copy stay in one core's cache. The writer thread is
+        // not pinned and takes whatever core is idle.
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cpus))
+            .name(&format!("meridian-shard-{id}"))
+            .io_memory(config.io_memory_bytes_per_shard)
+            .preempt_timer(Duration::from_micros(config.preempt_timer_us))
+            .spawn(move || shard::run(setup))
+            .map_err(|e| {
+                err(format!(
+                    "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower io_memory_bytes_per_shard)"
+                ))
+            })?;
+        shards.push(handle);
+    }
+    Ok(Running { local_addr, shards, writer, _guard: guard, _lock: lock })
+}

@@ -1,0 +1,167 @@
+//! Shards: one pinned glommio executor per core, each accepting on its own SO_REUSEPORT
+//! listener and owning its connections for life.
+//!
+//! Per-shard state lives in `ShardState` (`Rc`, `Cell`, `RefCell`: `!Send`, so it stays
+//! home): the cached current snapshot, the sender into the writer, the byte semaphore for
+//! registrations in flight, the connection count and the low-priority decode queue.
+//! Must not: own route state or share a `RefCell` with another shard.
+
+use crate::config::Config;
+use crate::connection;
+use crate::route::snapshot::RouteSnapshot;
+use crate::route::writer::{Reply, RouteUpdate, SnapshotCell};
+use crate::route::ConnId;
+use glommio::net::TcpListener;
+use glommio::{Latency, Shares, TaskQueueHandle};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::io::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Share of CPU the decode queue gets relative to the default queue's 1000 (lookups):
+/// under contention a registration decode gets about 1/11 of the shard.
+const DECODE_QUEUE_SHARES: usize = 100;
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+pub struct ShardState {
+    pub id: usize,
+    pub config: Config,
+    snapshot: RefCell<arc_swap::Cache<SnapshotCell, Arc<RouteSnapshot>>>,
+    updates: flume::Sender<RouteUpdate>,
+    /// Frame bytes of large requests being read, decoded or applied on this shard.
+    pub inflight: glommio::sync::Semaphore,
+    pub connections_open: Cell<usize>,
+    conn_seq: Cell<u64>,
+    decode_queue: TaskQueueHandle,
+    /// Raw fds of open connections, so the writer can have an expired broker's one closed.
+    open_fds: RefCell<HashMap<ConnId, RawFd>>,
+}
+
+impl ShardState {
+    /// The newest published snapshot (lock-free: a generation check on the shared cell).
+    pub fn snapshot(&self) -> Arc<RouteSnapshot> {
+        self.snapshot.borrow_mut().load().clone()
+    }
+
+    /// Sends an update and waits for the writer's answer; `None` if the writer is gone.
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> RouteUpdate) -> Option<T> {
+        let (tx, rx) = flume::bounded(1);
+        self.updates.send_async(make(tx)).await.ok()?;
+        rx.recv_async().await.ok()
+    }
+
+    /// Sends an update that has no answer (waits only while the writer's queue is full).
+    pub async fn send(&self, update: RouteUpdate) {
+        if self.updates.send_async(update).await.is_err() {
+            tracing::error!(shard = self.id, "route writer is gone; update dropped");
+        }
+    }
+
+    /// Runs CPU-heavy work in the low-priority decode queue.
+    pub async fn decode<T: 'static>(&self, work: impl FnOnce() -> T + 'static) -> T {
+        let task = glommio::spawn_local_into(
+            async move {
+                // Let lookups that are already queued go first.
+                glommio::yield_if_needed().await;
+                work()
+            },
+            self.decode_queue,
+        )
+        .expect("the decode queue is created at shard start and never removed");
+        task.await
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        let seq = self.conn_seq.get() + 1;
+        self.conn_seq.set(seq);
+        ConnId::new(self.id, seq)
+    }
+
+    pub fn track_fd(&self, conn: ConnId, fd: RawFd) {
+        self.open_fds.borrow_mut().insert(conn, fd);
+    }
+
+    pub fn untrack_fd(&self, conn: ConnId) {
+        self.open_fds.borrow_mut().remove(&conn);
+    }
+
+    fn close_conn(&self, conn: ConnId) {
+        if let Some(fd) = self.open_fds.borrow().get(&conn) {
+            // SAFETY: the fd belongs to a live connection task on this shard (it removes
+            // itself from `open_fds` before its socket is dropped), so it is still open and
+            // still ours; shutdown only ends its I/O, the task then closes it.
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+/// What a shard needs from the process when it starts.
+pub struct ShardSetup {
+    pub id: usize,
+    pub config: Config,
+    /// A bound, listening SO_REUSEPORT socket created by the main thread.
+    pub listener_fd: RawFd,
+    pub published: SnapshotCell,
+    pub updates: flume::Sender<RouteUpdate>,
+    pub close_requests: flume::Receiver<ConnId>,
+}
+
+pub async fn run(setup: ShardSetup) {
+    // SAFETY: the main thread created this listening socket for this shard only and handed
+    // over ownership; nothing else uses or closes the fd.
+    let listener = unsafe { TcpListener::from_raw_fd(setup.listener_fd) };
+    let decode_queue =
+        glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
+    let state = Rc::new(ShardState {
+        id: setup.id,
+        snapshot: RefCell::new(arc_swap::Cache::new(setup.published)),
+        updates: setup.updates,
+        inflight: glommio::sync::Semaphore::new(setup.config.registration_inflight_bytes_per_shard_max),
+        connections_open: Cell::new(0),
+        conn_seq: Cell::new(0),
+        decode_queue,
+        open_fds: RefCell::new(HashMap::new()),
+        config: setup.config,
+    });
+
+    let closer_state = state.clone();
+    let close_requests = setup.close_requests;
+    glommio::spawn_local(async move {
+        while let Ok(conn) = close_requests.recv_async().await {
+            closer_state.close_conn(conn);
+        }
+    })
+    .detach();
+
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(shard = state.id, "accept failed: {e}");
+                glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+        if state.connections_open.get() >= state.config.connections_per_shard_max {
+            tracing::warn!(
+                shard = state.id,
+                "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
+                state.connections_open.get(),
+                state.config.connections_per_shard_max
+            );
+            drop(stream);
+            continue;
+        }
+        state.connections_open.set(state.connections_open.get() + 1);
+        let conn_state = state.clone();
+        glommio::spawn_local(async move {
+            connection::serve(stream, peer, &conn_state).await;
+            conn_state.connections_open.set(conn_state.connections_open.get() - 1);
+        })
+        .detach();
+    }
+}
