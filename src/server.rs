@@ -85,6 +85,11 @@ fn bind_reuseport(addr: SocketAddr) -> Result<Socket, StartError> {
     Ok(socket)
 }
 
+fn set_thp_disabled(disabled: bool) {
+    // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
+}
+
 pub fn start(config: Config) -> Result<Running, StartError> {
     config.validate().map_err(|e| err(e.0))?;
     let lock = lock_data_dir(&config)?;
@@ -132,6 +137,12 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
 
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
+    // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
+    // second shard no longer fits an 8 MiB limit. So THP is off while the shards register
+    // their buffers, and back on afterwards (pinned pages are never collapsed later).
+    set_thp_disabled(true);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
     for (id, (listener, close_requests)) in listeners.into_iter().zip(close_rxs).enumerate() {
         let setup = ShardSetup {
@@ -141,6 +152,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             published: published.clone(),
             updates: updates_tx.clone(),
             close_requests,
+            ready: ready_tx.clone(),
         };
         // Shard i runs on CPU i (mod the CPU count): one executor per core, so a shard's
         // connections and its snapshot copy stay in one core's cache. The writer thread is
@@ -157,5 +169,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             })?;
         shards.push(handle);
     }
+    drop(ready_tx);
+    // Each shard reports once its reactor (and so its registered buffer) exists; a shard
+    // that fails to start drops its sender, which ends the wait as well.
+    while ready_rx.recv().is_ok() {}
+    set_thp_disabled(false);
     Ok(Running { local_addr, shards, writer, _guard: guard, _lock: lock })
 }

@@ -107,9 +107,12 @@ pub struct ShardSetup {
     pub published: SnapshotCell,
     pub updates: flume::Sender<RouteUpdate>,
     pub close_requests: flume::Receiver<ConnId>,
+    /// Dropped once this shard's reactor exists (see `server::start` on memlock).
+    pub ready: std::sync::mpsc::Sender<()>,
 }
 
 pub async fn run(setup: ShardSetup) {
+    drop(setup.ready);
     // SAFETY: the main thread created this listening socket for this shard only and handed
     // over ownership; nothing else uses or closes the fd.
     let listener = unsafe { TcpListener::from_raw_fd(setup.listener_fd) };
