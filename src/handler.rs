@@ -147,8 +147,8 @@ async fn register_broker(
     }
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let encoding = h.encoding;
-    // Decoding a multi-MB body runs in the shard's low-priority queue so lookups go first.
-    let decoded = shard.decode(move || body::decode_register_body(&body, version, encoding, limit)).await;
+    // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
+    let decoded = shard.decode(body.len(), move || body::decode_register_body(&body, version, encoding, limit)).await;
     let decoded = match decoded {
         Ok(b) => b,
         Err(e) => {

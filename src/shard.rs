@@ -23,6 +23,9 @@ use std::time::Duration;
 /// Share of CPU the decode queue gets relative to the default queue's 1000 (lookups):
 /// under contention a registration decode gets about 1/11 of the shard.
 const DECODE_QUEUE_SHARES: usize = 100;
+/// Bodies at least this large are decoded on the shard's blocking thread (same CPU).
+/// 256 KiB of registration JSON is about 1,300 topics, about 1 ms to parse.
+const DECODE_OFFLOAD_BYTES_MIN: usize = 256 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
@@ -60,8 +63,15 @@ impl ShardState {
         }
     }
 
-    /// Runs CPU-heavy work in the low-priority decode queue.
-    pub async fn decode<T: 'static>(&self, work: impl FnOnce() -> T + 'static) -> T {
+    /// Runs CPU-heavy decoding without holding up lookups. Small jobs run in the shard's
+    /// low-priority queue (they take about a millisecond at most). Large ones run on the
+    /// shard's blocking thread, which glommio pins to this shard's CPU: the parse of a
+    /// 20 MB body is one call that cannot yield, so the kernel time-slices it against the
+    /// executor instead, and lookups keep being answered while it runs.
+    pub async fn decode<T: Send + 'static>(&self, input_bytes: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
+        if input_bytes >= DECODE_OFFLOAD_BYTES_MIN {
+            return glommio::executor().spawn_blocking(work).await;
+        }
         let task = glommio::spawn_local_into(
             async move {
                 // Let lookups that are already queued go first.
