@@ -141,9 +141,9 @@ async fn register_broker(
     h: RegisterBrokerHeader,
     body: Bytes,
 ) -> Answer {
-    if h.body_crc32 != 0 && body::body_crc32(&body) != h.body_crc32 {
-        tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: crc32 not match");
-        return register_error("crc32 not match".to_string());
+    if let Err(e) = body::check_body_crc32(&body, h.body_crc32) {
+        tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
+        return register_error(e.to_string());
     }
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let encoding = h.encoding;
