@@ -3,7 +3,12 @@
 //!
 //! Sources of values, later wins: embedded defaults, `-c FILE` (properties: `key=value`),
 //! `--set key=value`, then the dedicated CLI flags (`--listen`, `--data-dir`, `--shards`).
+//! Keys are Meridian's own (snake_case, unit last) or Java's NamesrvConfig/NettyServerConfig
+//! names (camelCase): Java keys with a Meridian meaning set that field (`listenPort`,
+//! `scanNotActiveBrokerInterval`, ...), the NameServer switches live in `NamesrvConfig`, and
+//! Netty/JVM tuning keys are validated, kept and echoed by GET_NAMESRV_CONFIG, without effect.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +56,148 @@ pub struct Config {
     /// io_uring registered buffer per shard (locked memory); glommio's default is 10 MiB,
     /// which would not fit an 8 MiB memlock limit.
     pub io_memory_bytes_per_shard: usize,
+    /// Pending connections per listener (Java key `serverSocketBacklog`).
+    pub listen_backlog_len: u32,
+    /// The Java NameServer's own switches and paths.
+    pub namesrv: NamesrvConfig,
+}
+
+/// Java's `NamesrvConfig` switches (behaviour.md §10), the part UPDATE_NAMESRV_CONFIG may
+/// change at run time, plus the Netty/JVM keys Meridian keeps only to echo them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamesrvConfig {
+    /// `rocketmqHome`: Java requires it; Meridian only reports it.
+    pub rocketmq_home: String,
+    /// `kvConfigPath`; `None` = `<data_dir>/kvConfig.json` (Java: `~/namesrv/kvConfig.json`).
+    pub kv_config_path: Option<PathBuf>,
+    /// `configStorePath`: the file UPDATE_NAMESRV_CONFIG rewrites; `None` =
+    /// `<data_dir>/namesrv.properties`, or the `-c` file when one was given.
+    pub config_store_path: Option<PathBuf>,
+    /// `configBlackList`: `;`-separated keys UPDATE_NAMESRV_CONFIG must refuse.
+    pub config_black_list: String,
+    pub order_message_enable: bool,
+    pub return_order_topic_config_to_broker: bool,
+    pub enable_all_topic_list: bool,
+    pub enable_topic_list: bool,
+    pub notify_min_broker_id_changed: bool,
+    pub need_wait_for_service: bool,
+    pub wait_seconds_for_service: u64,
+    pub delete_topic_with_broker_registration: bool,
+    pub support_acting_master: bool,
+    /// Netty/JVM keys (thread pools, buffers, ...) that have no meaning here: validated by
+    /// type, kept, and echoed, so admin tools see the same key set as from Java.
+    pub echo: BTreeMap<&'static str, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JavaKind {
+    Bool,
+    Int,
+    Text,
+}
+
+/// Java keys kept only for GET_NAMESRV_CONFIG, with Java's types and defaults.
+const JAVA_ECHO_KEYS: &[(&str, JavaKind, &str)] = &[
+    ("clientRequestThreadPoolNums", JavaKind::Int, "8"),
+    ("clientRequestThreadPoolQueueCapacity", JavaKind::Int, "50000"),
+    ("clusterTest", JavaKind::Bool, "false"),
+    ("defaultThreadPoolNums", JavaKind::Int, "16"),
+    ("defaultThreadPoolQueueCapacity", JavaKind::Int, "10000"),
+    ("enableControllerInNamesrv", JavaKind::Bool, "false"),
+    ("enableShutdownGracefully", JavaKind::Bool, "false"),
+    ("productEnvName", JavaKind::Text, "center"),
+    ("serverAsyncSemaphoreValue", JavaKind::Int, "64"),
+    ("serverCallbackExecutorThreads", JavaKind::Int, "0"),
+    ("serverNettyWorkerGroupEnable", JavaKind::Bool, "true"),
+    ("serverOnewaySemaphoreValue", JavaKind::Int, "256"),
+    ("serverPooledByteBufAllocatorEnable", JavaKind::Bool, "true"),
+    ("serverSelectorThreads", JavaKind::Int, "3"),
+    ("serverSocketRcvBufSize", JavaKind::Int, "0"),
+    ("serverSocketSndBufSize", JavaKind::Int, "0"),
+    ("serverWorkerThreads", JavaKind::Int, "8"),
+    ("shutdownWaitTimeSeconds", JavaKind::Int, "30"),
+    ("unRegisterBrokerQueueCapacity", JavaKind::Int, "3000"),
+    ("useEpollNativeSelector", JavaKind::Bool, "false"),
+    ("writeBufferHighWaterMark", JavaKind::Int, "0"),
+    ("writeBufferLowWaterMark", JavaKind::Int, "0"),
+];
+
+/// Keys UPDATE_NAMESRV_CONFIG always refuses, whatever `configBlackList` says (Java adds
+/// `rocketmqHome` to the configured list).
+pub const CONFIG_BLACK_LIST_DEFAULT: &str = "configBlackList;configStorePath;kvConfigPath";
+
+impl Default for NamesrvConfig {
+    fn default() -> Self {
+        NamesrvConfig {
+            rocketmq_home: std::env::var("ROCKETMQ_HOME").unwrap_or_default(),
+            kv_config_path: None,
+            config_store_path: None,
+            config_black_list: CONFIG_BLACK_LIST_DEFAULT.to_string(),
+            order_message_enable: false,
+            return_order_topic_config_to_broker: true,
+            enable_all_topic_list: true,
+            enable_topic_list: true,
+            notify_min_broker_id_changed: false,
+            need_wait_for_service: false,
+            wait_seconds_for_service: 45,
+            delete_topic_with_broker_registration: false,
+            support_acting_master: false,
+            echo: JAVA_ECHO_KEYS.iter().map(|(k, _, v)| (*k, v.to_string())).collect(),
+        }
+    }
+}
+
+/// Java's `Boolean.parseBoolean` would take anything; a typo in a config file should not
+/// silently become `false`, so only `true`/`false` (any case) are accepted.
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError(format!("invalid value {value:?} for {key}: expected true or false"))),
+    }
+}
+
+impl NamesrvConfig {
+    /// Sets a NamesrvConfig key; `Ok(false)` when the key is not one of them.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let v = value.trim();
+        match key {
+            "rocketmqHome" => self.rocketmq_home = v.to_string(),
+            "kvConfigPath" => self.kv_config_path = Some(PathBuf::from(v)),
+            "configStorePath" => self.config_store_path = Some(PathBuf::from(v)),
+            "configBlackList" => self.config_black_list = v.to_string(),
+            "orderMessageEnable" => self.order_message_enable = parse_bool(key, v)?,
+            "returnOrderTopicConfigToBroker" => self.return_order_topic_config_to_broker = parse_bool(key, v)?,
+            "enableAllTopicList" => self.enable_all_topic_list = parse_bool(key, v)?,
+            "enableTopicList" => self.enable_topic_list = parse_bool(key, v)?,
+            "notifyMinBrokerIdChanged" => self.notify_min_broker_id_changed = parse_bool(key, v)?,
+            "needWaitForService" => self.need_wait_for_service = parse_bool(key, v)?,
+            "waitSecondsForService" => self.wait_seconds_for_service = parse(key, v)?,
+            "deleteTopicWithBrokerRegistration" => self.delete_topic_with_broker_registration = parse_bool(key, v)?,
+            "supportActingMaster" => self.support_acting_master = parse_bool(key, v)?,
+            _ => {
+                let Some((name, kind, _)) = JAVA_ECHO_KEYS.iter().find(|(k, _, _)| *k == key) else {
+                    return Ok(false);
+                };
+                match kind {
+                    JavaKind::Bool => {
+                        parse_bool(key, v)?;
+                    }
+                    JavaKind::Int => {
+                        parse::<i32>(key, v)?;
+                    }
+                    JavaKind::Text => {}
+                }
+                self.echo.insert(name, v.to_string());
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether UPDATE_NAMESRV_CONFIG must refuse `key` (requests.md 318).
+    pub fn is_black_listed(&self, key: &str) -> bool {
+        key == "rocketmqHome" || self.config_black_list.split(';').any(|k| k.trim() == key)
+    }
 }
 
 impl Default for Config {
@@ -73,6 +220,8 @@ impl Default for Config {
             reply_write_timeout_ms: 30_000,
             preempt_timer_us: 500,
             io_memory_bytes_per_shard: 256 * 1024,
+            listen_backlog_len: 1024,
+            namesrv: NamesrvConfig::default(),
         }
     }
 }
@@ -126,9 +275,82 @@ impl Config {
             "reply_write_timeout_ms" => self.reply_write_timeout_ms = parse(key, value)?,
             "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
             "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
-            _ => return Err(ConfigError(format!("unknown config key {key}"))),
+            // Java keys that set a Meridian field.
+            "listenPort" => self.listen.set_port(parse(key, value)?),
+            "bindAddress" => self.listen.set_ip(parse(key, value)?),
+            "serverSocketBacklog" => self.listen_backlog_len = parse(key, value)?,
+            "scanNotActiveBrokerInterval" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
+            "serverChannelMaxIdleTimeSeconds" => {
+                self.connection_idle_timeout_ms = parse::<u64>(key, value)?.saturating_mul(1000)
+            }
+            _ => {
+                if !self.namesrv.set(key, value)? {
+                    return Err(ConfigError(format!("unknown config key {key}")));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Where the KV config lives.
+    pub fn kv_config_path(&self) -> PathBuf {
+        self.namesrv.kv_config_path.clone().unwrap_or_else(|| self.data_dir.join("kvConfig.json"))
+    }
+
+    /// The file UPDATE_NAMESRV_CONFIG rewrites.
+    pub fn config_store_path(&self) -> PathBuf {
+        self.namesrv.config_store_path.clone().unwrap_or_else(|| self.data_dir.join("namesrv.properties"))
+    }
+
+    /// Every key with its value, sorted by key: Java's keys (as GET_NAMESRV_CONFIG lists
+    /// them, behaviour.md §10) followed in the same order by Meridian's own.
+    pub fn properties(&self) -> Vec<(String, String)> {
+        let n = &self.namesrv;
+        let mut out: Vec<(String, String)> = vec![
+            ("bindAddress".into(), self.listen.ip().to_string()),
+            ("listenPort".into(), self.listen.port().to_string()),
+            ("serverSocketBacklog".into(), self.listen_backlog_len.to_string()),
+            ("scanNotActiveBrokerInterval".into(), self.scan_not_active_broker_interval_ms.to_string()),
+            ("serverChannelMaxIdleTimeSeconds".into(), (self.connection_idle_timeout_ms / 1000).to_string()),
+            ("rocketmqHome".into(), n.rocketmq_home.clone()),
+            ("kvConfigPath".into(), self.kv_config_path().display().to_string()),
+            ("configStorePath".into(), self.config_store_path().display().to_string()),
+            ("configBlackList".into(), n.config_black_list.clone()),
+            ("orderMessageEnable".into(), n.order_message_enable.to_string()),
+            ("returnOrderTopicConfigToBroker".into(), n.return_order_topic_config_to_broker.to_string()),
+            ("enableAllTopicList".into(), n.enable_all_topic_list.to_string()),
+            ("enableTopicList".into(), n.enable_topic_list.to_string()),
+            ("notifyMinBrokerIdChanged".into(), n.notify_min_broker_id_changed.to_string()),
+            ("needWaitForService".into(), n.need_wait_for_service.to_string()),
+            ("waitSecondsForService".into(), n.wait_seconds_for_service.to_string()),
+            ("deleteTopicWithBrokerRegistration".into(), n.delete_topic_with_broker_registration.to_string()),
+            ("supportActingMaster".into(), n.support_acting_master.to_string()),
+        ];
+        out.extend(n.echo.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        // Java omits null values; an unset rocketmqHome is null there.
+        out.retain(|(k, v)| !(k == "rocketmqHome" && v.is_empty()));
+        out.extend([
+            ("data_dir".into(), self.data_dir.display().to_string()),
+            ("shards".into(), self.shards.to_string()),
+            ("frame_bytes_max".into(), self.frame_bytes_max.to_string()),
+            ("header_bytes_max".into(), self.header_bytes_max.to_string()),
+            ("body_decompressed_bytes_max".into(), self.body_decompressed_bytes_max.to_string()),
+            (
+                "registration_inflight_bytes_per_shard_max".into(),
+                self.registration_inflight_bytes_per_shard_max.to_string(),
+            ),
+            ("connections_per_shard_max".into(), self.connections_per_shard_max.to_string()),
+            ("update_queue_len_max".into(), self.update_queue_len_max.to_string()),
+            ("topics_max".into(), self.topics_max.to_string()),
+            ("brokers_max".into(), self.brokers_max.to_string()),
+            ("broker_timeout_default_ms".into(), self.broker_timeout_default_ms.to_string()),
+            ("connection_idle_timeout_ms".into(), self.connection_idle_timeout_ms.to_string()),
+            ("reply_write_timeout_ms".into(), self.reply_write_timeout_ms.to_string()),
+            ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
+            ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),
+        ]);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Loads a properties file; returns the keys it did not know (the caller warns).
@@ -203,10 +425,10 @@ mod tests {
     #[test]
     fn properties_set_known_keys_and_report_unknown_ones() {
         let mut c = Config::default();
-        let unknown = c.load_properties("frame_bytes_max=2048\nlistenPort=9877\n# comment\nshards = 3\n").unwrap();
+        let unknown = c.load_properties("frame_bytes_max=2048\nfooBar=9877\n# comment\nshards = 3\n").unwrap();
         assert_eq!(c.frame_bytes_max, 2048);
         assert_eq!(c.shards, 3);
-        assert_eq!(unknown, vec!["listenPort".to_string()]);
+        assert_eq!(unknown, vec!["fooBar".to_string()]);
         assert!(c.load_properties("shards=many").is_err());
     }
 
@@ -220,5 +442,45 @@ mod tests {
         assert!(c.validate().unwrap_err().0.contains("header_bytes_max"));
         let c = Config { shards: 0, ..Config::default() };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn java_keys_set_meridian_fields_and_switches() {
+        let mut c = Config::default();
+        let unknown = c
+            .load_properties(
+                "listenPort=19876\nbindAddress=127.0.0.1\nscanNotActiveBrokerInterval=5000\n\
+                 serverChannelMaxIdleTimeSeconds=60\norderMessageEnable=true\nserverWorkerThreads=4\n\
+                 kvConfigPath=/tmp/kv.json\nnoSuchKey=1\n",
+            )
+            .unwrap();
+        assert_eq!(unknown, vec!["noSuchKey".to_string()]);
+        assert_eq!(c.listen, "127.0.0.1:19876".parse().unwrap());
+        assert_eq!(c.scan_not_active_broker_interval_ms, 5000);
+        assert_eq!(c.connection_idle_timeout_ms, 60_000);
+        assert!(c.namesrv.order_message_enable);
+        assert_eq!(c.kv_config_path(), PathBuf::from("/tmp/kv.json"));
+        let props = c.properties();
+        let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(get("serverWorkerThreads").as_deref(), Some("4"));
+        assert_eq!(get("listenPort").as_deref(), Some("19876"));
+        assert_eq!(get("frame_bytes_max").as_deref(), Some("268435456"));
+        assert!(props.windows(2).all(|w| w[0].0 < w[1].0), "sorted, no duplicates");
+    }
+
+    #[test]
+    fn invalid_java_values_name_the_key() {
+        let mut c = Config::default();
+        assert!(c.set("orderMessageEnable", "yes").unwrap_err().0.contains("orderMessageEnable"));
+        assert!(c.set("serverWorkerThreads", "many").unwrap_err().0.contains("serverWorkerThreads"));
+        assert!(c.set("listenPort", "70000").unwrap_err().0.contains("listenPort"));
+    }
+
+    #[test]
+    fn black_list_always_includes_rocketmq_home() {
+        let n = NamesrvConfig::default();
+        assert!(n.is_black_listed("kvConfigPath"));
+        assert!(n.is_black_listed("rocketmqHome"));
+        assert!(!n.is_black_listed("orderMessageEnable"));
     }
 }

@@ -38,6 +38,11 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
         for key in config.load_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
             tracing::warn!("config {}: unknown key {key} ignored", path.display());
         }
+        // As in Java, the -c file is what UPDATE_NAMESRV_CONFIG rewrites unless the file
+        // itself names another configStorePath.
+        if config.namesrv.config_store_path.is_none() {
+            config.namesrv.config_store_path = Some(path.clone());
+        }
     }
     for kv in &cli.set {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
@@ -74,7 +79,10 @@ fn main() {
         }
     };
     if cli.print_config {
-        println!("{config:#?}");
+        // Java's `mqnamesrv -p` prints every key=value; so do we, Java keys and ours.
+        for (k, v) in config.properties() {
+            println!("{k}={v}");
+        }
         return;
     }
     let shards = config.shards;

@@ -16,9 +16,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Pending connections per listener (Java: serverSocketBacklog = 1024).
-const LISTEN_BACKLOG: i32 = 1024;
-
 pub struct Running {
     pub local_addr: SocketAddr,
     pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
@@ -75,13 +72,13 @@ fn lock_data_dir(config: &Config) -> Result<File, StartError> {
     Ok(file)
 }
 
-fn bind_reuseport(addr: SocketAddr) -> Result<Socket, StartError> {
+fn bind_reuseport(addr: SocketAddr, backlog_len: u32) -> Result<Socket, StartError> {
     let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| err(format!("socket: {e}")))?;
     socket.set_reuse_address(true).map_err(|e| err(format!("SO_REUSEADDR: {e}")))?;
     socket.set_reuse_port(true).map_err(|e| err(format!("SO_REUSEPORT: {e}")))?;
     socket.bind(&SockAddr::from(addr)).map_err(|e| err(format!("cannot bind {addr}: {e}")))?;
-    socket.listen(LISTEN_BACKLOG).map_err(|e| err(format!("cannot listen on {addr}: {e}")))?;
+    socket.listen(backlog_len.min(i32::MAX as u32) as i32).map_err(|e| err(format!("cannot listen on {addr}: {e}")))?;
     Ok(socket)
 }
 
@@ -100,7 +97,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     if config.listen.port() != 0 {
         guard = Some(claim_port(config.listen.port())?);
     }
-    let first = bind_reuseport(config.listen)?;
+    let first = bind_reuseport(config.listen, config.listen_backlog_len)?;
     let local_addr = first
         .local_addr()
         .ok()
@@ -112,7 +109,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     };
     let mut listeners = vec![first];
     for _ in 1..config.shards {
-        listeners.push(bind_reuseport(local_addr)?);
+        listeners.push(bind_reuseport(local_addr, config.listen_backlog_len)?);
     }
 
     let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
