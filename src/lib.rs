@@ -13,11 +13,13 @@
 //! - [`route`]: table (mutable truth, writer-owned), snapshot (immutable), writer (the loop).
 //! - [`shard`], [`connection`]: executors, accept loops, per-connection I/O.
 //! - [`server`]: start-up (locks, listeners, threads).
+//! - [`persist`]: crash-safe files (KV config, config store).
 
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod handler;
+pub mod persist;
 pub mod protocol;
 pub mod route;
 pub mod server;
