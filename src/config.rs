@@ -51,8 +51,14 @@ pub struct Config {
     /// A reply the peer does not read within this time closes the connection, so a slow
     /// reader never holds more than one unsent reply.
     pub reply_write_timeout_ms: u64,
-    /// How often glommio lets other task queues run; bounds how long a long task delays lookups.
+    /// How often glommio lets other task queues run. Long work never runs on the executor
+    /// (large decodes go to the blocking thread, small ones one at a time), so this is a
+    /// backstop; small values make glommio 0.9's lost-wake-up park frequent under CPU
+    /// contention (see `server::spawn_waker`), so the default is glommio's own 100 ms.
     pub preempt_timer_us: u64,
+    /// How often the waker thread pokes shards that have connections: the bound on how long
+    /// glommio 0.9's lost-wake-up park can hold a request (see `server::spawn_waker`).
+    pub executor_poke_interval_us: u64,
     /// io_uring registered buffer per shard (locked memory); glommio's default is 10 MiB,
     /// which would not fit an 8 MiB memlock limit.
     pub io_memory_bytes_per_shard: usize,
@@ -218,7 +224,8 @@ impl Default for Config {
             scan_not_active_broker_interval_ms: 10_000,
             connection_idle_timeout_ms: 120_000,
             reply_write_timeout_ms: 30_000,
-            preempt_timer_us: 500,
+            preempt_timer_us: 100_000,
+            executor_poke_interval_us: 20_000,
             io_memory_bytes_per_shard: 256 * 1024,
             listen_backlog_len: 1024,
             namesrv: NamesrvConfig::default(),
@@ -274,6 +281,7 @@ impl Config {
             "connection_idle_timeout_ms" => self.connection_idle_timeout_ms = parse(key, value)?,
             "reply_write_timeout_ms" => self.reply_write_timeout_ms = parse(key, value)?,
             "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
+            "executor_poke_interval_us" => self.executor_poke_interval_us = parse(key, value)?,
             "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
             // Java keys that set a Meridian field.
             "listenPort" => self.listen.set_port(parse(key, value)?),
@@ -347,6 +355,7 @@ impl Config {
             ("connection_idle_timeout_ms".into(), self.connection_idle_timeout_ms.to_string()),
             ("reply_write_timeout_ms".into(), self.reply_write_timeout_ms.to_string()),
             ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
+            ("executor_poke_interval_us".into(), self.executor_poke_interval_us.to_string()),
             ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),
         ]);
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -399,6 +408,7 @@ impl Config {
             ("connection_idle_timeout_ms", self.connection_idle_timeout_ms),
             ("reply_write_timeout_ms", self.reply_write_timeout_ms),
             ("preempt_timer_us", self.preempt_timer_us),
+            ("executor_poke_interval_us", self.executor_poke_interval_us),
             ("body_decompressed_bytes_max", self.body_decompressed_bytes_max),
         ] {
             if v == 0 {

@@ -65,10 +65,12 @@ pub fn load_kv(path: &Path) -> Result<KvTable, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(KvTable::new());
     }
+    /// Java may write nulls at any level; they are skipped.
+    type NullableTable = BTreeMap<String, Option<BTreeMap<String, Option<String>>>>;
     #[derive(serde::Deserialize)]
     struct Wrapper {
         #[serde(rename = "configTable", default)]
-        config_table: Option<BTreeMap<String, Option<BTreeMap<String, Option<String>>>>>,
+        config_table: Option<NullableTable>,
     }
     let w: Wrapper = serde_json::from_slice(&bytes).map_err(|e| {
         format!("KV file {} is not valid kvConfig.json ({e}); fix or move it (a .bak may exist)", path.display())

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::io::IntoRawFd;
 use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -82,6 +83,40 @@ fn bind_reuseport(addr: SocketAddr, backlog_len: u32) -> Result<Socket, StartErr
     Ok(socket)
 }
 
+/// glommio 0.9 can park an executor that still has runnable tasks: when its preempt timer
+/// has already fired as `run_task_queues` starts (the thread was descheduled just after
+/// re-arming it), that call reports "nothing ran" and the executor sleeps until some I/O
+/// completes, which may be never. Seen here under CPU contention: accepted connections left
+/// unread for 10 s. glommio/glommio PR #53 fixes it upstream, unreleased on crates.io.
+/// A timer inside the shard cannot guard against it (the timer's own task can be the one
+/// left parked), so this thread pokes, from outside, every shard that has connections: a
+/// foreign wake-up always ends a park. An idle shard without connections is never woken.
+fn spawn_waker(
+    open_counts: Vec<Arc<AtomicUsize>>,
+    pokes: Vec<flume::Sender<()>>,
+    interval: Duration,
+) -> Result<(), StartError> {
+    std::thread::Builder::new()
+        .name("meridian-waker".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            let mut alive = false;
+            for (open, poke) in open_counts.iter().zip(&pokes) {
+                if open.load(Ordering::Relaxed) > 0 {
+                    // Full means a poke is already pending; disconnected means the shard ended.
+                    alive |= !matches!(poke.try_send(()), Err(flume::TrySendError::Disconnected(_)));
+                } else {
+                    alive |= !poke.is_disconnected();
+                }
+            }
+            if !alive {
+                return;
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| err(format!("cannot start the waker thread: {e}")))
+}
+
 fn set_thp_disabled(disabled: bool) {
     // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
@@ -133,6 +168,17 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .spawn(move || writer.run())
         .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
 
+    let mut open_counts = Vec::new();
+    let mut poke_txs = Vec::new();
+    let mut poke_rxs = Vec::new();
+    for _ in 0..config.shards {
+        open_counts.push(Arc::new(AtomicUsize::new(0)));
+        let (tx, rx) = flume::bounded(1);
+        poke_txs.push(tx);
+        poke_rxs.push(rx);
+    }
+    spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
+
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
@@ -141,7 +187,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
-    for (id, (listener, close_requests)) in listeners.into_iter().zip(close_rxs).enumerate() {
+    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs);
+    for (id, (listener, ((close_requests, connections_open), pokes))) in
+        listeners.into_iter().zip(per_shard).enumerate()
+    {
         let setup = ShardSetup {
             id,
             config: config.clone(),
@@ -150,6 +199,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             updates: updates_tx.clone(),
             close_requests,
             ready: ready_tx.clone(),
+            connections_open,
+            pokes,
         };
         // Shard i runs on CPU i (mod the CPU count): one executor per core, so a shard's
         // connections and its snapshot copy stay in one core's cache. The writer thread is

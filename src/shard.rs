@@ -17,6 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::unix::io::{FromRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,11 @@ pub struct ShardState {
     updates: flume::Sender<RouteUpdate>,
     /// Frame bytes of large requests being read, decoded or applied on this shard.
     pub inflight: glommio::sync::Semaphore,
-    pub connections_open: Cell<usize>,
+    /// Written only by this shard (plain load + store, no RMW); read by the waker thread.
+    pub connections_open: Arc<AtomicUsize>,
+    /// One inline decode at a time: a queued batch of small registrations then delays a
+    /// lookup by at most one decode (about 1 ms), whatever the preempt timer does.
+    decode_turn: glommio::sync::Semaphore,
     conn_seq: Cell<u64>,
     decode_queue: TaskQueueHandle,
     /// Raw fds of open connections, so the writer can have an expired broker's one closed.
@@ -72,6 +77,7 @@ impl ShardState {
         if input_bytes >= DECODE_OFFLOAD_BYTES_MIN {
             return glommio::executor().spawn_blocking(work).await;
         }
+        let _turn = self.decode_turn.acquire_permit(1).await.expect("the decode semaphore is never closed");
         let task = glommio::spawn_local_into(
             async move {
                 // Let lookups that are already queued go first.
@@ -82,6 +88,15 @@ impl ShardState {
         )
         .expect("the decode queue is created at shard start and never removed");
         task.await
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    fn set_open_count(&self, n: usize) {
+        // Only this shard writes it, so a load and a store are enough (no atomic RMW).
+        self.connections_open.store(n, Ordering::Relaxed);
     }
 
     pub fn next_conn_id(&self) -> ConnId {
@@ -119,6 +134,10 @@ pub struct ShardSetup {
     pub close_requests: flume::Receiver<ConnId>,
     /// Dropped once this shard's reactor exists (see `server::start` on memlock).
     pub ready: std::sync::mpsc::Sender<()>,
+    /// Shared with the waker thread, which pokes only shards that have connections.
+    pub connections_open: Arc<AtomicUsize>,
+    /// Periodic pokes from the waker thread.
+    pub pokes: flume::Receiver<()>,
 }
 
 pub async fn run(setup: ShardSetup) {
@@ -133,12 +152,18 @@ pub async fn run(setup: ShardSetup) {
         snapshot: RefCell::new(arc_swap::Cache::new(setup.published)),
         updates: setup.updates,
         inflight: glommio::sync::Semaphore::new(setup.config.registration_inflight_bytes_per_shard_max),
-        connections_open: Cell::new(0),
+        connections_open: setup.connections_open,
+        decode_turn: glommio::sync::Semaphore::new(1),
         conn_seq: Cell::new(0),
         decode_queue,
         open_fds: RefCell::new(HashMap::new()),
         config: setup.config,
     });
+
+    // glommio 0.9 can park with runnable tasks (see `server::spawn_waker`): every poke
+    // from the waker thread is a foreign wake-up that gets the executor out of such a park.
+    let pokes = setup.pokes;
+    glommio::spawn_local(async move { while pokes.recv_async().await.is_ok() {} }).detach();
 
     let closer_state = state.clone();
     let close_requests = setup.close_requests;
@@ -159,21 +184,21 @@ pub async fn run(setup: ShardSetup) {
             }
         };
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
-        if state.connections_open.get() >= state.config.connections_per_shard_max {
+        if state.open_count() >= state.config.connections_per_shard_max {
             tracing::warn!(
                 shard = state.id,
                 "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
-                state.connections_open.get(),
+                state.open_count(),
                 state.config.connections_per_shard_max
             );
             drop(stream);
             continue;
         }
-        state.connections_open.set(state.connections_open.get() + 1);
+        state.set_open_count(state.open_count() + 1);
         let conn_state = state.clone();
         glommio::spawn_local(async move {
             connection::serve(stream, peer, &conn_state).await;
-            conn_state.connections_open.set(conn_state.connections_open.get() - 1);
+            conn_state.set_open_count(conn_state.open_count() - 1);
         })
         .detach();
     }
