@@ -8,6 +8,8 @@
 use crate::protocol::body::BodyEncoding;
 use crate::protocol::codes;
 use crate::protocol::header::{parse_java_bool, Header};
+use crate::route::table::UnitList;
+use crate::route::writer::AdminRequest;
 
 /// REGISTER_BROKER header fields (requests.md §2, 103).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +38,26 @@ pub struct BrokerIdentity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    GetRouteInfo { topic: String, standard_json: bool },
+    /// `zone`: the caller's zone when it asked for zone filtering (`__ZONE_MODE=true`).
+    GetRouteInfo {
+        topic: String,
+        standard_json: bool,
+        zone: Option<String>,
+    },
     RegisterBroker(RegisterBrokerHeader),
     UnregisterBroker(BrokerIdentity),
     QueryDataVersion(BrokerIdentity),
-    BrokerHeartbeat { cluster_name: String, broker_addr: String, broker_name: String },
+    BrokerHeartbeat {
+        cluster_name: String,
+        broker_addr: String,
+        broker_name: String,
+    },
     GetBrokerClusterInfo,
-    RegisterTopic { topic: String },
+    RegisterTopic {
+        topic: String,
+    },
+    /// KV, topic lists, admin and config requests, all answered by the writer.
+    Admin(AdminRequest),
     Unsupported(i32),
 }
 
@@ -83,6 +98,12 @@ impl Command {
                 topic: required(h, "topic")?.to_string(),
                 standard_json: h.version >= codes::VERSION_STANDARD_JSON_MIN
                     || h.ext("acceptStandardJsonOnly").is_some_and(parse_java_bool),
+                zone: match (h.ext("__ZONE_MODE"), h.ext("__ZONE_NAME")) {
+                    (Some(mode), Some(zone)) if parse_java_bool(mode) && !zone.trim().is_empty() => {
+                        Some(zone.to_string())
+                    }
+                    _ => None,
+                },
             },
             codes::REGISTER_BROKER => {
                 let encoding = if h.ext(EXT_BODY_ENCODING).is_some_and(|v| v.eq_ignore_ascii_case("zstd")) {
@@ -115,6 +136,57 @@ impl Command {
             },
             codes::GET_BROKER_CLUSTER_INFO => Command::GetBrokerClusterInfo,
             codes::REGISTER_TOPIC_IN_NAMESRV => Command::RegisterTopic { topic: required(h, "topic")?.to_string() },
+            codes::PUT_KV_CONFIG => {
+                // Java checks these two itself, with this remark (golden seq 27).
+                let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
+                    return Err(CommandError("namespace or key is null".into()));
+                };
+                Command::Admin(AdminRequest::PutKv {
+                    namespace: namespace.to_string(),
+                    key: key.to_string(),
+                    value: required(h, "value")?.to_string(),
+                })
+            }
+            codes::GET_KV_CONFIG => Command::Admin(AdminRequest::GetKv {
+                namespace: required(h, "namespace")?.to_string(),
+                key: required(h, "key")?.to_string(),
+            }),
+            codes::DELETE_KV_CONFIG => Command::Admin(AdminRequest::DeleteKv {
+                namespace: required(h, "namespace")?.to_string(),
+                key: required(h, "key")?.to_string(),
+            }),
+            codes::GET_KVLIST_BY_NAMESPACE => {
+                Command::Admin(AdminRequest::GetKvList { namespace: required(h, "namespace")?.to_string() })
+            }
+            codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Command::Admin(AdminRequest::AllTopics),
+            codes::GET_TOPICS_BY_CLUSTER => {
+                Command::Admin(AdminRequest::TopicsByCluster { cluster: required(h, "cluster")?.to_string() })
+            }
+            codes::GET_SYSTEM_TOPIC_LIST_FROM_NS => Command::Admin(AdminRequest::SystemTopics),
+            codes::GET_UNIT_TOPIC_LIST => Command::Admin(AdminRequest::UnitTopics(UnitList::Unit)),
+            codes::GET_HAS_UNIT_SUB_TOPIC_LIST => Command::Admin(AdminRequest::UnitTopics(UnitList::HasUnitSub)),
+            codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
+                Command::Admin(AdminRequest::UnitTopics(UnitList::HasUnitSubNotUnit))
+            }
+            codes::DELETE_TOPIC_IN_NAMESRV => Command::Admin(AdminRequest::DeleteTopic {
+                topic: required(h, "topic")?.to_string(),
+                cluster: h.ext("clusterName").map(str::to_string),
+            }),
+            codes::WIPE_WRITE_PERM_OF_BROKER => Command::Admin(AdminRequest::WritePerm {
+                broker_name: required(h, "brokerName")?.to_string(),
+                wipe: true,
+            }),
+            codes::ADD_WRITE_PERM_OF_BROKER => Command::Admin(AdminRequest::WritePerm {
+                broker_name: required(h, "brokerName")?.to_string(),
+                wipe: false,
+            }),
+            codes::GET_BROKER_MEMBER_GROUP => Command::Admin(AdminRequest::MemberGroup {
+                cluster: required(h, "clusterName")?.to_string(),
+                broker_name: required(h, "brokerName")?.to_string(),
+            }),
+            codes::GET_NAMESRV_CONFIG => Command::Admin(AdminRequest::GetConfig),
+            // The body is attached by the handler.
+            codes::UPDATE_NAMESRV_CONFIG => Command::Admin(AdminRequest::UpdateConfig { body: Vec::new() }),
             other => Command::Unsupported(other),
         })
     }
@@ -140,12 +212,20 @@ mod tests {
     #[test]
     fn route_flavour_follows_version_and_flag() {
         let cmd = |v, ext: &[(&str, &str)]| Command::parse(&header(105, v, ext)).unwrap();
-        assert_eq!(cmd(401, &[("topic", "T")]), Command::GetRouteInfo { topic: "T".into(), standard_json: true });
-        assert_eq!(cmd(400, &[("topic", "T")]), Command::GetRouteInfo { topic: "T".into(), standard_json: false });
+        let route = |standard_json, zone: Option<&str>| Command::GetRouteInfo {
+            topic: "T".into(),
+            standard_json,
+            zone: zone.map(str::to_string),
+        };
+        assert_eq!(cmd(401, &[("topic", "T")]), route(true, None));
+        assert_eq!(cmd(400, &[("topic", "T")]), route(false, None));
+        assert_eq!(cmd(400, &[("topic", "T"), ("acceptStandardJsonOnly", "TRUE")]), route(true, None));
         assert_eq!(
-            cmd(400, &[("topic", "T"), ("acceptStandardJsonOnly", "TRUE")]),
-            Command::GetRouteInfo { topic: "T".into(), standard_json: true }
+            cmd(479, &[("topic", "T"), ("__ZONE_MODE", "true"), ("__ZONE_NAME", "z1")]),
+            route(true, Some("z1"))
         );
+        assert_eq!(cmd(479, &[("topic", "T"), ("__ZONE_MODE", "true"), ("__ZONE_NAME", " ")]), route(true, None));
+        assert_eq!(cmd(479, &[("topic", "T"), ("__ZONE_MODE", "false"), ("__ZONE_NAME", "z1")]), route(true, None));
     }
 
     #[test]
@@ -198,6 +278,22 @@ mod tests {
                 body_crc32: 0,
                 zone_name: Some("z1".into()),
             })),
+        );
+    }
+
+    #[test]
+    fn put_kv_config_uses_javas_remark_for_namespace_and_key() {
+        check(
+            header(100, 479, &[("namespace", "n"), ("value", "v")]),
+            Err(CommandError("namespace or key is null".into())),
+        );
+        check(
+            header(100, 479, &[("namespace", "n"), ("key", "k")]),
+            Err(CommandError("missing required header field: value".into())),
+        );
+        check(
+            header(216, 479, &[("topic", "t"), ("clusterName", "c")]),
+            Ok(Command::Admin(AdminRequest::DeleteTopic { topic: "t".into(), cluster: Some("c".into()) })),
         );
     }
 

@@ -1,39 +1,21 @@
 //! `Command` → answer. Lookups are served from the shard's current snapshot (pre-encoded
-//! bytes, no lock); writes become `RouteUpdate`s for the writer, whose answer is awaited.
-//! Must not: lock, block the executor, or touch the route table.
+//! bytes, no lock); writes, KV, admin and config requests become `RouteUpdate`s for the
+//! writer, whose answer is awaited. Must not: lock, block the executor, or touch the table.
 
 use crate::command::{Command, CommandError, RegisterBrokerHeader};
-use crate::protocol::body;
+use crate::protocol::answer::Answer;
+use crate::protocol::body::{self, JsonFlavour};
 use crate::protocol::codes;
 use crate::protocol::header::Header;
-use crate::route::table::{RegisterBroker, RegisterOutcome, Unregister};
-use crate::route::writer::RouteUpdate;
+use crate::route::table::{RegisterBroker, Unregister};
+use crate::route::writer::{AdminRequest, RouteUpdate};
 use crate::route::ConnId;
 use crate::shard::ShardState;
 use bytes::Bytes;
+use std::time::Instant;
 
 /// Remark Java appends to TOPIC_NOT_EXIST (FAQUrl.suggestTodo(APPLY_TOPIC_URL)).
 const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.";
-
-/// One answer, before encoding.
-#[derive(Debug, Default)]
-pub struct Answer {
-    pub code: i32,
-    pub remark: Option<String>,
-    /// `Some(vec![])` is written as `"extFields":{}` (Java's typed response headers).
-    pub ext_fields: Option<Vec<(&'static str, String)>>,
-    pub body: Bytes,
-}
-
-impl Answer {
-    fn ok(body: Bytes) -> Answer {
-        Answer { code: codes::SUCCESS, body, ..Answer::default() }
-    }
-
-    fn error(code: i32, remark: String) -> Answer {
-        Answer { code, remark: Some(remark), ..Answer::default() }
-    }
-}
 
 /// What the connection must remember after a request.
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,15 +33,8 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
         }
     };
     match command {
-        Command::GetRouteInfo { topic, standard_json } => {
-            let snapshot = shard.snapshot();
-            match snapshot.route(&topic) {
-                Some(route) => Answer::ok(if standard_json { route.standard.clone() } else { route.legacy.clone() }),
-                None => Answer::error(
-                    codes::TOPIC_NOT_EXIST,
-                    format!("No topic route info in name server for the topic: {topic}{FAQ_SUFFIX}"),
-                ),
-            }
+        Command::GetRouteInfo { topic, standard_json, zone } => {
+            route_info(shard, &topic, standard_json, zone.as_deref())
         }
         Command::GetBrokerClusterInfo => Answer::ok(shard.snapshot().cluster_info.clone()),
         Command::RegisterBroker(h) => {
@@ -96,12 +71,7 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
                     if let Some(dv) = stored {
                         body::encode_data_version(&mut out, &dv);
                     }
-                    Answer {
-                        code: codes::SUCCESS,
-                        remark: None,
-                        ext_fields: Some(vec![("changed", changed.to_string())]),
-                        body: Bytes::from(out),
-                    }
+                    Answer::ok_with_ext(vec![("changed", changed.to_string())], out)
                 }
                 None => writer_gone(),
             }
@@ -115,14 +85,17 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
                 Ok(q) => q,
                 Err(e) => return Answer::error(codes::SYSTEM_ERROR, e.to_string()),
             };
-            match shard.call(|reply| RouteUpdate::RegisterTopic { topic, queue_datas, reply }).await {
-                Some(Ok(())) => Answer::ok(Bytes::new()),
-                Some(Err(remark)) => {
-                    tracing::warn!(conn = conn.0, "REGISTER_TOPIC_IN_NAMESRV refused: {remark}");
-                    Answer::error(codes::SYSTEM_ERROR, remark)
-                }
-                None => writer_gone(),
-            }
+            shard
+                .call(|reply| RouteUpdate::RegisterTopic { topic, queue_datas, reply })
+                .await
+                .unwrap_or_else(writer_gone)
+        }
+        Command::Admin(request) => {
+            let request = match request {
+                AdminRequest::UpdateConfig { .. } => AdminRequest::UpdateConfig { body: body.to_vec() },
+                other => other,
+            };
+            shard.call(|reply| RouteUpdate::Admin { request, reply }).await.unwrap_or_else(writer_gone)
         }
         Command::Unsupported(code) => {
             Answer::error(codes::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))
@@ -130,8 +103,29 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
     }
 }
 
+/// GET_ROUTEINFO_BY_TOPIC from the shard's snapshot (behaviour.md §7).
+fn route_info(shard: &ShardState, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
+    let snapshot = shard.snapshot();
+    if snapshot.not_ready_until.is_some_and(|until| Instant::now() < until) {
+        return Answer::error(codes::SYSTEM_ERROR, "name server not ready");
+    }
+    let Some(route) = snapshot.route(topic) else {
+        return Answer::error(
+            codes::TOPIC_NOT_EXIST,
+            format!("No topic route info in name server for the topic: {topic}{FAQ_SUFFIX}"),
+        );
+    };
+    if let Some(zone) = zone {
+        // Java filters after encoding and re-encodes in the legacy flavour, whatever the version.
+        let mut out = Vec::with_capacity(route.legacy.len());
+        route.model.zone_filtered(zone).encode(&mut out, JsonFlavour::Legacy);
+        return Answer::ok(out);
+    }
+    Answer::ok(if standard_json { route.standard.clone() } else { route.legacy.clone() })
+}
+
 fn writer_gone() -> Answer {
-    Answer::error(codes::SYSTEM_ERROR, "route writer is not running (server shutting down)".to_string())
+    Answer::error(codes::SYSTEM_ERROR, "route writer is not running (server shutting down)")
 }
 
 async fn register_broker(
@@ -143,7 +137,7 @@ async fn register_broker(
 ) -> Answer {
     if let Err(e) = body::check_body_crc32(&body, h.body_crc32) {
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
-        return register_error(e.to_string());
+        return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
     }
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let encoding = h.encoding;
@@ -153,7 +147,7 @@ async fn register_broker(
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, ?encoding, "REGISTER_BROKER refused: {e}");
-            return register_error(e.to_string());
+            return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
         }
     };
     let req = Box::new(RegisterBroker {
@@ -167,25 +161,5 @@ async fn register_broker(
         zone_name: h.zone_name,
         body: decoded,
     });
-    match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
-        Some(RegisterOutcome::Accepted { master_addr, ha_server_addr }) => {
-            let mut ext = Vec::new();
-            if let (Some(m), Some(ha)) = (master_addr, ha_server_addr) {
-                ext.push(("haServerAddr", ha));
-                ext.push(("masterAddr", m));
-            }
-            Answer { code: codes::SUCCESS, remark: None, ext_fields: Some(ext), body: Bytes::new() }
-        }
-        Some(RegisterOutcome::Refused(remark)) => {
-            tracing::warn!(conn = conn.0, "REGISTER_BROKER refused: {remark}");
-            register_error(remark)
-        }
-        None => writer_gone(),
-    }
-}
-
-/// Java creates the typed response header before any check, so even its REGISTER_BROKER
-/// errors carry `"extFields":{}`.
-fn register_error(remark: String) -> Answer {
-    Answer { code: codes::SYSTEM_ERROR, remark: Some(remark), ext_fields: Some(Vec::new()), body: Bytes::new() }
+    shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await.unwrap_or_else(writer_gone)
 }

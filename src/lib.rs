@@ -14,11 +14,13 @@
 //! - [`shard`], [`connection`]: executors, accept loops, per-connection I/O.
 //! - [`server`]: start-up (locks, listeners, threads).
 //! - [`persist`]: crash-safe files (KV config, config store).
+//! - [`notify`]: the outbound NOTIFY_MIN_BROKER_ID_CHANGE sender.
 
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod handler;
+pub mod notify;
 pub mod persist;
 pub mod protocol;
 pub mod route;

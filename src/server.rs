@@ -3,9 +3,9 @@
 
 use crate::config::Config;
 use crate::route::snapshot::RouteSnapshot;
-use crate::route::table::TableLimits;
-use crate::route::writer::{SnapshotCell, Writer};
+use crate::route::writer::{SnapshotCell, Writer, WriterSetup};
 use crate::shard::{self, ShardSetup};
+use crate::{notify, persist};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fs::File;
@@ -15,7 +15,7 @@ use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Running {
     pub local_addr: SocketAddr,
@@ -157,12 +157,19 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         closers.push(tx);
         close_rxs.push(rx);
     }
-    let limits = TableLimits {
-        topics_max: config.topics_max,
-        brokers_max: config.brokers_max,
-        broker_timeout_default_ms: config.broker_timeout_default_ms,
-    };
-    let writer = Writer::new(limits, published.clone(), updates_rx, closers, config.scan_interval());
+    let kv_path = config.kv_config_path();
+    let kv = persist::load_kv(&kv_path).map_err(err)?;
+    let (notify_tx, notify_rx) = flume::bounded(notify::NOTIFY_QUEUE_LEN_MAX);
+    notify::spawn(notify_rx).map_err(|e| err(format!("cannot start the notifier thread: {e}")))?;
+    let writer = Writer::new(WriterSetup {
+        config: config.clone(),
+        kv,
+        published: published.clone(),
+        updates: updates_rx,
+        closers,
+        notifications: notify_tx,
+        started_at: Instant::now(),
+    });
     let writer = std::thread::Builder::new()
         .name("meridian-writer".into())
         .spawn(move || writer.run())

@@ -1,22 +1,90 @@
 //! Immutable `RouteSnapshot`s: what every reader shard answers lookups from.
 //!
-//! A snapshot holds, per topic, the route answer already encoded in both JSON flavours, and
-//! the cluster-info answer. It is built by the writer from the previous snapshot plus the
+//! A snapshot holds, per topic, the route answer already encoded in both JSON flavours plus
+//! the model a zone-filtered answer is cut from, the cluster-info answer, and the few
+//! switches a lookup needs. It is built by the writer from the previous snapshot plus the
 //! table's recorded changes: the topic map is a persistent (structurally shared) map, so a
 //! publish costs what changed, not the table size. Never mutated after publication.
 
-use super::table::RouteTable;
-use crate::protocol::body::{self, BrokerData, JsonFlavour, QueueData, TopicRouteView};
+use super::table::{RouteTable, PERM_WRITE};
+use crate::protocol::body::{self, BrokerData, JsonFlavour, QueueData, TopicQueueMappingInfo, TopicRouteView};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
-/// Both encodings of one topic's TopicRouteData.
+/// Topics brokers use to sync acting-master membership; Java never rewrites their routes.
+const SYNC_BROKER_MEMBER_GROUP_PREFIX: &str = "rmq_sys_SYNC_BROKER_MEMBER_";
+/// brokerId of a master.
+const MASTER_ID: i64 = 0;
+
+/// What a route answer contains, kept so that zone-filtered answers can be cut from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteModel {
+    pub broker_datas: Vec<BrokerData>,
+    pub queue_datas: Vec<QueueData>,
+    pub filter_server_table: Vec<(String, Vec<String>)>,
+    pub order_topic_conf: Option<String>,
+    pub topic_queue_mapping_by_broker: Vec<(String, TopicQueueMappingInfo)>,
+}
+
+impl RouteModel {
+    pub fn encode(&self, out: &mut Vec<u8>, flavour: JsonFlavour) {
+        let brokers: Vec<&BrokerData> = self.broker_datas.iter().collect();
+        let queues: Vec<&QueueData> = self.queue_datas.iter().collect();
+        let filters: Vec<(&str, &[String])> =
+            self.filter_server_table.iter().map(|(a, l)| (a.as_str(), l.as_slice())).collect();
+        let mapping: Vec<(&str, &TopicQueueMappingInfo)> =
+            self.topic_queue_mapping_by_broker.iter().map(|(b, m)| (b.as_str(), m)).collect();
+        let view = TopicRouteView {
+            broker_datas: &brokers,
+            queue_datas: &queues,
+            filter_server_table: &filters,
+            order_topic_conf: self.order_topic_conf.as_deref(),
+            topic_queue_mapping_by_broker: &mapping,
+        };
+        body::encode_topic_route(out, &view, flavour);
+    }
+
+    /// Zone filtering (behaviour.md §7 step 9): keep broker groups in the caller's zone
+    /// (case-insensitive) or without a master; drop the others with their queue data and
+    /// their addresses' filter servers. Java re-encodes the result in the legacy flavour.
+    pub fn zone_filtered(&self, zone: &str) -> RouteModel {
+        let mut out = self.clone();
+        let mut dropped_names = Vec::new();
+        let mut dropped_addrs = Vec::new();
+        out.broker_datas.retain(|bd| {
+            let keep = bd.zone_name.as_deref().is_some_and(|z| z.eq_ignore_ascii_case(zone))
+                || !bd.broker_addrs.contains_key(&MASTER_ID);
+            if !keep {
+                dropped_names.push(bd.broker_name.clone());
+                dropped_addrs.extend(bd.broker_addrs.values().cloned());
+            }
+            keep
+        });
+        out.queue_datas.retain(|qd| !dropped_names.contains(&qd.broker_name));
+        out.filter_server_table.retain(|(addr, _)| !dropped_addrs.contains(addr));
+        out
+    }
+}
+
+/// One topic's answer.
 #[derive(Debug)]
 pub struct TopicRoute {
     /// For request version ≥ 401 or `acceptStandardJsonOnly=true`.
     pub standard: Bytes,
     /// fastjson default form, for older clients.
     pub legacy: Bytes,
+    pub model: RouteModel,
+}
+
+/// Switches that shape route answers, owned by the writer.
+#[derive(Debug, Clone, Default)]
+pub struct RouteBuildOptions {
+    /// `orderMessageEnable`: ORDER_TOPIC_CONFIG values, by topic, go into `orderTopicConf`.
+    pub order_topic_conf: Option<BTreeMap<String, String>>,
+    /// `supportActingMaster`: rewrite a masterless acting-master group's smallest id as 0.
+    pub support_acting_master: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -26,13 +94,20 @@ pub struct RouteSnapshot {
     pub topics: im::HashMap<Arc<str>, Arc<TopicRoute>>,
     /// GET_BROKER_CLUSTER_INFO body (always the legacy flavour, as Java answers).
     pub cluster_info: Bytes,
+    /// `needWaitForService`: route lookups answer "name server not ready" until then.
+    pub not_ready_until: Option<Instant>,
 }
 
 impl RouteSnapshot {
     pub fn empty() -> RouteSnapshot {
         let mut cluster_info = Vec::new();
         body::encode_cluster_info(&mut cluster_info, &[], &[]);
-        RouteSnapshot { generation: 0, topics: im::HashMap::new(), cluster_info: Bytes::from(cluster_info) }
+        RouteSnapshot {
+            generation: 0,
+            topics: im::HashMap::new(),
+            cluster_info: Bytes::from(cluster_info),
+            not_ready_until: None,
+        }
     }
 
     pub fn route(&self, topic: &str) -> Option<&Arc<TopicRoute>> {
@@ -40,12 +115,18 @@ impl RouteSnapshot {
     }
 
     /// Next generation: the previous snapshot with the table's recorded changes applied.
-    pub fn next(&self, table: &mut RouteTable) -> RouteSnapshot {
+    pub fn next(
+        &self,
+        table: &mut RouteTable,
+        options: &RouteBuildOptions,
+        not_ready_until: Option<Instant>,
+    ) -> RouteSnapshot {
         let changes = table.take_changes();
         let mut next = self.clone();
         next.generation = self.generation + 1;
+        next.not_ready_until = not_ready_until;
         for topic in changes.topics {
-            match build_topic_route(table, &topic) {
+            match build_topic_route(table, &topic, options) {
                 Some(route) => {
                     next.topics.insert(Arc::from(topic.as_str()), Arc::new(route));
                 }
@@ -60,40 +141,63 @@ impl RouteSnapshot {
         assert!(next.generation > self.generation, "generation {} after {}", next.generation, self.generation);
         next
     }
+
+    /// Whether a reader could tell `self` from `other`.
+    pub fn same_content(&self, other: &RouteSnapshot) -> bool {
+        self.topics.ptr_eq(&other.topics)
+            && self.cluster_info == other.cluster_info
+            && self.not_ready_until == other.not_ready_until
+    }
 }
 
-/// Route assembly (behaviour.md §7 steps 1–5); `None` = TOPIC_NOT_EXIST.
-pub fn build_topic_route(table: &RouteTable, topic: &str) -> Option<TopicRoute> {
+/// Route assembly (behaviour.md §7 steps 1–7); `None` = TOPIC_NOT_EXIST.
+pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<TopicRoute> {
     let per_broker = table.topic_queue_datas(topic)?;
-    let queue_datas: Vec<&QueueData> = per_broker.values().collect();
-    let broker_datas: Vec<&BrokerData> = per_broker.keys().filter_map(|name| table.broker_data(name)).collect();
+    let queue_datas: Vec<QueueData> = per_broker.values().cloned().collect();
+    let mut broker_datas: Vec<BrokerData> =
+        per_broker.keys().filter_map(|name| table.broker_data(name)).cloned().collect();
     if broker_datas.is_empty() {
         return None;
     }
-    let mut filter_entries: Vec<(&str, &[String])> = Vec::new();
+    let mut filter_server_table = Vec::new();
     if table.has_filter_servers() {
         for bd in &broker_datas {
             for addr in bd.broker_addrs.values() {
                 if let Some(list) = table.filter_servers(&bd.cluster, addr) {
-                    filter_entries.push((addr.as_str(), list.as_slice()));
+                    filter_server_table.push((addr.clone(), list.clone()));
                 }
             }
         }
     }
-    let mapping: Vec<(&str, &body::TopicQueueMappingInfo)> =
-        table.topic_mapping(topic).map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect()).unwrap_or_default();
-    let view = TopicRouteView {
-        broker_datas: &broker_datas,
-        queue_datas: &queue_datas,
-        filter_server_table: &filter_entries,
-        order_topic_conf: None,
-        topic_queue_mapping_by_broker: &mapping,
+    if options.support_acting_master && !topic.starts_with(SYNC_BROKER_MEMBER_GROUP_PREFIX) {
+        for bd in &mut broker_datas {
+            if bd.broker_addrs.is_empty() || bd.broker_addrs.contains_key(&MASTER_ID) || !bd.enable_acting_master {
+                continue;
+            }
+            let writable =
+                queue_datas.iter().find(|q| q.broker_name == bd.broker_name).map(|q| q.perm & PERM_WRITE != 0);
+            if writable == Some(false) {
+                let min_id = *bd.broker_addrs.keys().next().expect("checked non-empty");
+                let addr = bd.broker_addrs.remove(&min_id).expect("key just read");
+                bd.broker_addrs.insert(MASTER_ID, addr);
+            }
+        }
+    }
+    let model = RouteModel {
+        broker_datas,
+        queue_datas,
+        filter_server_table,
+        order_topic_conf: options.order_topic_conf.as_ref().and_then(|m| m.get(topic).cloned()),
+        topic_queue_mapping_by_broker: table
+            .topic_mapping(topic)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     };
     let mut standard = Vec::with_capacity(256);
-    body::encode_topic_route(&mut standard, &view, JsonFlavour::Standard);
+    model.encode(&mut standard, JsonFlavour::Standard);
     let mut legacy = Vec::with_capacity(standard.len());
-    body::encode_topic_route(&mut legacy, &view, JsonFlavour::Legacy);
-    Some(TopicRoute { standard: Bytes::from(standard), legacy: Bytes::from(legacy) })
+    model.encode(&mut legacy, JsonFlavour::Legacy);
+    Some(TopicRoute { standard: Bytes::from(standard), legacy: Bytes::from(legacy), model })
 }
 
 fn build_cluster_info(table: &RouteTable) -> Bytes {

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// PermName.PERM_WRITE.
 pub const PERM_WRITE: i32 = 2;
+/// PermName.PERM_READ.
+pub const PERM_READ: i32 = 4;
 /// brokerId of a master.
 pub const MASTER_ID: i64 = 0;
 
@@ -72,12 +74,48 @@ pub struct TableLimits {
     pub broker_timeout_default_ms: u64,
 }
 
+/// Switches of Java's NamesrvConfig that change table rules; the writer keeps them current.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOptions {
+    /// behaviour.md §2 step 10a.
+    pub delete_topic_with_broker_registration: bool,
+    /// Record NOTIFY_MIN_BROKER_ID_CHANGE notifications (behaviour.md §6).
+    pub notify_min_broker_id_changed: bool,
+}
+
 /// What changed since the last `take_changes`.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub topics: HashSet<String>,
     pub cluster: bool,
 }
+
+/// A NOTIFY_MIN_BROKER_ID_CHANGE (905) to send, one-way, to each target address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinIdNotification {
+    pub targets: Vec<String>,
+    pub min_broker_id: i64,
+    pub min_broker_addr: String,
+    /// Unregister path: the address that went away.
+    pub offline_broker_addr: Option<String>,
+    /// Register path: the registering broker's HA address.
+    pub ha_broker_addr: Option<String>,
+}
+
+/// Which unit flag a unit topic list selects (codes 311, 312, 313).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitList {
+    /// 311: topicSysFlag bit 0 (UNIT).
+    Unit,
+    /// 312: bit 1 (UNIT_SUB).
+    HasUnitSub,
+    /// 313: bit 1 set and bit 0 clear.
+    HasUnitSubNotUnit,
+}
+
+/// TopicSysFlag bits (bodies.md §1).
+const FLAG_UNIT: i32 = 1;
+const FLAG_UNIT_SUB: i32 = 2;
 
 pub struct RouteTable {
     limits: TableLimits,
@@ -95,6 +133,8 @@ pub struct RouteTable {
     /// broker change touches only its own topics.
     broker_topics: HashMap<String, HashSet<String>>,
     changes: Changes,
+    options: TableOptions,
+    notifications: Vec<MinIdNotification>,
 }
 
 impl RouteTable {
@@ -109,7 +149,31 @@ impl RouteTable {
             mapping: HashMap::new(),
             broker_topics: HashMap::new(),
             changes: Changes::default(),
+            options: TableOptions::default(),
+            notifications: Vec::new(),
         }
+    }
+
+    pub fn set_options(&mut self, options: TableOptions) {
+        self.options = options;
+    }
+
+    /// NOTIFY_MIN_BROKER_ID_CHANGE messages recorded since the last call.
+    pub fn take_notifications(&mut self) -> Vec<MinIdNotification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// Marks a topic's route as changed for reasons outside the table (e.g. its
+    /// orderTopicConf in the KV config).
+    pub fn mark_topic_changed(&mut self, topic: &str) {
+        if self.topic_queue.contains_key(topic) {
+            self.changes.topics.insert(topic.to_string());
+        }
+    }
+
+    /// Marks every route as changed (a switch that shapes every answer was flipped).
+    pub fn mark_all_topics_changed(&mut self) {
+        self.changes.topics.extend(self.topic_queue.keys().cloned());
     }
 
     pub fn take_changes(&mut self) -> Changes {
@@ -236,6 +300,8 @@ impl RouteTable {
             }
         });
         let before = bd.clone();
+        // Step 4 (before any change to the group).
+        let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| req.broker_id < *min);
         bd.enable_acting_master = !old_version_broker && req.enable_acting_master == Some(true);
         bd.zone_name = req.zone_name.clone();
         // Step 5: the same address under another id (a slave promoted to master) goes.
@@ -256,6 +322,9 @@ impl RouteTable {
 
         // Step 10: only a master, or a 5.x slave standing in for an absent master, writes topics.
         if is_master || is_prime_slave {
+            if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
+                self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+            }
             let dv_changed = self.live.get(&key).is_none_or(|l| l.data_version != dv);
             for tc in &req.body.topic_configs {
                 let has_queue = self.topic_queue.get(&tc.topic_name).is_some_and(|m| m.contains_key(&req.broker_name));
@@ -307,6 +376,24 @@ impl RouteTable {
                 self.mark_broker_topics(&req.broker_name);
             }
         }
+        // Step 14.
+        if min_id_changed && self.options.notify_min_broker_id_changed {
+            if let Some(bd) = self.broker_addr.get(&req.broker_name) {
+                let (min_id, min_addr) = bd.broker_addrs.iter().next().expect("the group has the new broker");
+                let targets: Vec<String> = if bd.broker_addrs.len() == 1 {
+                    bd.broker_addrs.values().cloned().collect()
+                } else {
+                    bd.broker_addrs.iter().filter(|(id, _)| *id != min_id).map(|(_, a)| a.clone()).collect()
+                };
+                self.notifications.push(MinIdNotification {
+                    targets,
+                    min_broker_id: *min_id,
+                    min_broker_addr: min_addr.clone(),
+                    offline_broker_addr: None,
+                    ha_broker_addr: Some(req.ha_server_addr.clone()),
+                });
+            }
+        }
         // Step 13.
         if !is_master {
             let master = self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&MASTER_ID)).cloned();
@@ -334,11 +421,25 @@ impl RouteTable {
                 self.mark_broker_topics(&r.broker_name);
             }
             let Some(bd) = self.broker_addr.get_mut(&r.broker_name) else { continue };
+            let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| r.broker_id == *min);
             // Java matches by address, not by the requested id.
             let before = bd.broker_addrs.len();
             bd.broker_addrs.retain(|_, addr| *addr != r.broker_addr);
             let now_empty = bd.broker_addrs.is_empty();
-            if bd.broker_addrs.len() != before {
+            let shrunk = bd.broker_addrs.len() != before;
+            let notification =
+                (min_id_changed && !now_empty && bd.enable_acting_master && self.options.notify_min_broker_id_changed)
+                    .then(|| {
+                        let (min_id, min_addr) = bd.broker_addrs.iter().next().expect("the group is not empty");
+                        MinIdNotification {
+                            targets: bd.broker_addrs.values().cloned().collect(),
+                            min_broker_id: *min_id,
+                            min_broker_addr: min_addr.clone(),
+                            offline_broker_addr: Some(r.broker_addr.clone()),
+                            ha_broker_addr: None,
+                        }
+                    });
+            if shrunk {
                 self.changes.cluster = true;
                 self.mark_broker_topics(&r.broker_name);
             }
@@ -353,6 +454,7 @@ impl RouteTable {
                 self.changes.cluster = true;
                 removed.push(r.broker_name.clone());
             } else {
+                self.notifications.extend(notification);
                 reduced.push(r.broker_name.clone());
             }
         }
@@ -495,6 +597,123 @@ impl RouteTable {
             self.put_queue_data(topic, qd);
         }
         Ok(())
+    }
+
+    /// Removes one broker name's queue data from a topic, dropping the topic if it empties.
+    fn remove_queue_data(&mut self, topic: &str, broker_name: &str) -> bool {
+        let Some(per_broker) = self.topic_queue.get_mut(topic) else { return false };
+        if per_broker.remove(broker_name).is_none() {
+            return false;
+        }
+        if per_broker.is_empty() {
+            self.topic_queue.remove(topic);
+        }
+        if let Some(topics) = self.broker_topics.get_mut(broker_name) {
+            topics.remove(topic);
+        }
+        self.changes.topics.insert(topic.to_string());
+        true
+    }
+
+    /// Step 10a: topics this broker no longer reports lose its queue data.
+    fn remove_topics_missing_from(&mut self, broker_name: &str, reported: &[crate::protocol::body::TopicConfig]) {
+        let Some(current) = self.broker_topics.get(broker_name) else { return };
+        let reported: HashSet<&str> = reported.iter().map(|t| t.topic_name.as_str()).collect();
+        let gone: Vec<String> = current.iter().filter(|t| !reported.contains(t.as_str())).cloned().collect();
+        for topic in gone {
+            self.remove_queue_data(&topic, broker_name);
+        }
+    }
+
+    /// DELETE_TOPIC_IN_NAMESRV (behaviour.md §8): with a cluster, only that cluster's
+    /// brokers lose the topic; without, the topic goes (static mappings stay, as in Java).
+    pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
+        match cluster {
+            Some(cluster) => {
+                let names: Vec<String> =
+                    self.cluster_addr.get(cluster).map(|n| n.iter().cloned().collect()).unwrap_or_default();
+                for name in names {
+                    self.remove_queue_data(topic, &name);
+                }
+            }
+            None => {
+                let names: Vec<String> =
+                    self.topic_queue.get(topic).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                for name in names {
+                    self.remove_queue_data(topic, &name);
+                }
+            }
+        }
+    }
+
+    /// WIPE_WRITE_PERM_OF_BROKER (`wipe = true`: perm &= ~WRITE) and ADD_WRITE_PERM_OF_BROKER
+    /// (perm = READ|WRITE exactly). Returns how many topics carry the broker, as Java counts.
+    pub fn operate_write_perm(&mut self, broker_name: &str, wipe: bool) -> usize {
+        let topics: Vec<String> =
+            self.broker_topics.get(broker_name).map(|t| t.iter().cloned().collect()).unwrap_or_default();
+        let mut count = 0;
+        for topic in topics {
+            let Some(qd) = self.topic_queue.get_mut(&topic).and_then(|m| m.get_mut(broker_name)) else { continue };
+            count += 1;
+            let perm = if wipe { qd.perm & !PERM_WRITE } else { PERM_READ | PERM_WRITE };
+            if qd.perm != perm {
+                qd.perm = perm;
+                self.changes.topics.insert(topic);
+            }
+        }
+        count
+    }
+
+    /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER: every topic with queue data.
+    pub fn all_topics(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.topic_queue.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// GET_TOPICS_BY_CLUSTER: topics with queue data on any broker name of the cluster.
+    pub fn topics_by_cluster(&self, cluster: &str) -> Vec<&str> {
+        let mut set: BTreeSet<&str> = BTreeSet::new();
+        for name in self.cluster_addr.get(cluster).into_iter().flatten() {
+            for topic in self.broker_topics.get(name).into_iter().flatten() {
+                if self.topic_queue.get(topic).is_some_and(|m| m.contains_key(name)) {
+                    set.insert(topic.as_str());
+                }
+            }
+        }
+        set.into_iter().collect()
+    }
+
+    /// GET_SYSTEM_TOPIC_LIST_FROM_NS: cluster and broker names (brokers create topics named
+    /// after them), plus the first address of the first broker group that has one.
+    pub fn system_topics(&self) -> (Vec<&str>, Option<&str>) {
+        let mut set: BTreeSet<&str> = BTreeSet::new();
+        for (cluster, names) in &self.cluster_addr {
+            set.insert(cluster);
+            set.extend(names.iter().map(String::as_str));
+        }
+        let addr = self.broker_addr.values().find_map(|bd| bd.broker_addrs.values().next()).map(String::as_str);
+        (set.into_iter().collect(), addr)
+    }
+
+    /// Codes 311–313: topics whose first QueueData's topicSysFlag matches.
+    pub fn unit_topics(&self, which: UnitList) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .topic_queue
+            .iter()
+            .filter(|(_, per_broker)| {
+                let Some(qd) = per_broker.values().next() else { return false };
+                let flag = qd.topic_sys_flag;
+                match which {
+                    UnitList::Unit => flag & FLAG_UNIT != 0,
+                    UnitList::HasUnitSub => flag & FLAG_UNIT_SUB != 0,
+                    UnitList::HasUnitSubNotUnit => flag & FLAG_UNIT_SUB != 0 && flag & FLAG_UNIT == 0,
+                }
+            })
+            .map(|(t, _)| t.as_str())
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Asserts that the reverse index matches `topic_queue` (debug builds only: O(table)).

@@ -1,31 +1,58 @@
 //! The single writer: drains `RouteUpdate`s in batches, applies them to the one
-//! `RouteTable`, runs the expiry scan, and publishes the next `RouteSnapshot`.
+//! `RouteTable` and the KV config, runs the expiry scan, and publishes the next
+//! `RouteSnapshot`.
 //!
 //! Runs on its own OS thread so that applying a 100k-topic registration or re-encoding many
-//! routes never occupies a shard's executor while it has lookups to answer. It answers no
-//! client itself: replies go back over the one-shot channel carried by each update, and
-//! only *after* the snapshot containing the change is published, so a peer that got its
-//! answer sees its change on any shard.
+//! routes never occupies a shard's executor while it has lookups to answer. It writes to no
+//! socket: answers go back over the one-shot channel carried by each update, and only
+//! *after* the snapshot containing the change is published, so a peer that got its answer
+//! sees its change on any shard. KV and config writes are durable before they are answered.
 
-use super::snapshot::RouteSnapshot;
-use super::table::{RegisterBroker, RegisterOutcome, RouteTable, TableLimits, Unregister};
+use super::snapshot::{RouteBuildOptions, RouteSnapshot};
+use super::table::{
+    MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
+};
 use super::ConnId;
-use crate::protocol::body::{DataVersion, QueueData};
+use crate::config::Config;
+use crate::persist::{self, KvTable};
+use crate::protocol::answer::Answer;
+use crate::protocol::body::{self, DataVersion, QueueData};
+use crate::protocol::codes;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Updates applied before one publication; bounds reply latency under a storm.
 pub const BATCH_LEN_MAX: usize = 1024;
+/// The KV namespace the NameServer itself interprets (behaviour.md §9).
+pub const NAMESPACE_ORDER_TOPIC_CONFIG: &str = "ORDER_TOPIC_CONFIG";
 
 /// One-shot reply channel.
 pub type Reply<T> = flume::Sender<T>;
+
+/// Admin and KV requests: rare, answered by the writer from the table it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    PutKv { namespace: String, key: String, value: String },
+    GetKv { namespace: String, key: String },
+    DeleteKv { namespace: String, key: String },
+    GetKvList { namespace: String },
+    AllTopics,
+    TopicsByCluster { cluster: String },
+    SystemTopics,
+    UnitTopics(UnitList),
+    DeleteTopic { topic: String, cluster: Option<String> },
+    WritePerm { broker_name: String, wipe: bool },
+    MemberGroup { cluster: String, broker_name: String },
+    GetConfig,
+    UpdateConfig { body: Vec<u8> },
+}
 
 pub enum RouteUpdate {
     RegisterBroker {
         req: Box<RegisterBroker>,
         conn: ConnId,
-        reply: Reply<RegisterOutcome>,
+        reply: Reply<Answer>,
     },
     UnregisterBroker {
         req: Unregister,
@@ -44,59 +71,117 @@ pub enum RouteUpdate {
     RegisterTopic {
         topic: String,
         queue_datas: Vec<QueueData>,
-        reply: Reply<Result<(), String>>,
+        reply: Reply<Answer>,
     },
     /// A connection that had registered a broker closed.
     ConnectionClosed {
         conn: ConnId,
+    },
+    Admin {
+        request: AdminRequest,
+        reply: Reply<Answer>,
     },
 }
 
 /// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
 pub type SnapshotCell = Arc<ArcSwap<RouteSnapshot>>;
 
+/// What the writer is started with besides its channels.
+pub struct WriterSetup {
+    pub config: Config,
+    pub kv: KvTable,
+    pub published: SnapshotCell,
+    pub updates: flume::Receiver<RouteUpdate>,
+    /// Per-shard channels to close a connection whose broker expired (Java closes it too).
+    pub closers: Vec<flume::Sender<ConnId>>,
+    /// NOTIFY_MIN_BROKER_ID_CHANGE messages for the notifier thread.
+    pub notifications: flume::Sender<MinIdNotification>,
+    pub started_at: Instant,
+}
+
 pub struct Writer {
     table: RouteTable,
+    config: Config,
+    kv: KvTable,
     published: SnapshotCell,
     updates: flume::Receiver<RouteUpdate>,
-    /// Per-shard channels to close a connection whose broker expired (Java closes it too).
     closers: Vec<flume::Sender<ConnId>>,
-    scan_interval: Duration,
-    clock_start: Instant,
+    notifications: flume::Sender<MinIdNotification>,
+    started_at: Instant,
+    build: RouteBuildOptions,
 }
 
 enum Pending {
-    Register(Reply<RegisterOutcome>, RegisterOutcome),
+    Answer(Reply<Answer>, Answer),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
-    Topic(Reply<Result<(), String>>, Result<(), String>),
+}
+
+fn table_limits(config: &Config) -> TableLimits {
+    TableLimits {
+        topics_max: config.topics_max,
+        brokers_max: config.brokers_max,
+        broker_timeout_default_ms: config.broker_timeout_default_ms,
+    }
 }
 
 impl Writer {
-    pub fn new(
-        limits: TableLimits,
-        published: SnapshotCell,
-        updates: flume::Receiver<RouteUpdate>,
-        closers: Vec<flume::Sender<ConnId>>,
-        scan_interval: Duration,
-    ) -> Writer {
-        Writer {
-            table: RouteTable::new(limits),
-            published,
-            updates,
-            closers,
-            scan_interval,
-            clock_start: Instant::now(),
-        }
+    pub fn new(setup: WriterSetup) -> Writer {
+        let mut w = Writer {
+            table: RouteTable::new(table_limits(&setup.config)),
+            config: setup.config,
+            kv: setup.kv,
+            published: setup.published,
+            updates: setup.updates,
+            closers: setup.closers,
+            notifications: setup.notifications,
+            started_at: setup.started_at,
+            build: RouteBuildOptions::default(),
+        };
+        w.apply_switches();
+        // The first snapshot already carries the switches (e.g. needWaitForService).
+        let not_ready_until = w.not_ready_until();
+        let first = w.published.load().next(&mut w.table, &w.build, not_ready_until);
+        w.published.store(Arc::new(first));
+        w
     }
 
     fn now_ms(&self) -> u64 {
-        self.clock_start.elapsed().as_millis() as u64
+        self.started_at.elapsed().as_millis() as u64
+    }
+
+    fn not_ready_until(&self) -> Option<Instant> {
+        let n = &self.config.namesrv;
+        n.need_wait_for_service.then(|| self.started_at + Duration::from_secs(n.wait_seconds_for_service))
+    }
+
+    /// Pushes the NamesrvConfig switches into the table rules and the route build options.
+    fn apply_switches(&mut self) {
+        let n = &self.config.namesrv;
+        self.table.set_options(TableOptions {
+            delete_topic_with_broker_registration: n.delete_topic_with_broker_registration,
+            notify_min_broker_id_changed: n.notify_min_broker_id_changed,
+        });
+        let build = RouteBuildOptions {
+            order_topic_conf: n.order_message_enable.then(|| self.order_topic_conf()),
+            support_acting_master: n.support_acting_master,
+        };
+        if build.support_acting_master != self.build.support_acting_master
+            || build.order_topic_conf.is_some() != self.build.order_topic_conf.is_some()
+        {
+            self.table.mark_all_topics_changed();
+        }
+        self.build = build;
+    }
+
+    fn order_topic_conf(&self) -> std::collections::BTreeMap<String, String> {
+        self.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG).cloned().unwrap_or_default()
     }
 
     /// Runs until every sender is gone.
     pub fn run(mut self) {
-        let mut next_scan = Instant::now() + self.scan_interval;
+        let scan_interval = self.config.scan_interval();
+        let mut next_scan = Instant::now() + scan_interval;
         let mut batch = Vec::with_capacity(BATCH_LEN_MAX);
         loop {
             let timeout = next_scan.saturating_duration_since(Instant::now());
@@ -116,7 +201,7 @@ impl Writer {
             }
             if Instant::now() >= next_scan {
                 self.scan();
-                next_scan = Instant::now() + self.scan_interval;
+                next_scan = Instant::now() + scan_interval;
             }
         }
     }
@@ -126,12 +211,15 @@ impl Writer {
         let mut pending = Vec::with_capacity(batch.len());
         let mut unregisters = Vec::new();
         for update in batch.drain(..) {
+            // Unregisters queue up so a batch of them is applied at once (as Java's
+            // BatchUnregistrationService does); anything else sees them applied first.
+            if !matches!(update, RouteUpdate::UnregisterBroker { .. }) {
+                self.flush_unregisters(&mut unregisters);
+            }
             match update {
                 RouteUpdate::RegisterBroker { req, conn, reply } => {
-                    // Pending unregisters go first so a quick restart's re-register wins.
-                    self.flush_unregisters(&mut unregisters);
-                    let outcome = self.table.register_broker(*req, conn, now_ms);
-                    pending.push(Pending::Register(reply, outcome));
+                    let answer = self.register_broker(*req, conn, now_ms);
+                    pending.push(Pending::Answer(reply, answer));
                 }
                 RouteUpdate::UnregisterBroker { req, reply } => {
                     unregisters.push(req);
@@ -143,29 +231,62 @@ impl Writer {
                 }
                 RouteUpdate::BrokerHeartbeat { cluster, addr } => self.table.heartbeat(&cluster, &addr, now_ms),
                 RouteUpdate::RegisterTopic { topic, queue_datas, reply } => {
-                    self.flush_unregisters(&mut unregisters);
-                    let result = self.table.register_topic(&topic, queue_datas);
-                    pending.push(Pending::Topic(reply, result));
+                    let answer = match self.table.register_topic(&topic, queue_datas) {
+                        Ok(()) => Answer::ok(Vec::new()),
+                        Err(remark) => {
+                            tracing::warn!("REGISTER_TOPIC_IN_NAMESRV {topic} refused: {remark}");
+                            Answer::error(codes::SYSTEM_ERROR, remark)
+                        }
+                    };
+                    pending.push(Pending::Answer(reply, answer));
                 }
                 RouteUpdate::ConnectionClosed { conn } => {
-                    self.flush_unregisters(&mut unregisters);
                     let n = self.table.connection_closed(conn);
                     if n > 0 {
                         tracing::info!(conn = conn.0, brokers = n, "connection closed: unregistered its brokers");
                     }
                 }
+                RouteUpdate::Admin { request, reply } => {
+                    let answer = self.admin(request);
+                    pending.push(Pending::Answer(reply, answer));
+                }
             }
         }
         self.flush_unregisters(&mut unregisters);
         self.publish();
+        self.send_notifications();
         // A requester that went away dropped its receiver; nothing to do about that.
         for p in pending {
             let _ = match p {
-                Pending::Register(r, v) => r.send(v).map_err(|_| ()),
+                Pending::Answer(r, v) => r.send(v).map_err(|_| ()),
                 Pending::Unit(r) => r.send(()).map_err(|_| ()),
                 Pending::Version(r, v) => r.send(v).map_err(|_| ()),
-                Pending::Topic(r, v) => r.send(v).map_err(|_| ()),
             };
+        }
+    }
+
+    fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> Answer {
+        match self.table.register_broker(req, conn, now_ms) {
+            RegisterOutcome::Accepted { master_addr, ha_server_addr } => {
+                let mut ext = Vec::new();
+                if let (Some(m), Some(ha)) = (master_addr, ha_server_addr) {
+                    ext.push(("haServerAddr", ha));
+                    ext.push(("masterAddr", m));
+                }
+                // Step 15: brokers mark the listed topics as ordered.
+                let mut out = Vec::new();
+                if self.config.namesrv.return_order_topic_config_to_broker {
+                    if let Some(table) = self.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG) {
+                        let entries: Vec<(&str, &str)> = table.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        body::encode_kv_table(&mut out, &entries);
+                    }
+                }
+                Answer::ok_with_ext(ext, out)
+            }
+            RegisterOutcome::Refused(remark) => {
+                tracing::warn!(conn = conn.0, "REGISTER_BROKER refused: {remark}");
+                Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark)
+            }
         }
     }
 
@@ -189,15 +310,210 @@ impl Writer {
         }
         if !expired.is_empty() {
             self.publish();
+            self.send_notifications();
+        }
+    }
+
+    fn send_notifications(&mut self) {
+        for n in self.table.take_notifications() {
+            if self.notifications.try_send(n).is_err() {
+                tracing::warn!("NOTIFY_MIN_BROKER_ID_CHANGE dropped: the notifier queue is full or stopped");
+            }
         }
     }
 
     fn publish(&mut self) {
         let current = self.published.load();
-        let next = current.next(&mut self.table);
-        if next.topics.ptr_eq(&current.topics) && next.cluster_info == current.cluster_info {
+        let not_ready_until = self.not_ready_until();
+        let next = current.next(&mut self.table, &self.build, not_ready_until);
+        if next.same_content(&current) {
             return; // nothing a reader can see changed
         }
         self.published.store(Arc::new(next));
     }
+
+    // ---------- admin and KV ----------
+
+    fn admin(&mut self, request: AdminRequest) -> Answer {
+        let n = &self.config.namesrv;
+        match request {
+            AdminRequest::PutKv { namespace, key, value } => {
+                let previous = self.kv.entry(namespace.clone()).or_default().insert(key.clone(), value);
+                match self.persist_kv() {
+                    Ok(()) => {
+                        self.kv_changed(&namespace, &key);
+                        Answer::ok(Vec::new())
+                    }
+                    Err(answer) => {
+                        let ns = self.kv.get_mut(&namespace).expect("just inserted");
+                        match previous {
+                            Some(v) => {
+                                ns.insert(key, v);
+                            }
+                            None => {
+                                ns.remove(&key);
+                                if ns.is_empty() {
+                                    self.kv.remove(&namespace);
+                                }
+                            }
+                        }
+                        answer
+                    }
+                }
+            }
+            AdminRequest::DeleteKv { namespace, key } => {
+                let removed = self.kv.get_mut(&namespace).and_then(|ns| ns.remove(&key));
+                if self.kv.get(&namespace).is_some_and(|ns| ns.is_empty()) {
+                    self.kv.remove(&namespace);
+                }
+                // Java rewrites the file even when nothing was removed.
+                match self.persist_kv() {
+                    Ok(()) => {
+                        self.kv_changed(&namespace, &key);
+                        Answer::ok(Vec::new())
+                    }
+                    Err(answer) => {
+                        if let Some(v) = removed {
+                            self.kv.entry(namespace).or_default().insert(key, v);
+                        }
+                        answer
+                    }
+                }
+            }
+            AdminRequest::GetKv { namespace, key } => match self.kv.get(&namespace).and_then(|ns| ns.get(&key)) {
+                Some(v) => Answer::ok_with_ext(vec![("value", v.clone())], Vec::new()),
+                None => Answer::error_with_empty_ext(
+                    codes::QUERY_NOT_FOUND,
+                    format!("No config item, Namespace: {namespace} Key: {key}"),
+                ),
+            },
+            AdminRequest::GetKvList { namespace } => match self.kv.get(&namespace) {
+                Some(ns) => {
+                    let entries: Vec<(&str, &str)> = ns.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let mut out = Vec::new();
+                    body::encode_kv_table(&mut out, &entries);
+                    Answer::ok(out)
+                }
+                None => Answer::error(codes::QUERY_NOT_FOUND, format!("No config item, Namespace: {namespace}")),
+            },
+            AdminRequest::AllTopics => {
+                if !n.enable_all_topic_list {
+                    return Answer::error(codes::SYSTEM_ERROR, "disable");
+                }
+                topic_list(self.table.all_topics(), None)
+            }
+            AdminRequest::TopicsByCluster { cluster } => {
+                if !n.enable_topic_list {
+                    return Answer::error(codes::SYSTEM_ERROR, "disable");
+                }
+                topic_list(self.table.topics_by_cluster(&cluster), None)
+            }
+            AdminRequest::SystemTopics => {
+                let (topics, addr) = self.table.system_topics();
+                topic_list(topics, addr)
+            }
+            AdminRequest::UnitTopics(which) => {
+                if !n.enable_topic_list {
+                    return Answer::error(codes::SYSTEM_ERROR, "disable");
+                }
+                topic_list(self.table.unit_topics(which), None)
+            }
+            AdminRequest::DeleteTopic { topic, cluster } => {
+                self.table.delete_topic(&topic, cluster.as_deref().filter(|c| !c.is_empty()));
+                Answer::ok(Vec::new())
+            }
+            AdminRequest::WritePerm { broker_name, wipe } => {
+                let count = self.table.operate_write_perm(&broker_name, wipe);
+                let key = if wipe { "wipeTopicCount" } else { "addTopicCount" };
+                Answer::ok_with_ext(vec![(key, count.to_string())], Vec::new())
+            }
+            AdminRequest::MemberGroup { cluster, broker_name } => {
+                let empty = std::collections::BTreeMap::new();
+                let addrs = self.table.broker_data(&broker_name).map(|bd| &bd.broker_addrs).unwrap_or(&empty);
+                let mut out = Vec::new();
+                body::encode_broker_member_group(&mut out, &cluster, &broker_name, addrs);
+                // Java answers SUCCESS but leaves the default remark of its response object.
+                Answer {
+                    code: codes::SUCCESS,
+                    remark: Some("not set any response code".into()),
+                    ext_fields: None,
+                    body: out.into(),
+                }
+            }
+            AdminRequest::GetConfig => {
+                let mut out = String::new();
+                for (k, v) in self.config.properties() {
+                    out.push_str(&k);
+                    out.push('=');
+                    out.push_str(&v);
+                    out.push('\n');
+                }
+                Answer::ok(out.into_bytes())
+            }
+            AdminRequest::UpdateConfig { body } => self.update_config(&body),
+        }
+    }
+
+    fn persist_kv(&self) -> Result<(), Answer> {
+        let path = self.config.kv_config_path();
+        persist::write_atomic(&path, &persist::encode_kv_file(&self.kv)).map_err(|e| {
+            tracing::error!("cannot persist KV config to {}: {e}; the change was not applied", path.display());
+            Answer::error(codes::SYSTEM_ERROR, format!("cannot persist KV config to {}: {e}", path.display()))
+        })
+    }
+
+    fn kv_changed(&mut self, namespace: &str, key: &str) {
+        if namespace == NAMESPACE_ORDER_TOPIC_CONFIG && self.build.order_topic_conf.is_some() {
+            self.build.order_topic_conf = Some(self.order_topic_conf());
+            self.table.mark_topic_changed(key);
+        }
+    }
+
+    /// UPDATE_NAMESRV_CONFIG (requests.md 318).
+    fn update_config(&mut self, body: &[u8]) -> Answer {
+        if body.is_empty() {
+            return Answer::ok(Vec::new());
+        }
+        let Ok(props) = java_properties::read(body) else {
+            return Answer::error(codes::SYSTEM_ERROR, "string2Properties error");
+        };
+        if props.keys().any(|k| self.config.namesrv.is_black_listed(k)) {
+            return Answer::error(codes::NO_PERMISSION, "Can not update config in black list.");
+        }
+        let mut next = self.config.clone();
+        let mut keys: Vec<_> = props.into_iter().collect();
+        keys.sort();
+        for (k, v) in &keys {
+            match next.set(k, v) {
+                Ok(()) => {}
+                // Java applies only keys it knows and ignores the rest.
+                Err(e) if e.0.starts_with("unknown config key") => {}
+                Err(e) => return Answer::error(codes::SYSTEM_ERROR, e.0),
+            }
+        }
+        let mut text = String::new();
+        for (k, v) in next.properties() {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        let path = next.config_store_path();
+        if let Err(e) = persist::write_atomic(&path, text.as_bytes()) {
+            tracing::error!("cannot write config store {}: {e}; the update was not applied", path.display());
+            return Answer::error(codes::SYSTEM_ERROR, format!("cannot write config store {}: {e}", path.display()));
+        }
+        tracing::info!(
+            "UPDATE_NAMESRV_CONFIG applied {:?}; NameServer switches take effect now, listener/limit keys at the next start",
+            keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+        );
+        // Only the NameServer switches change behaviour at run time; the rest of `next`
+        // (listen address, limits) is shown by 319 and is what the next start reads.
+        self.config = next;
+        self.apply_switches();
+        Answer::ok(Vec::new())
+    }
+}
+
+fn topic_list(topics: Vec<&str>, broker_addr: Option<&str>) -> Answer {
+    let mut out = Vec::new();
+    body::encode_topic_list(&mut out, topics, broker_addr);
+    Answer::ok(out)
 }
