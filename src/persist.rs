@@ -28,6 +28,19 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Test hook: with `MERIDIAN_TEST_CRASH_AT_WRITE_STEP=N` in the environment the process
+/// aborts at step N of the next `write_atomic` (1: temp file written, not synced; 2: synced,
+/// not renamed; 3: renamed, directory not synced), so tests can kill the server between the
+/// steps and check that no acknowledged write is lost and no file is torn.
+pub const CRASH_STEP_ENV: &str = "MERIDIAN_TEST_CRASH_AT_WRITE_STEP";
+
+fn crash_point(step: u32) {
+    if std::env::var(CRASH_STEP_ENV).ok().and_then(|v| v.parse::<u32>().ok()) == Some(step) {
+        tracing::error!("{CRASH_STEP_ENV}={step}: aborting on purpose");
+        std::process::abort();
+    }
+}
+
 /// Replaces `path` with `bytes` crash-safely (write temp, fsync, rename, fsync dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -42,9 +55,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(bytes)?;
+        crash_point(1);
         f.sync_all()?;
     }
+    crash_point(2);
     fs::rename(&tmp, path)?;
+    crash_point(3);
     sync_dir(path)
 }
 
