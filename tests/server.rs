@@ -1234,6 +1234,31 @@ fn second_server_on_the_same_data_dir_refuses_to_start() {
     assert_eq!(cluster_info(&mut server.client()), EMPTY_CLUSTER_INFO);
 }
 
+/// The limit binds only a process without CAP_IPC_LOCK: as root the tests drop to `nobody`.
+/// With transparent huge pages on, each shard's registered io_uring buffer used to be
+/// charged as whole 2 MiB pages per ring, and the second shard's registration failed.
+#[test]
+fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let data = common::TempDir::new("memlock-user");
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
+    }
+    let options = ServerOptions {
+        memlock_bytes: Some(8 * 1024 * 1024),
+        run_as: root.then_some((65534, 65534)),
+        ..ServerOptions::default()
+    }
+    .data_dir(data.path());
+    let server = Server::start_with(options);
+    let mut conn = server.client();
+    assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
+    let log = server.log_text();
+    assert!(!log.contains("registering buffers"), "glommio could not register its buffers:\n{log}");
+}
+
 #[test]
 fn starts_and_answers_under_an_8_mib_memlock_limit() {
     let server = Server::start_with(ServerOptions { memlock_bytes: Some(8 * 1024 * 1024), ..ServerOptions::default() });

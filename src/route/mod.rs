@@ -5,6 +5,9 @@ pub mod snapshot;
 pub mod table;
 pub mod writer;
 
+#[cfg(test)]
+mod model_tests;
+
 /// Identifies one accepted connection across all shards: shard index in the top 16 bits,
 /// a per-shard counter below. Brokers are tied to the connection they registered on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -338,6 +338,7 @@ impl Writer {
         let n = &self.config.namesrv;
         match request {
             AdminRequest::PutKv { namespace, key, value } => {
+                let namespace_existed = self.kv.contains_key(&namespace);
                 let previous = self.kv.entry(namespace.clone()).or_default().insert(key.clone(), value);
                 match self.persist_kv() {
                     Ok(()) => {
@@ -352,7 +353,7 @@ impl Writer {
                             }
                             None => {
                                 ns.remove(&key);
-                                if ns.is_empty() {
+                                if !namespace_existed {
                                     self.kv.remove(&namespace);
                                 }
                             }
@@ -362,10 +363,9 @@ impl Writer {
                 }
             }
             AdminRequest::DeleteKv { namespace, key } => {
+                // Java (KVConfigManager.deleteKVConfig) keeps a namespace once emptied: 219
+                // then answers an empty table, and the file keeps `"ns":{}`.
                 let removed = self.kv.get_mut(&namespace).and_then(|ns| ns.remove(&key));
-                if self.kv.get(&namespace).is_some_and(|ns| ns.is_empty()) {
-                    self.kv.remove(&namespace);
-                }
                 // Java rewrites the file even when nothing was removed.
                 match self.persist_kv() {
                     Ok(()) => {

@@ -210,6 +210,14 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// RLIMIT_MEMLOCK (soft and hard) for the child, in bytes.
     pub memlock_bytes: Option<u64>,
+    /// Extra environment variables for the child (e.g. the persist crash hook).
+    pub envs: Vec<(String, String)>,
+    /// Extra command-line arguments, after the others (e.g. `-c FILE`).
+    pub args: Vec<String>,
+    /// Set RLIMIT_CORE to 0, for runs that abort on purpose.
+    pub core_dump_disabled: bool,
+    /// (uid, gid) the child switches to before exec (only possible when the tests run as root).
+    pub run_as: Option<(u32, u32)>,
 }
 
 impl Default for ServerOptions {
@@ -221,6 +229,10 @@ impl Default for ServerOptions {
             sets: Vec::new(),
             data_dir: None,
             memlock_bytes: None,
+            envs: Vec::new(),
+            args: Vec::new(),
+            core_dump_disabled: false,
+            run_as: None,
         }
     }
 }
@@ -236,6 +248,28 @@ impl ServerOptions {
         self
     }
 
+    /// Runs on `dir`, which the caller owns (so it survives the server, e.g. for a restart).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// For a child that is expected to abort: no core file.
+    pub fn without_core_dump(mut self) -> Self {
+        self.core_dump_disabled = true;
+        self
+    }
+
     fn command(&self, data_dir: &Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
         command
@@ -248,19 +282,39 @@ impl ServerOptions {
         for set in &self.sets {
             command.arg("--set").arg(set);
         }
+        command.args(&self.args);
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
         // The tests read info and warn lines; an inherited RUST_LOG must not hide them.
         // MERIDIAN_TEST_RUST_LOG (e.g. `debug`) adds detail when diagnosing a failure.
         let filter = std::env::var("MERIDIAN_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_string());
         command.env("RUST_LOG", filter).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut limits = Vec::new();
         if let Some(bytes) = self.memlock_bytes {
+            limits.push((libc::RLIMIT_MEMLOCK, bytes as libc::rlim_t));
+        }
+        if self.core_dump_disabled {
+            limits.push((libc::RLIMIT_CORE, 0));
+        }
+        let run_as = self.run_as;
+        if !limits.is_empty() || run_as.is_some() {
             use std::os::unix::process::CommandExt;
-            let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
-            // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe
-            // and `limit` is a plain value copied into the closure.
+            // SAFETY: runs in the forked child before exec; setrlimit, setgroups, setgid and
+            // setuid are async-signal-safe, and the closure only reads values moved into it.
             unsafe {
                 command.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
-                        return Err(io::Error::last_os_error());
+                    for (resource, bytes) in &limits {
+                        let limit = libc::rlimit { rlim_cur: *bytes, rlim_max: *bytes };
+                        if libc::setrlimit(*resource, &limit) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    if let Some((uid, gid)) = run_as {
+                        if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0
+                        {
+                            return Err(io::Error::last_os_error());
+                        }
                     }
                     Ok(())
                 });
@@ -371,6 +425,12 @@ impl Server {
     /// The child is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the child to exit by itself (e.g. an abort on purpose); `None` if it is
+    /// still running at `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        poll_status(&mut self.child, deadline)
     }
 }
 
