@@ -87,6 +87,9 @@ fn main() {
     }
     let shards = config.shards;
     let data_dir = config.data_dir.clone();
+    // SIGTERM/SIGINT are blocked before any thread exists, so every thread inherits the
+    // mask and only this thread receives them, in `wait_for_stop_signal`.
+    let stop_signals = block_stop_signals();
     let running = match meridian::server::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -96,11 +99,30 @@ fn main() {
         }
     };
     tracing::info!("meridian listening on {} (shards {shards}, data dir {})", running.local_addr, data_dir.display());
-    for shard in running.shards {
-        if let Err(e) = shard.join() {
-            tracing::error!("shard stopped: {e:?}");
-            std::process::exit(1);
-        }
+    // Every acknowledged KV or config write is already on disk and route state is rebuilt
+    // from broker registrations, so stopping needs no flush (graceful draining with
+    // GO_AWAY is not implemented yet).
+    let signal = wait_for_stop_signal(&stop_signals);
+    tracing::info!("received signal {signal}; stopping");
+    std::process::exit(0);
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
     }
-    let _ = running.writer.join();
+}
+
+fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is a valid, initialised sigset_t and `signal` a valid out pointer.
+    let rc = unsafe { libc::sigwait(set, &mut signal) };
+    assert_eq!(rc, 0, "sigwait on a valid set cannot fail");
+    signal
 }
