@@ -1241,17 +1241,26 @@ fn second_server_on_the_same_data_dir_refuses_to_start() {
 fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let data = common::TempDir::new("memlock-user");
+    let home = common::TempDir::new("memlock-user");
+    let data = home.path().join("data");
+    let mut binary = None;
     if root {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
+        // `nobody` must reach both the data dir and the binary, wherever the checkout is.
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
+        std::fs::create_dir(&data).expect("create data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
+        let copy = home.path().join("meridian");
+        std::fs::copy(env!("CARGO_BIN_EXE_meridian"), &copy).expect("copy the binary");
+        binary = Some(copy);
     }
     let options = ServerOptions {
         memlock_bytes: Some(8 * 1024 * 1024),
         run_as: root.then_some((65534, 65534)),
+        binary,
         ..ServerOptions::default()
     }
-    .data_dir(data.path());
+    .data_dir(&data);
     let server = Server::start_with(options);
     let mut conn = server.client();
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);

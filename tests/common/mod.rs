@@ -218,6 +218,8 @@ pub struct ServerOptions {
     pub core_dump_disabled: bool,
     /// (uid, gid) the child switches to before exec (only possible when the tests run as root).
     pub run_as: Option<(u32, u32)>,
+    /// The binary to run instead of the one cargo built (e.g. a copy another user can reach).
+    pub binary: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -233,6 +235,7 @@ impl Default for ServerOptions {
             args: Vec::new(),
             core_dump_disabled: false,
             run_as: None,
+            binary: None,
         }
     }
 }
@@ -271,7 +274,7 @@ impl ServerOptions {
     }
 
     fn command(&self, data_dir: &Path) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
+        let mut command = Command::new(self.binary.as_deref().unwrap_or(Path::new(env!("CARGO_BIN_EXE_meridian"))));
         command
             .arg("--listen")
             .arg(&self.listen)
