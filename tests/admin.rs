@@ -6,17 +6,19 @@
 
 mod common;
 
+use common::builders::*;
+
 use common::{
     golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Reply, Request, Server,
     ServerOptions, TempDir, POLL_DEADLINE,
 };
-use meridian::protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
+use meridian::protocol::body::TopicConfig;
 use meridian::protocol::codes::{
     ADD_WRITE_PERM_OF_BROKER, DELETE_KV_CONFIG, DELETE_TOPIC_IN_NAMESRV, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
     GET_BROKER_CLUSTER_INFO, GET_BROKER_MEMBER_GROUP, GET_HAS_UNIT_SUB_TOPIC_LIST, GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST,
-    GET_KVLIST_BY_NAMESPACE, GET_KV_CONFIG, GET_NAMESRV_CONFIG, GET_ROUTEINFO_BY_TOPIC, GET_SYSTEM_TOPIC_LIST_FROM_NS,
-    GET_TOPICS_BY_CLUSTER, GET_UNIT_TOPIC_LIST, PUT_KV_CONFIG, REGISTER_BROKER, REGISTER_TOPIC_IN_NAMESRV,
-    UNREGISTER_BROKER, UPDATE_NAMESRV_CONFIG, WIPE_WRITE_PERM_OF_BROKER,
+    GET_KVLIST_BY_NAMESPACE, GET_KV_CONFIG, GET_NAMESRV_CONFIG, GET_SYSTEM_TOPIC_LIST_FROM_NS, GET_TOPICS_BY_CLUSTER,
+    GET_UNIT_TOPIC_LIST, PUT_KV_CONFIG, REGISTER_BROKER, REGISTER_TOPIC_IN_NAMESRV, UNREGISTER_BROKER,
+    UPDATE_NAMESRV_CONFIG, WIPE_WRITE_PERM_OF_BROKER,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -106,44 +108,10 @@ impl Broker {
     }
 }
 
-/// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32 (bodies.md §4).
-fn crc32(body: &[u8]) -> u32 {
-    crc32fast::hash(body) & 0x7FFF_FFFF
-}
-
-fn topic(name: &str, queue_nums: i32, perm: i32) -> TopicConfig {
-    let mut t = TopicConfig::new(name);
-    t.read_queue_nums = queue_nums;
-    t.write_queue_nums = queue_nums;
-    t.perm = perm;
-    t
-}
-
 fn topic_with_flag(name: &str, topic_sys_flag: i32) -> TopicConfig {
     let mut t = topic(name, 4, 6);
     t.topic_sys_flag = topic_sys_flag;
     t
-}
-
-fn data_version(counter: i64) -> DataVersion {
-    DataVersion { counter, state_version: 0, timestamp: 1_700_000_000_000 + counter }
-}
-
-/// A 5.x RegisterBrokerBody JSON (bodies.md §2).
-fn json_body(counter: i64, topics: &[TopicConfig]) -> Vec<u8> {
-    let body = RegisterBrokerBody {
-        data_version: data_version(counter),
-        topic_configs: topics.to_vec(),
-        filter_server_list: Some(Vec::new()),
-        topic_queue_mapping_infos: Vec::new(),
-    };
-    let mut out = Vec::new();
-    body::encode_register_body_json(&mut out, &body);
-    out
-}
-
-fn route_request(topic: &str) -> Request {
-    Request::new(GET_ROUTEINFO_BY_TOPIC).ext("topic", topic)
 }
 
 fn put_kv(namespace: &str, key: &str, value: &str) -> Request {
@@ -213,24 +181,11 @@ fn route_body(conn: &mut Client, request: Request) -> String {
     reply.body_text()
 }
 
-fn route_code(conn: &mut Client, topic: &str) -> i32 {
-    conn.call(&route_request(topic)).code()
-}
-
 #[track_caller]
 fn assert_topic_not_exist(conn: &mut Client, topic: &str) {
     let reply = conn.call(&route_request(topic));
     let remark = format!("No topic route info in name server for the topic: {topic}{FAQ_SUFFIX}");
     assert_answer(&reply, java_header(17, None, Some(&remark)), "");
-}
-
-/// brokerAddrs in the standard (`"0":`) or legacy (`0:`) form.
-fn addrs_json(addrs: &[(i64, &str)], standard: bool) -> String {
-    let entries: Vec<String> = addrs
-        .iter()
-        .map(|(id, addr)| if standard { format!("\"{id}\":\"{addr}\"") } else { format!("{id}:\"{addr}\"") })
-        .collect();
-    format!("{{{}}}", entries.join(","))
 }
 
 /// BrokerData as Java writes it (bodies.md §6): alphabetical keys, zoneName only when set.

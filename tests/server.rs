@@ -4,11 +4,13 @@
 
 mod common;
 
+use common::builders::*;
+
 use common::{
     golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Closed, Request, Server,
     ServerOptions, FLAG_ONEWAY, POLL_DEADLINE, SERIALIZE_JSON,
 };
-use meridian::protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
+use meridian::protocol::body::{self, DataVersion, TopicConfig};
 use meridian::protocol::codes::{
     BROKER_HEARTBEAT, GET_BROKER_CLUSTER_INFO, GET_ROUTEINFO_BY_TOPIC, QUERY_DATA_VERSION, REGISTER_BROKER,
     REGISTER_TOPIC_IN_NAMESRV, UNREGISTER_BROKER,
@@ -91,54 +93,8 @@ impl Broker {
     }
 }
 
-/// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32 (bodies.md §4).
-fn crc32(body: &[u8]) -> u32 {
-    crc32fast::hash(body) & 0x7FFF_FFFF
-}
-
-fn topic(name: &str, queue_nums: i32, perm: i32) -> TopicConfig {
-    let mut t = TopicConfig::new(name);
-    t.read_queue_nums = queue_nums;
-    t.write_queue_nums = queue_nums;
-    t.perm = perm;
-    t
-}
-
-fn data_version(counter: i64) -> DataVersion {
-    DataVersion { counter, state_version: 0, timestamp: 1_700_000_000_000 + counter }
-}
-
-fn register_body(counter: i64, topics: &[TopicConfig]) -> RegisterBrokerBody {
-    RegisterBrokerBody {
-        data_version: data_version(counter),
-        topic_configs: topics.to_vec(),
-        filter_server_list: Some(Vec::new()),
-        topic_queue_mapping_infos: Vec::new(),
-    }
-}
-
-/// A 5.x RegisterBrokerBody JSON (bodies.md §2).
-fn json_body(counter: i64, topics: &[TopicConfig]) -> Vec<u8> {
-    let mut out = Vec::new();
-    body::encode_register_body_json(&mut out, &register_body(counter, topics));
-    out
-}
-
-fn route_request(topic: &str) -> Request {
-    Request::new(GET_ROUTEINFO_BY_TOPIC).ext("topic", topic)
-}
-
 fn cluster_info_request() -> Request {
     Request::new(GET_BROKER_CLUSTER_INFO)
-}
-
-/// brokerAddrs in the standard (`"0":`) or legacy (`0:`) form.
-fn addrs_json(addrs: &[(i64, &str)], standard: bool) -> String {
-    let entries: Vec<String> = addrs
-        .iter()
-        .map(|(id, addr)| if standard { format!("\"{id}\":\"{addr}\"") } else { format!("{id}:\"{addr}\"") })
-        .collect();
-    format!("{{{}}}", entries.join(","))
 }
 
 fn broker_data_json(cluster: &str, name: &str, addrs: &[(i64, &str)], standard: bool) -> String {
@@ -198,10 +154,6 @@ fn route_body(client: &mut Client, request: Request) -> String {
     assert_eq!(reply.code(), 0, "route lookup {request:?}: {}", reply.header);
     assert_eq!(reply.header_without_opaque(), java_success_header());
     reply.body_text()
-}
-
-fn route_code(client: &mut Client, topic: &str) -> i32 {
-    client.call(&route_request(topic)).code()
 }
 
 fn assert_topic_not_exist(client: &mut Client, topic: &str) {

@@ -10,6 +10,8 @@
 // Each test crate that includes this module uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod builders;
+
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
