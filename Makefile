@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LISTEN ?= 0.0.0.0:9876
 
-.PHONY: run build test fmt-check clippy interop
+.PHONY: run build test fmt-check clippy interop loadgen peer-namesrv
 
 ## Build release and start on $(LISTEN) with the embedded default config.
 run:
@@ -14,14 +14,26 @@ build:
 
 ## fmt + clippy (warnings are errors) + unit and end-to-end tests.
 test: fmt-check clippy
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Real peers: rocketmq-rust broker + client against Meridian (slow first build; not in `test`).
 interop:
 	bash interop/run.sh
+
+## Build the load generator (release): target/release/meridian-loadgen (see loadgen/README.md).
+loadgen:
+	$(CARGO) build --release -p meridian-loadgen
+
+## rocketmq-rust's NameServer (pinned, cached under target/; the first build takes 15-30 min).
+PEERS_ROOT := $(CURDIR)/target/peers
+peer-namesrv:
+	@if [ "$$($(PEERS_ROOT)/bin/rocketmq-namesrv-rust --version 2>/dev/null)" = "" ]; then \
+	  CARGO_TARGET_DIR=$(CURDIR)/target/peers-build nice -n 10 $(CARGO) install rocketmq-namesrv --version 1.0.0 --locked --root $(PEERS_ROOT); \
+	fi
+	@echo "$(PEERS_ROOT)/bin/rocketmq-namesrv-rust"

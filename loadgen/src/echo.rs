@@ -1,0 +1,285 @@
+//! `echo-server`: the trivial NameServer stand-in used to measure loadgen's own ceiling.
+//! Every GET_ROUTEINFO_BY_TOPIC gets one fixed, pre-encoded route answer (a one-group
+//! route, like Meridian's answer for a topic of `lookup`'s first broker); every other
+//! request gets a bare SUCCESS. Oneway requests get nothing.
+//!
+//! It does the least a server can: find the opaque, copy bytes. Must not: keep any state
+//! beyond its connections.
+
+use crate::cli::EchoArgs;
+use crate::net::{Conn, ReadBuf};
+use crate::runtime::{self, Placement};
+use crate::scenario::parse_targets;
+use crate::wire;
+use glommio::net::{TcpListener, TcpStream};
+use meridian::protocol::body::{encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
+use meridian::protocol::codes;
+use meridian::protocol::frame::{SerializeType, HEADER_WORD_BYTES};
+use meridian::protocol::header::{Header, FLAG_ONEWAY};
+use std::collections::BTreeMap;
+use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// JSON answer header up to the opaque value, and after it (HeaderOut::response shape).
+const HEADER_HEAD: &[u8] = br#"{"code":0,"flag":1,"language":"JAVA","opaque":"#;
+const HEADER_TAIL: &[u8] = br#","serializeTypeCurrentRPC":"JSON","version":479}"#;
+
+/// The fixed route body: one broker group, one master, 8 queues (282 bytes, bodies.md §6).
+pub fn route_body() -> Vec<u8> {
+    let broker = BrokerData {
+        cluster: "lg-cluster-0".into(),
+        broker_name: "lg-broker-0".into(),
+        broker_addrs: BTreeMap::from([(0, "127.1.0.0:10911".to_string())]),
+        enable_acting_master: false,
+        zone_name: None,
+    };
+    let queue = QueueData {
+        broker_name: "lg-broker-0".into(),
+        read_queue_nums: 8,
+        write_queue_nums: 8,
+        perm: 6,
+        topic_sys_flag: 0,
+    };
+    let view = TopicRouteView {
+        broker_datas: &[&broker],
+        queue_datas: &[&queue],
+        filter_server_table: &[],
+        order_topic_conf: None,
+        topic_queue_mapping_by_broker: &[],
+    };
+    let mut out = Vec::new();
+    encode_topic_route(&mut out, &view, JsonFlavour::Standard);
+    out
+}
+
+/// Appends a SUCCESS answer with `body` for `opaque`, byte-identical to HeaderOut's.
+fn push_answer(out: &mut Vec<u8>, opaque: i32, body: &[u8]) {
+    let mut digits = itoa_buffer(opaque);
+    let digits = digits.format();
+    let header_len = HEADER_HEAD.len() + digits.len() + HEADER_TAIL.len();
+    let total = HEADER_WORD_BYTES + header_len + body.len();
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(header_len as u32).to_be_bytes());
+    out.extend_from_slice(HEADER_HEAD);
+    out.extend_from_slice(digits.as_bytes());
+    out.extend_from_slice(HEADER_TAIL);
+    out.extend_from_slice(body);
+}
+
+/// A tiny integer formatter (no allocation).
+struct Digits {
+    bytes: [u8; 12],
+    start: usize,
+}
+
+impl Digits {
+    fn format(&mut self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).expect("ASCII digits")
+    }
+}
+
+fn itoa_buffer(value: i32) -> Digits {
+    let mut bytes = [0u8; 12];
+    let mut at = bytes.len();
+    let negative = value < 0;
+    let mut v = (value as i64).unsigned_abs();
+    loop {
+        at -= 1;
+        bytes[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        bytes[at] = b'-';
+    }
+    Digits { bytes, start: at }
+}
+
+/// (code, opaque, oneway) of a request: a byte scan for JSON headers that look like ours or
+/// Java's, the binary layout's fixed offsets, and Meridian's decoder for anything else.
+fn request_fields(serialize_type: SerializeType, header: &[u8]) -> Option<(i32, i32, bool)> {
+    if serialize_type == SerializeType::RocketMq && header.len() >= 13 {
+        let code = i16::from_be_bytes([header[0], header[1]]) as i32;
+        let opaque = i32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+        let flag = i32::from_be_bytes([header[9], header[10], header[11], header[12]]);
+        return Some((code, opaque, flag & FLAG_ONEWAY != 0));
+    }
+    let fast = (|| {
+        let code = scan_int(header, b"\"code\":")?;
+        let opaque = scan_int(header, b"\"opaque\":")?;
+        let flag = scan_int(header, b"\"flag\":")?;
+        Some((code, opaque, flag & FLAG_ONEWAY != 0))
+    })();
+    fast.or_else(|| {
+        let h = Header::decode(serialize_type, header).ok()?;
+        Some((h.code, h.opaque, h.is_oneway()))
+    })
+}
+
+/// The integer right after the first `key` (a top-level key in every sender's headers we
+/// know; ext values are strings, so `"opaque":` cannot appear inside them unescaped).
+fn scan_int(header: &[u8], key: &[u8]) -> Option<i32> {
+    let at = header.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &header[at..];
+    let end = rest.iter().position(|b| !(b.is_ascii_digit() || *b == b'-')).unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+async fn serve(stream: TcpStream, route: Arc<Vec<u8>>) {
+    let peer = match stream.peer_addr() {
+        Ok(peer) => peer,
+        Err(_) => return,
+    };
+    let Ok(conn) = Conn::from_stream(stream, peer) else { return };
+    let mut buf = ReadBuf::default();
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        loop {
+            let consumed = match wire::next_frame(buf.unread()) {
+                Ok(Some((frame, frame_bytes))) => {
+                    let Some((code, opaque, oneway)) = request_fields(frame.serialize_type, frame.header) else {
+                        return;
+                    };
+                    if !oneway {
+                        let body: &[u8] = if code == codes::GET_ROUTEINFO_BY_TOPIC { &route } else { &[] };
+                        push_answer(&mut out, opaque, body);
+                    }
+                    frame_bytes
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            };
+            buf.consume(consumed);
+        }
+        if !out.is_empty() {
+            if conn.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<RawFd, String> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| format!("socket: {e}"))?;
+    socket.set_reuse_address(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+    socket.set_reuse_port(true).map_err(|e| format!("SO_REUSEPORT: {e}"))?;
+    socket.bind(&SockAddr::from(addr)).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    socket.listen(1024).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    Ok(socket.into_raw_fd())
+}
+
+pub fn run(args: EchoArgs) -> i32 {
+    match serve_all(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("meridian-loadgen echo-server: {e}");
+            2
+        }
+    }
+}
+
+fn serve_all(args: EchoArgs) -> Result<(), String> {
+    let (_, addrs) = parse_targets(&args.listen, args.allow_remote)
+        .map_err(|e| e.replace("--namesrv", "--listen").replace("target", "listen address"))?;
+    let cpus = args.cpus.as_deref().map(runtime::parse_cpu_list).transpose()?;
+    let placement = Placement { threads: args.threads, cpus };
+    placement.validate()?;
+    // Bind every listener up front so port 0 resolves once and all threads share it.
+    let first = bind(addrs[0])?;
+    // SAFETY: `first` is a listening socket we just created and own.
+    let local = unsafe { std::net::TcpListener::from_raw_fd(first) };
+    let local_addr = local.local_addr().map_err(|e| format!("local address: {e}"))?;
+    let mut fds = vec![local.into_raw_fd()];
+    for _ in 1..args.threads {
+        fds.push(bind(local_addr)?);
+    }
+    let route = Arc::new(route_body());
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
+    let deadline = Instant::now() + args.duration.0;
+    let fds = Arc::new(fds);
+    let workers = runtime::spawn("echo", &placement, {
+        let (route, stop, fds) = (route.clone(), stop.clone(), fds.clone());
+        move |id| {
+            let (route, stop, fd) = (route.clone(), stop.clone(), fds[id]);
+            async move {
+                // SAFETY: the main thread created this listening socket for this worker
+                // only and hands over ownership; nothing else closes it.
+                let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                glommio::spawn_local(async move {
+                    loop {
+                        match listener.accept().await {
+                            Ok(stream) => {
+                                glommio::spawn_local(serve(stream, route.clone())).detach();
+                            }
+                            Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                })
+                .detach();
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })?;
+    // Tests and scripts wait for this line (like Meridian's "listening on").
+    eprintln!("echo-server listening on {local_addr} ({})", placement.describe());
+    workers.join()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian::protocol::header::HeaderOut;
+
+    #[test]
+    fn answers_match_meridians_encoder_byte_for_byte() {
+        let body = route_body();
+        assert!((200..400).contains(&body.len()), "{} bytes", body.len());
+        for opaque in [0, 7, 123_456, i32::MAX, -3] {
+            let mut mine = Vec::new();
+            push_answer(&mut mine, opaque, &body);
+            let mut header = Vec::new();
+            HeaderOut::response(0, opaque, None, None).encode(SerializeType::Json, &mut header);
+            let mut theirs = Vec::new();
+            meridian::protocol::frame::encode(&mut theirs, SerializeType::Json, &header, &body);
+            assert_eq!(mine, theirs, "opaque {opaque}");
+        }
+        assert!(wire::check_route(&body, ["lg-broker-0"]).is_ok());
+    }
+
+    #[test]
+    fn request_fields_are_found_in_every_header_form() {
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            let style = wire::RequestStyle { version: 479, serialize_type };
+            let mut frame = Vec::new();
+            wire::encode_request(&mut frame, style, 105, 42, false, &[("topic", "T")], b"");
+            let header = &frame[8..];
+            assert_eq!(request_fields(serialize_type, header), Some((105, 42, false)));
+            let mut frame = Vec::new();
+            wire::encode_request(&mut frame, style, 904, 43, true, &[], b"");
+            assert_eq!(request_fields(serialize_type, &frame[8..]), Some((904, 43, true)));
+        }
+        // Go client order, through the fast scan.
+        let go =
+            br#"{"code":105,"language":"GO","version":317,"opaque":9,"flag":0,"remark":"","extFields":{"topic":"T"}}"#;
+        assert_eq!(request_fields(SerializeType::Json, go), Some((105, 9, false)));
+        assert_eq!(request_fields(SerializeType::Json, b"{nonsense"), None);
+    }
+}

@@ -1,0 +1,404 @@
+//! End-to-end: every subcommand of the built `meridian-loadgen`, for about a second, against
+//! the real `meridian` binary (and the built-in echo server), on loopback. Each test starts
+//! its own server on an ephemeral port with its own data directory.
+//!
+//! Asserted: the process exits 0, the `--json` document parses, successful requests were
+//! made and no unexpected error was counted. No timing is asserted. Every child is killed
+//! by PID on drop and every wait has a deadline, so a test ends by itself.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its listening line.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long one loadgen run may take, setup and teardown included.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+fn loadgen_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_meridian-loadgen"))
+}
+
+/// `target/<profile>/meridian`, next to loadgen. `cargo test --workspace` builds it (its
+/// own tests need it); when only this package is tested it is built here, once.
+fn meridian_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let loadgen = loadgen_bin();
+    let dir = loadgen.parent().expect("the binary lives in a directory");
+    let meridian = dir.join("meridian");
+    BUILD.call_once(|| {
+        if meridian.exists() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target_dir = dir.parent().expect("target/<profile>");
+        let mut build = Command::new(cargo);
+        build.current_dir(&root).args(["build", "-p", "meridian", "--bin", "meridian", "--target-dir"]).arg(target_dir);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build for the meridian binary");
+        assert!(status.success(), "building meridian failed");
+    });
+    assert!(meridian.exists(), "{} not found", meridian.display());
+    meridian
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "meridian-loadgen-test-{label}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("creating a temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server child (meridian or the echo server), killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Spawns `command` and waits for a stderr line containing `needle` followed by the address.
+    fn start(mut command: Command, needle: &'static str, dir: TempDir) -> Server {
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawning the server");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after the address is found, so the child never blocks on stderr.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split(needle).nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(START_DEADLINE) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not print {needle:?} within {START_DEADLINE:?}");
+            }
+        };
+        Server { child, addr, _dir: dir }
+    }
+
+    fn meridian() -> Server {
+        let dir = TempDir::new("meridian");
+        let mut command = Command::new(meridian_bin());
+        command.args(["--listen", "127.0.0.1:0", "--shards", "1", "--data-dir"]).arg(dir.0.join("data"));
+        command.env("RUST_LOG", "warn,meridian=info");
+        Server::start(command, "meridian listening on ", dir)
+    }
+
+    fn echo() -> Server {
+        let dir = TempDir::new("echo");
+        let mut command = Command::new(loadgen_bin());
+        command.args(["echo-server", "--listen", "127.0.0.1:0", "--duration", "120s"]);
+        Server::start(command, "echo-server listening on ", dir)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs loadgen to completion (killed past RUN_DEADLINE) and returns its output and JSON.
+fn run_loadgen(server: &Server, args: &[&str]) -> (Output, Value) {
+    let dir = TempDir::new("run");
+    let json = dir.0.join("result.json");
+    let hdr = dir.0.join("result.hdr");
+    let mut command = Command::new(loadgen_bin());
+    command
+        .args(args)
+        .args(["-n", &server.addr, "--json"])
+        .arg(&json)
+        .arg("--hdr")
+        .arg(&hdr)
+        .args(["--pid", &server.pid().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().expect("spawning meridian-loadgen");
+    let output = wait_with_deadline(child, RUN_DEADLINE);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.code() == Some(0),
+        "loadgen {args:?} exited {:?}\nstdout:\n{text}\nstderr:\n{errors}",
+        output.status
+    );
+    let document: Value = serde_json::from_slice(&std::fs::read(&json).expect("the --json file exists"))
+        .expect("the --json file is JSON");
+    assert!(std::fs::metadata(&hdr).expect("the --hdr file exists").len() > 0, "the HDR log is not empty");
+    assert_eq!(document["errors_unexpected"], 0, "unexpected errors:\n{text}");
+    (output, document)
+}
+
+fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
+    let end = Instant::now() + deadline;
+    loop {
+        match child.try_wait().expect("waiting for loadgen") {
+            Some(_) => return child.wait_with_output().expect("collecting loadgen's output"),
+            None if Instant::now() >= end => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("collecting loadgen's output");
+                panic!(
+                    "loadgen still running after {deadline:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn ok_lookups(document: &Value) -> u64 {
+    document["lookups_ok_total"].as_u64().expect("lookups_ok_total is a number")
+}
+
+fn event_count(document: &Value, name: &str) -> u64 {
+    document["events_us"][name]["count"].as_u64().unwrap_or(0)
+}
+
+/// Small, fast settings shared by the load scenarios.
+const SMALL: &[&str] = &["--topics", "200", "--brokers", "2", "--connections", "4", "-q"];
+
+#[test]
+fn lookup_closed_loop_with_heartbeats_and_a_request_count() {
+    let server = Server::meridian();
+    let mut args = vec!["lookup"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&[
+        "--requests",
+        "3000",
+        "--duration",
+        "20s",
+        "--popularity",
+        "zipf",
+        "--unknown-fraction",
+        "0.1",
+        "--heartbeat",
+        "query-data-version",
+        "--heartbeat-interval",
+        "100ms",
+        "--register-period",
+        "300ms",
+        "--change-fraction",
+        "0.05",
+    ]);
+    let (output, document) = run_loadgen(&server, &args);
+    let lookup = &document["lookups"][0];
+    assert_eq!(lookup["answered"], 3000, "--requests bounds the run");
+    assert!(lookup["not_found_expected"].as_u64().unwrap() > 0, "unknown topics were asked");
+    assert!(ok_lookups(&document) > 0);
+    assert!(event_count(&document, "register.setup") == 2);
+    assert!(event_count(&document, "unregister") == 2);
+    assert_eq!(document["config"]["load"]["popularity"], "zipf:0.99");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("lookup"), "the table is printed");
+}
+
+#[test]
+fn lookup_open_loop_legacy_client_binary_header_4x_deflate_brokers() {
+    let server = Server::meridian();
+    let mut args = vec!["lookup"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&[
+        "--duration",
+        "1s",
+        "--rate",
+        "2000",
+        "--client-version",
+        "317",
+        "--header",
+        "rocketmq",
+        "--broker-version",
+        "4",
+        "--encoding",
+        "deflate",
+        "--slaves",
+        "1",
+        "--width",
+        "2",
+        "--topic-names",
+        "realistic",
+    ]);
+    let (_, document) = run_loadgen(&server, &args);
+    assert!(ok_lookups(&document) > 0);
+    assert!(document["lookups"][0]["send_lag_us"]["count"].as_u64().unwrap() > 0, "open loop records send lag");
+    assert_eq!(event_count(&document, "register.setup"), 4, "2 masters + 2 slaves");
+}
+
+#[test]
+fn register_first_resend_and_unregister_become_visible() {
+    let server = Server::meridian();
+    let args = [
+        "register",
+        "--duration",
+        "20s",
+        "--topics",
+        "3000",
+        "--brokers",
+        "2",
+        "--slaves",
+        "1",
+        "--repeat",
+        "2",
+        "--change-fraction",
+        "0.01",
+        "--encoding",
+        "zstd",
+        "-q",
+    ];
+    let (_, document) = run_loadgen(&server, &args);
+    assert_eq!(event_count(&document, "register.first"), 2);
+    assert_eq!(event_count(&document, "visible.first"), 2);
+    assert_eq!(event_count(&document, "register.resend-changed"), 4);
+    assert_eq!(event_count(&document, "visible.resend"), 4);
+    assert_eq!(event_count(&document, "visible.unregister"), 2);
+    assert_eq!(document["lookups"].as_array().map(Vec::len), Some(0), "register makes no client load");
+}
+
+#[test]
+fn storm_reports_quiet_and_storm_phases() {
+    let server = Server::meridian();
+    let mut args = vec!["storm"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--duration", "3s", "--storm-period", "50ms", "--rate", "4000", "--inflight", "64"]);
+    let (output, document) = run_loadgen(&server, &args);
+    let lookups = document["lookups"].as_array().expect("lookups");
+    assert_eq!(lookups.len(), 2);
+    assert_eq!(lookups[0]["phase"], "quiet");
+    assert_eq!(lookups[1]["phase"], "storm");
+    assert!(ok_lookups(&document) > 0);
+    assert!(event_count(&document, "register.storm") > 0, "brokers re-registered during the storm");
+    assert!(document["results"]["p99_ratio_storm_vs_quiet"].is_number());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("storm: lookup p99"));
+}
+
+#[test]
+fn churn_brokers_join_and_leave_visibly() {
+    let server = Server::meridian();
+    let mut args = vec!["churn"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--duration", "2s", "--churn-interval", "200ms", "--heartbeat", "broker-heartbeat"]);
+    let (_, document) = run_loadgen(&server, &args);
+    assert!(ok_lookups(&document) > 0);
+    assert!(event_count(&document, "visible.churn-join") > 0);
+    assert!(event_count(&document, "visible.churn-leave") > 0);
+}
+
+#[test]
+fn churn_by_closing_connections() {
+    let server = Server::meridian();
+    let mut args = vec!["churn"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&[
+        "--duration",
+        "1s",
+        "--churn-interval",
+        "150ms",
+        "--leave",
+        "close",
+        "--churn-brokers",
+        "1",
+    ]);
+    let (_, document) = run_loadgen(&server, &args);
+    assert!(event_count(&document, "visible.churn-join") > 0);
+    assert!(event_count(&document, "visible.churn-leave") > 0, "a closed connection unregisters the broker");
+}
+
+#[test]
+fn connections_hold_idle_connections_while_looking_up() {
+    let server = Server::meridian();
+    let mut args = vec!["connections"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&["--duration", "1s", "--idle-connections", "200", "--threads", "2"]);
+    let (_, document) = run_loadgen(&server, &args);
+    assert!(ok_lookups(&document) > 0);
+    assert_eq!(document["counts"]["idle connections open"], 200);
+    assert_eq!(document["counts"]["idle connections alive at the end"], 200);
+}
+
+#[test]
+fn echo_server_answers_every_lookup() {
+    let server = Server::echo();
+    let args = ["lookup", "--brokers", "0", "--duration", "1s", "--connections", "4", "--inflight", "16", "-q"];
+    let (_, document) = run_loadgen(&server, &args);
+    assert!(ok_lookups(&document) > 0);
+}
+
+#[test]
+fn remote_targets_are_refused_without_allow_remote() {
+    let output = Command::new(loadgen_bin())
+        .args(["lookup", "-n", "10.255.255.1:9876", "--duration", "1s"])
+        .output()
+        .expect("running meridian-loadgen");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_still_reports() {
+    let server = Server::meridian();
+    let dir = TempDir::new("sigint");
+    let json = dir.0.join("result.json");
+    let mut child = Command::new(loadgen_bin())
+        .args(["lookup", "-n", &server.addr, "--duration", "60s", "--topics", "200", "--connections", "2"])
+        .args(["--progress-interval", "200ms", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning meridian-loadgen");
+    // Wait until the load runs (a progress line of the load phase), then interrupt.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("] load") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
+    // SAFETY: kill(2) with the PID of our own child and a plain signal number.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = wait_with_deadline(child, RUN_DEADLINE);
+    assert_eq!(output.status.code(), Some(130), "interrupted runs exit 130");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("INTERRUPTED"), "{text}");
+    let document: Value = serde_json::from_slice(&std::fs::read(&json).expect("the --json file exists")).unwrap();
+    assert_eq!(document["interrupted"], true);
+    assert!(ok_lookups(&document) > 0);
+    assert_eq!(document["errors_unexpected"], 0, "{text}");
+}
