@@ -211,6 +211,7 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:9876".parse().expect("literal address"),
             data_dir: default_data_dir(),
+            // available_parallelism honours the affinity mask (taskset, cpusets).
             shards: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             frame_bytes_max: (256 * MIB) as u32,
             header_bytes_max: 256 * 1024,

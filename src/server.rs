@@ -117,6 +117,27 @@ fn spawn_waker(
         .map_err(|e| err(format!("cannot start the waker thread: {e}")))
 }
 
+/// The CPUs this process may run on (its affinity mask), in ascending order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let mut cpus = Vec::new();
+    if rc == 0 {
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is below CPU_SETSIZE and `set` is initialised.
+            if unsafe { libc::CPU_ISSET(cpu, &set) } {
+                cpus.push(cpu);
+            }
+        }
+    }
+    if cpus.is_empty() {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        cpus.extend(0..n);
+    }
+    cpus
+}
+
 fn set_thp_disabled(disabled: bool) {
     // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
@@ -186,7 +207,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     }
     spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
 
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = allowed_cpus();
     // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
     // second shard no longer fits an 8 MiB limit. So THP is off while the shards register
@@ -209,10 +230,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             connections_open,
             pokes,
         };
-        // Shard i runs on CPU i (mod the CPU count): one executor per core, so a shard's
-        // connections and its snapshot copy stay in one core's cache. The writer thread is
-        // not pinned and takes whatever core is idle.
-        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(id % cpus))
+        // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
+        // are honoured): one executor per core, so a shard's connections and its snapshot
+        // copy stay in one core's cache. The writer thread is not pinned.
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpus[id % cpus.len()]))
             .name(&format!("meridian-shard-{id}"))
             .io_memory(config.io_memory_bytes_per_shard)
             .preempt_timer(Duration::from_micros(config.preempt_timer_us))
@@ -226,8 +247,24 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     }
     drop(ready_tx);
     // Each shard reports once its reactor (and so its registered buffer) exists; a shard
-    // that fails to start drops its sender, which ends the wait as well.
-    while ready_rx.recv().is_ok() {}
+    // whose reactor cannot be built (e.g. RLIMIT_MEMLOCK below glommio's 512 KiB minimum)
+    // drops its sender unsignalled. Serving with fewer shards than configured would leave
+    // that shard's listener accepting connections nobody answers, so refuse to start.
+    let started = ready_rx.iter().count();
     set_thp_disabled(false);
+    if started != config.shards {
+        let mut reasons = Vec::new();
+        for handle in shards {
+            if let Err(e) = handle.join() {
+                reasons.push(e.to_string());
+            }
+        }
+        return Err(err(format!(
+            "only {started} of {} shards started ({}); io_uring needs locked memory: raise `ulimit -l` \
+             (at least 512 KiB per shard, 2 MiB for 2 shards without warnings) or run fewer --shards",
+            config.shards,
+            reasons.join("; ")
+        )));
+    }
     Ok(Running { local_addr, shards, writer, _guard: guard, _lock: lock })
 }

@@ -132,7 +132,7 @@ pub struct ShardSetup {
     pub published: SnapshotCell,
     pub updates: flume::Sender<RouteUpdate>,
     pub close_requests: flume::Receiver<ConnId>,
-    /// Dropped once this shard's reactor exists (see `server::start` on memlock).
+    /// Signalled once this shard's reactor exists (see `server::start` on memlock).
     pub ready: std::sync::mpsc::Sender<()>,
     /// Shared with the waker thread, which pokes only shards that have connections.
     pub connections_open: Arc<AtomicUsize>,
@@ -141,7 +141,11 @@ pub struct ShardSetup {
 }
 
 pub async fn run(setup: ShardSetup) {
-    drop(setup.ready);
+    // Reaching this line means the reactor (and its io_uring rings) exists. The sender is
+    // dropped right away: `server::start` counts signals until every sender is gone.
+    let ready = setup.ready;
+    let _ = ready.send(());
+    drop(ready);
     // SAFETY: the main thread created this listening socket for this shard only and handed
     // over ownership; nothing else uses or closes the fd.
     let listener = unsafe { TcpListener::from_raw_fd(setup.listener_fd) };

@@ -1220,6 +1220,61 @@ fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers(
     assert!(!log.contains("registering buffers"), "glommio could not register its buffers:\n{log}");
 }
 
+/// Below glommio's 512 KiB minimum no shard can build its rings; serving anyway would
+/// accept connections nobody answers, so the server must refuse to start and say why.
+#[test]
+fn refuses_to_start_when_locked_memory_is_too_small_for_the_shards() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let home = common::TempDir::new("memlock-low");
+    let data = home.path().join("data");
+    let mut binary = None;
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
+        std::fs::create_dir(&data).expect("create data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
+        let copy = home.path().join("meridian");
+        std::fs::copy(env!("CARGO_BIN_EXE_meridian"), &copy).expect("copy the binary");
+        binary = Some(copy);
+    }
+    let options = ServerOptions {
+        memlock_bytes: Some(256 * 1024),
+        run_as: root.then_some((65534, 65534)),
+        binary,
+        ..ServerOptions::default()
+    }
+    .data_dir(&data);
+    let exited = Server::run_expecting_exit(options);
+    assert!(!exited.status.success(), "exit {:?}", exited.status);
+    assert!(exited.log.contains("shards started"), "log:\n{}", exited.log);
+    assert!(exited.log.contains("ulimit -l"), "log:\n{}", exited.log);
+}
+
+/// Shards are pinned within the process's affinity mask (taskset, cpusets), not to
+/// absolute CPU numbers.
+#[test]
+fn shards_stay_on_the_cpus_the_process_may_use() {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpu = cpus - 1;
+    let server = Server::start_with(ServerOptions { cpu: Some(cpu), ..ServerOptions::default() }.shards(1));
+    assert_eq!(cluster_info(&mut server.client()), EMPTY_CLUSTER_INFO);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("list threads");
+    let mut shards = 0;
+    for task in tasks {
+        let dir = task.expect("thread entry").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("meridian-shard") {
+            continue;
+        }
+        shards += 1;
+        let status = std::fs::read_to_string(dir.join("status")).expect("thread status");
+        let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim);
+        assert_eq!(allowed, Some(cpu.to_string().as_str()), "thread {comm:?} of a process limited to CPU {cpu}");
+    }
+    assert!(shards > 0, "no shard thread found");
+}
+
 #[test]
 fn starts_and_answers_under_an_8_mib_memlock_limit() {
     let server = Server::start_with(ServerOptions { memlock_bytes: Some(8 * 1024 * 1024), ..ServerOptions::default() });

@@ -944,24 +944,26 @@ fn zstd_decompress_capped(body: &[u8], decompressed_bytes_max: usize) -> Result<
     decoder.window_log_max(window_log).map_err(zstd_error)?;
 
     let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
+    // `out` is zero-filled once as it grows; `filled_bytes` is how much of it holds output.
+    // (Zero-filling the spare capacity before every read made 100k-topic bodies 2x slower.)
     let mut out: Vec<u8> = Vec::new();
+    let mut filled_bytes = 0;
     loop {
-        if out.len() == out.capacity() {
-            let grow_bytes = out.capacity().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
-            out.reserve_exact(grow_bytes);
+        if filled_bytes == out.len() {
+            let grow_bytes = out.len().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
+            out.resize(out.len() + grow_bytes, 0);
         }
-        let filled_bytes = out.len();
-        out.resize(out.capacity(), 0);
         let read_bytes = match decoder.read(&mut out[filled_bytes..]) {
             Ok(read_bytes) => read_bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(zstd_error(e)),
         };
-        out.truncate(filled_bytes + read_bytes);
-        if out.len() > decompressed_bytes_max {
+        filled_bytes += read_bytes;
+        if filled_bytes > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
         if read_bytes == 0 {
+            out.truncate(filled_bytes);
             return Ok(out);
         }
     }

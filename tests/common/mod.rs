@@ -222,6 +222,8 @@ pub struct ServerOptions {
     pub run_as: Option<(u32, u32)>,
     /// The binary to run instead of the one cargo built (e.g. a copy another user can reach).
     pub binary: Option<PathBuf>,
+    /// Restrict the child to this one CPU (as `taskset -c CPU` would).
+    pub cpu: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -238,6 +240,7 @@ impl Default for ServerOptions {
             core_dump_disabled: false,
             run_as: None,
             binary: None,
+            cpu: None,
         }
     }
 }
@@ -303,15 +306,24 @@ impl ServerOptions {
             limits.push((libc::RLIMIT_CORE, 0));
         }
         let run_as = self.run_as;
-        if !limits.is_empty() || run_as.is_some() {
+        let cpu = self.cpu;
+        if !limits.is_empty() || run_as.is_some() || cpu.is_some() {
             use std::os::unix::process::CommandExt;
-            // SAFETY: runs in the forked child before exec; setrlimit, setgroups, setgid and
-            // setuid are async-signal-safe, and the closure only reads values moved into it.
+            // SAFETY: runs in the forked child before exec; setrlimit, sched_setaffinity,
+            // setgroups, setgid and setuid are async-signal-safe, and the closure only reads
+            // values moved into it.
             unsafe {
                 command.pre_exec(move || {
                     for (resource, bytes) in &limits {
                         let limit = libc::rlimit { rlim_cur: *bytes, rlim_max: *bytes };
                         if libc::setrlimit(*resource, &limit) != 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    if let Some(cpu) = cpu {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
                             return Err(io::Error::last_os_error());
                         }
                     }
@@ -428,6 +440,10 @@ impl Server {
     }
 
     /// The child is still running.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
