@@ -37,3 +37,22 @@ peer-namesrv:
 	  CARGO_TARGET_DIR=$(CURDIR)/target/peers-build nice -n 10 $(CARGO) install rocketmq-namesrv --version 1.0.0 --locked --root $(PEERS_ROOT); \
 	fi
 	@echo "$(PEERS_ROOT)/bin/rocketmq-namesrv-rust"
+
+## Side by side (bench/README.md): Meridian, rocketmq-rust's NameServer (built by peer-namesrv),
+## loadgen's echo server as the ceiling, and running peers PEERS="java=127.0.0.1:19876".
+## QUICK=1: short runs, smaller sizes (< 3 min). Writes bench/results/<date>-<commit>.json + PNGs.
+.PHONY: bench
+bench: peer-namesrv
+	@# Three builds, as `make build` and `make loadgen` do them: one `cargo build -p a -p b` unifies
+	@# features across packages and would rebuild glommio and Meridian with a different hash.
+	nice -n 5 $(CARGO) build --release --bin meridian
+	nice -n 5 $(CARGO) build --release -p meridian-loadgen
+	nice -n 5 $(CARGO) build --release -p meridian-bench-plot
+	python3 bench/bench.py $(if $(filter-out 0,$(QUICK)),--quick) --peers "$(PEERS)" \
+	  --rmq-namesrv "$(PEERS_ROOT)/bin/rocketmq-namesrv-rust" $(BENCH_FLAGS)
+
+## Read-only host check: CPU sets and NIC IRQs, sysctls, memlock, THP (no root, changes nothing).
+## `tuning/tune.sh AREA apply|undo` changes and restores them (see tuning/README.md).
+.PHONY: tune-check
+tune-check:
+	bash tuning/tune.sh all check

@@ -1,0 +1,846 @@
+#!/usr/bin/env python3
+"""bench/bench.py: the driver of `make bench` (see bench/README.md).
+
+Runs every scenario against every server in turn (Meridian, rocketmq-rust's NameServer, any
+already-running peer given by address, and loadgen's echo server as the ceiling), with the same
+loadgen settings and the same CPU sets, then prints one ratio table per scenario and writes
+bench/results/<date>-<commit>.json (every loadgen figure, machine, commit, exact commands) and
+PNG plots (drawn by the meridian-bench-plot crate).
+
+It owns orchestration only: every figure comes from meridian-loadgen's --json output, and every
+process it starts is stopped by PID. It must not run in `make test`. Standard library only, so
+a fresh machine needs nothing beyond what `make bench` builds.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+MERIDIAN_BIN = os.path.join(RELEASE, "meridian")
+LOADGEN_BIN = os.path.join(RELEASE, "meridian-loadgen")
+PLOT_BIN = os.path.join(RELEASE, "meridian-bench-plot")
+RMQ_BIN_DEFAULT = os.path.join(ROOT, "target", "peers", "bin", "rocketmq-namesrv-rust")
+
+# Ports of the servers this driver starts: PORT_BASE + index (loopback only).
+PORT_BASE = 29870
+# How long a started server may take to accept connections.
+SERVER_READY_TIMEOUT_S = 15.0
+# How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
+SERVER_STOP_TIMEOUT_S = 5.0
+# Interval of RSS samples (memory scenario).
+RSS_SAMPLE_INTERVAL_S = 0.1
+# A Java NameServer refuses frames above 16 MiB (~80k topics); 60k topics is the largest size
+# every peer accepts, so registrations above this are skipped on peers given by address.
+EXTERNAL_REGISTER_TOPICS_MAX = 60_000
+
+# Scenario sizes: (quick, full).
+SIZES = {
+    "lookup_duration": ("3s", "10s"),
+    "lookup_inflights": ([4], [4, 16]),
+    "register_topics": ([60_000, 100_000], [60_000, 100_000, 1_000_000]),
+    "storm_duration": ("4s", "20s"),
+    # Topics in total, each on MEMORY_WIDTH of MEMORY_BROKERS brokers: 100k and 1M entries.
+    "memory_topics": (50_000, 500_000),
+    "memory_duration": ("2s", "3s"),
+}
+LOOKUP_TOPICS = 10_000
+LOOKUP_BROKERS = 4
+LOOKUP_CONNECTIONS = 32
+OPEN_LOOP_INFLIGHT_CAP = 64  # a cap only: the window must never limit the open-loop rate
+OPEN_LOOP_FRACTION = 0.5  # of the slowest peer's closed-loop maximum
+# 20 brokers x 50k topics keeps every registration near 11 MB, under the 16 MiB frame cap of
+# Java and rocketmq-rust, so every peer can hold the full 1M entries.
+MEMORY_BROKERS = 20
+MEMORY_WIDTH = 2
+
+started_pids = []  # every process this driver started and has not reaped yet
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info(rmq_bin):
+    cpu_model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    commit = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "unknown"
+    dirty = bool(sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]))
+    return {
+        "cpu_model": cpu_model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "commit": commit,
+        "dirty": dirty,
+        "rustc": sh(["rustc", "--version"]),
+        "rocketmq_namesrv_rust": " ".join(sh([rmq_bin, "--version"]).split()[-1:]) if os.path.exists(rmq_bin) else None,
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+class Server:
+    """One peer. kind: meridian | rmq-rust | ceiling | external (running already, not ours)."""
+
+    def __init__(self, name, kind, addr, pid=None):
+        self.name, self.kind, self.addr = name, kind, addr
+        self.pid = pid  # known for started servers, optional for external ones
+        self.proc = None
+        self.command = None
+
+    @property
+    def started_by_us(self):
+        return self.kind != "external"
+
+    def start(self, args, run_dir, label):
+        if not self.started_by_us:
+            return
+        assert self.proc is None, f"{self.name} already running"
+        workdir = os.path.join(run_dir, f"{self.name}-{label}")
+        os.makedirs(workdir, exist_ok=True)
+        env = dict(os.environ)
+        host, port = self.addr.rsplit(":", 1)
+        if self.kind == "meridian":
+            cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(args.shards)]
+        elif self.kind == "rmq-rust":
+            env["ROCKETMQ_HOME"] = workdir
+            cmd = [args.rmq_namesrv, "--listenPort", port, "--bindAddress", host]
+        else:
+            cmd = [LOADGEN_BIN, "echo-server", "--listen", self.addr, "--threads", str(args.echo_threads), "-d", "1h"]
+        cmd = ["taskset", "-c", args.server_cpus] + cmd  # taskset execs: the PID is the server's
+        self.command = (f"ROCKETMQ_HOME={workdir} " if self.kind == "rmq-rust" else "") + " ".join(cmd)
+        logf = open(os.path.join(workdir, "server.log"), "wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+        self.pid = self.proc.pid
+        started_pids.append(self.pid)
+        deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {workdir}/server.log")
+            try:
+                socket.create_connection((host, int(port)), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not accepting on {self.addr} after {SERVER_READY_TIMEOUT_S}s")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        stop_pid(self.proc)
+        self.proc = None
+        self.pid = None
+
+
+def stop_pid(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(SERVER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.pid in started_pids:
+        started_pids.remove(proc.pid)
+
+
+def rss_kib(pid):
+    """(VmRSS, VmHWM) in KiB, or (None, None) if the process is gone."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    fields[key] = int(value.split()[0])
+    except OSError:
+        return None, None
+    return fields.get("VmRSS"), fields.get("VmHWM")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loadgen
+
+
+def run_loadgen(args, run_dir, label, server, lg_args, timeout_s, on_stderr_line=None):
+    """Runs one bounded loadgen; returns (json or None, error text or None, command string)."""
+    json_path = os.path.join(run_dir, f"{label}-{server.name}.json")
+    cmd = [LOADGEN_BIN] + lg_args + ["-n", server.addr, "--json", json_path]
+    if args.loadgen_cpus:
+        cmd += ["--cpus", args.loadgen_cpus]
+    if server.pid:
+        cmd += ["--pid", str(server.pid)]
+    out_path = os.path.join(run_dir, f"{label}-{server.name}.out")
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        started_pids.append(proc.pid)
+        stderr_tail = []
+
+        def read_stderr():
+            for line in proc.stderr:
+                stderr_tail.append(line)
+                del stderr_tail[:-20]
+                if on_stderr_line:
+                    on_stderr_line(line)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            # Ctrl-C semantics: loadgen drains, unregisters and still writes its JSON.
+            timed_out = True
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        started_pids.remove(proc.pid)
+        reader.join(5)
+    command = " ".join(cmd)
+    result = None
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            result = json.load(f)
+    if timed_out:
+        return result, f"timed out after {timeout_s:.0f}s", command
+    if proc.returncode not in (0, 3) or result is None:
+        tail = "".join(stderr_tail).strip().splitlines()[-1:] or ["no output"]
+        return result, f"loadgen exit {proc.returncode}: {tail[0][:120]}", command
+    return result, None, command
+
+
+def unexpected_errors(result):
+    if not result:
+        return None
+    n = result.get("errors_unexpected", 0)
+    if not n:
+        return None
+    keys = list(result.get("errors", {}).items())[:2]
+    for phase in result.get("lookups", []):
+        keys += list(phase.get("errors", {}).items())[:2]
+    text = f"{n} unexpected errors ({', '.join(f'{k}: {v}' for k, v in keys[:3])})"
+    examples = list((result.get("error_examples") or {}).values())[:1]
+    return text + (f"; e.g. {str(examples[0])[:160]}" if examples else "")
+
+
+def lookup_phase(result, phase=None):
+    for p in (result or {}).get("lookups", []):
+        if phase is None or p.get("phase") == phase or p.get("name") == phase:
+            return p
+    return None
+
+
+def event(result, name):
+    events = (result or {}).get("events_us", {})
+    for key in (name, f"{name}.all-targets"):
+        if key in events:
+            return events[key]
+    return None
+
+
+def target_cores(result):
+    targets = ((result or {}).get("cpu") or {}).get("targets") or []
+    return targets[0].get("cores") if targets else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+class Table:
+    """Rows of one scenario: label, unit, better ('higher'|'lower'), value per server name."""
+
+    def __init__(self, title, servers, note=None):
+        self.title, self.note = title, note
+        self.servers = servers
+        self.rows = []
+        self.footnotes = []
+
+    def row(self, label, unit, better, values):
+        self.rows.append({"label": label, "unit": unit, "better": better, "values": values})
+
+    def skip(self, reason):
+        """A cell that was not measured; the reason is printed under the table."""
+        if reason not in self.footnotes:
+            self.footnotes.append(reason)
+        return {"skip": self.footnotes.index(reason) + 1}
+
+    def flag(self, value, reason):
+        """A measured value from a run with unexpected errors: shown with !n, reason under the table."""
+        if value is None or not reason:
+            return value
+        if reason not in self.footnotes:
+            self.footnotes.append(reason)
+        return {"value": value, "flag": self.footnotes.index(reason) + 1}
+
+    def to_json(self):
+        return {"title": self.title, "note": self.note, "rows": self.rows, "footnotes": self.footnotes}
+
+    def render(self):
+        names = [s.name for s in self.servers]
+        peers = [s.name for s in self.servers if s.kind not in ("meridian", "ceiling")]
+        has_ceiling = any(s.kind == "ceiling" for s in self.servers) and any(
+            num(r["values"].get("ceiling")) is not None for r in self.rows
+        )
+        header = ["scenario"] + names + [f"vs {p}" for p in peers] + (["of ceiling"] if has_ceiling else [])
+        lines = []
+        losses = []
+        body = []
+        for r in self.rows:
+            cells = [r["label"]] + [fmt(r["values"].get(n), r["unit"]) for n in names]
+            m = r["values"].get("meridian")
+            for p in peers + (["ceiling"] if has_ceiling else []):
+                ratio = ratio_of(m, r["values"].get(p), r["better"])
+                cells.append("-" if ratio is None else f"{ratio:.2f}")
+                if ratio is not None and ratio < 0.95 and p != "ceiling":
+                    losses.append(f"{r['label'].strip()} vs {p}: {ratio:.2f}")
+            body.append(cells)
+        widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
+        fmt_row = lambda row: "  ".join(  # noqa: E731
+            str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(row)
+        )
+        lines.append(f"## {self.title}")
+        if self.note:
+            lines.append(self.note)
+        lines.append(fmt_row(header))
+        lines += [fmt_row(row) for row in body]
+        for i, reason in enumerate(self.footnotes, 1):
+            lines.append(f"  [{i}]: {reason}")
+        if losses:
+            lines.append("  Meridian loses: " + "; ".join(losses))
+        return "\n".join(lines)
+
+
+def num(value):
+    """The number in a cell (plain or flagged), or None for a skipped or empty one."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, (int, float)) else None
+
+
+def ratio_of(meridian, peer, better):
+    """>1 means Meridian is better: meridian/peer for throughput, peer/meridian otherwise."""
+    meridian, peer = num(meridian), num(peer)
+    if not isinstance(meridian, (int, float)) or not isinstance(peer, (int, float)):
+        return None
+    if better is None or meridian <= 0 or peer <= 0:
+        return None
+    return meridian / peer if better == "higher" else peer / meridian
+
+
+def fmt(value, unit):
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        if "skip" in value:
+            return f"skip[{value['skip']}]"
+        if "flag" in value:
+            return f"{fmt(value['value'], unit)} !{value['flag']}"
+        return str(value)
+    if unit == "rps":
+        return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+    if unit == "us":
+        if value >= 1_000_000:
+            return f"{value / 1e6:.2f}s"
+        if value >= 1000:
+            return f"{value / 1000:.2f}ms"
+        return f"{value:.0f}us" if value >= 10 else f"{value:.1f}us"
+    if unit == "MiB":
+        return f"{value:.1f}MiB"
+    if unit == "B":
+        return f"{value:.0f}B"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "cores":
+        return f"{value:.2f}"
+    return f"{value}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+class Bench:
+    def __init__(self, args, servers, run_dir):
+        self.args, self.servers, self.run_dir = args, servers, run_dir
+        self.quick = 0 if args.quick else 1
+        self.tables = []
+        self.runs = []  # every loadgen run: scenario, server, command, server command, result
+        self.plots = []
+        self.open_rate = None
+        self.replay = None  # stored runs when re-rendering a results JSON (--replay)
+
+    def size(self, key):
+        return SIZES[key][self.quick]
+
+    def each(self, label, lg_args, timeout_s, servers=None, before=None, on_line=None):
+        """Runs one loadgen per server (fresh server each time); yields (server, result, error)."""
+        for server in servers or self.servers:
+            if self.replay is not None:
+                stored = [r for r in self.replay if r["scenario"] == label and r["server"] == server.name]
+                if not stored:
+                    yield server, None, "not in the replayed results"
+                    continue
+                self.runs.append(stored[0])
+                yield server, stored[0]["loadgen"], stored[0]["error"]
+                continue
+            t0 = time.monotonic()
+            try:
+                server.start(self.args, self.run_dir, label)
+            except RuntimeError as e:
+                log(f"  {label:<28} {server.name:<10} server failed to start: {e}")
+                yield server, None, f"server failed to start: {e}"
+                continue
+            extra = before(server) if before else {}
+            server_args = lg_args(server) if callable(lg_args) else lg_args
+            result, error, command = run_loadgen(
+                self.args, self.run_dir, label, server, server_args, timeout_s, on_line(server) if on_line else None
+            )
+            server_rss = rss_kib(server.pid) if server.pid else (None, None)
+            server.stop()
+            errors = [e for e in (error, unexpected_errors(result)) if e]
+            error = "; ".join(errors) if errors else None
+            self.runs.append({"scenario": label, "server": server.name, "server_command": server.command,
+                              "loadgen_command": command, "error": error, "extra": extra,
+                              "server_rss_end_kib": server_rss[0], "server_hwm_end_kib": server_rss[1],
+                              "loadgen": result})
+            status = error or "ok"
+            log(f"  {label:<28} {server.name:<10} {time.monotonic() - t0:6.1f}s  {status}")
+            yield server, result, error
+
+    def lookup_closed(self):
+        d = self.size("lookup_duration")
+        groups, series = [], {s.name: [] for s in self.servers}
+        for k in self.size("lookup_inflights"):
+            label = f"lookup-{LOOKUP_CONNECTIONS}x{k}"
+            t = Table(f"lookup, closed loop: {LOOKUP_TOPICS} topics on {LOOKUP_BROKERS} brokers, "
+                      f"{LOOKUP_CONNECTIONS} connections x {k} in flight, {d}", self.servers)
+            vals = {r: {} for r in ("rps", "p50", "p99", "p999", "cpu")}
+            lat = {}
+            for server, result, error in self.each(label, lambda s: self.lookup_args(s, k, d), 120):
+                self.fill_lookup(t, vals, lat, server, result, error)
+            t.row(f"lookup {LOOKUP_CONNECTIONS}x{k} rps", "rps", "higher", vals["rps"])
+            t.row("  p50", "us", "lower", vals["p50"])
+            t.row("  p99", "us", "lower", vals["p99"])
+            t.row("  p99.9", "us", "lower", vals["p999"])
+            t.row("  server CPU per lookup", "us", "lower", vals["cpu"])
+            self.tables.append(t)
+            self.plots.append({"name": label, "kind": "latency", "title": f"{t.title}: latency percentiles",
+                               "series": [{"name": n, "values": v} for n, v in lat.items()]})
+            groups.append(f"closed {LOOKUP_CONNECTIONS}x{k}")
+            for s in self.servers:
+                series[s.name].append(num(vals["rps"].get(s.name)))
+            if k == 4:
+                peers = [num(v) for n, v in vals["rps"].items() if num(v) and n != "ceiling"]
+                if peers:
+                    self.open_rate = int(min(peers) * OPEN_LOOP_FRACTION)
+        return groups, series
+
+    def lookup_args(self, server, k, d, rate=None):
+        lg = ["lookup", "--topics", str(LOOKUP_TOPICS), "--brokers", self.brokers_for(server),
+              "-c", str(LOOKUP_CONNECTIONS), "-k", str(k), "-d", d, "-q"]
+        return lg + (["--rate", str(rate)] if rate else [])
+
+    def brokers_for(self, server):
+        # The echo server stores nothing: it answers every lookup with one pre-encoded route of
+        # realistic size, so loadgen registers no brokers there and checks answers for shape only.
+        return "0" if server.kind == "ceiling" else str(LOOKUP_BROKERS)
+
+    def fill_lookup(self, t, vals, lat, server, result, error, phase=None):
+        p = lookup_phase(result, phase)
+        if p is None or not p.get("answered"):
+            cell = t.skip(f"{server.name}: {error or 'no lookup figures'}")
+            for v in vals.values():
+                v[server.name] = cell
+            return p
+        lu = p["latency_us"]
+        flag = f"{server.name}: {error}" if error else None
+        vals["rps"][server.name] = t.flag(p["throughput_rps"], flag)
+        vals["p50"][server.name] = t.flag(lu["p50_us"], flag)
+        vals["p99"][server.name] = t.flag(lu["p99_us"], flag)
+        vals["p999"][server.name] = t.flag(lu["p999_us"], flag)
+        if "cpu" in vals:
+            cores = target_cores(result)
+            vals["cpu"][server.name] = cores * 1e6 / p["throughput_rps"] if cores and p["throughput_rps"] else t.skip(
+                f"{server.name}: CPU unknown (no PID for a peer given by address)")
+        lat[server.name] = [lu["p50_us"], lu["p90_us"], lu["p99_us"], lu["p999_us"], lu["max_us"]]
+        return p
+
+    def lookup_open(self):
+        d = self.size("lookup_duration")
+        if not self.open_rate:
+            log("  open loop skipped: no closed-loop maximum was measured")
+            return None
+        rate = self.open_rate
+        label = "lookup-open"
+        t = Table(f"lookup, open loop at {rate}/s (= {OPEN_LOOP_FRACTION} x the slowest peer's closed-loop 32x4 "
+                  f"maximum): {LOOKUP_TOPICS} topics, {LOOKUP_CONNECTIONS} connections, window cap "
+                  f"{OPEN_LOOP_INFLIGHT_CAP}, {d}; latency from the intended send time", self.servers)
+        vals = {r: {} for r in ("rps", "p50", "p99", "p999", "cpu", "lag")}
+        lat = {}
+        lg = lambda s: self.lookup_args(s, OPEN_LOOP_INFLIGHT_CAP, d, rate)  # noqa: E731
+        for server, result, error in self.each(label, lg, 120):
+            p = self.fill_lookup(t, vals, lat, server, result, error)
+            if p and p.get("answered"):
+                vals["lag"][server.name] = t.flag(p["send_lag_us"]["p99_us"], f"{server.name}: {error}" if error else None)
+        t.row(f"lookup open {rate}/s rps", "rps", "higher", vals["rps"])
+        t.row("  p50", "us", "lower", vals["p50"])
+        t.row("  p99", "us", "lower", vals["p99"])
+        t.row("  p99.9", "us", "lower", vals["p999"])
+        t.row("  send lag p99 (loadgen)", "us", None, vals["lag"])  # loadgen's own lag: no ratio
+        t.row("  server CPU per lookup", "us", "lower", vals["cpu"])
+        self.tables.append(t)
+        self.plots.append({"name": label, "kind": "latency", "title": f"lookup open loop {rate}/s: latency percentiles",
+                           "series": [{"name": n, "values": v} for n, v in lat.items()]})
+        return vals["rps"]
+
+    def register(self):
+        servers = [s for s in self.servers if s.kind != "ceiling"]
+        t = Table("big registration: 1 broker, realistic topic names, first registration then one unchanged "
+                  "re-send, then unregister; times until answered and until visible to lookups", servers)
+        for topics in self.size("register_topics"):
+            label = f"register-{topics // 1000}k"
+            timeout_s = 120 if topics <= 100_000 else 600
+            lg = ["register", "--topics", str(topics), "--topic-names", "realistic", "--brokers", "1", "--repeat", "1",
+                  "-d", f"{timeout_s}s", "--register-timeout", f"{timeout_s}s", "-q"]
+            vals = {r: {} for r in ("answer", "visible", "resend", "unreg", "hwm")}
+            run_servers = []
+            for s in servers:
+                if s.kind == "external" and topics > EXTERNAL_REGISTER_TOPICS_MAX:
+                    cell = t.skip(f"{s.name} (by address) above {EXTERNAL_REGISTER_TOPICS_MAX} topics: a Java "
+                                  f"NameServer refuses frames > 16 MiB")
+                    for v in vals.values():
+                        v[s.name] = cell
+                else:
+                    run_servers.append(s)
+            for server, result, error in self.each(label, lg, timeout_s + 60, servers=run_servers):
+                first, visible = event(result, "register.first"), event(result, "visible.first")
+                if not first or not visible:
+                    cell = t.skip(f"{server.name} {topics} topics: {error or 'registration not answered or not visible'}")
+                    for v in vals.values():
+                        v[server.name] = cell
+                    continue
+                vals["answer"][server.name] = first["p50_us"]
+                vals["visible"][server.name] = visible["p50_us"]
+                resend = event(result, "register.resend-unchanged")
+                # The first registration was measured; a later step that failed gets its own cell.
+                vals["resend"][server.name] = resend["p50_us"] if resend else t.skip(
+                    f"{server.name} {topics} topics: no re-send answered{': ' + error if error else ''}")
+                unreg = event(result, "visible.unregister")
+                vals["unreg"][server.name] = unreg["p50_us"] if unreg else t.skip(
+                    f"{server.name} {topics} topics: unregister not visible{': ' + error if error else ''}")
+                hwm = self.runs[-1]["server_hwm_end_kib"]
+                vals["hwm"][server.name] = hwm / 1024 if hwm else t.skip(f"{server.name}: RSS unknown (no PID)")
+            n = f"{topics // 1000}k" if topics < 1_000_000 else f"{topics // 1_000_000}M"
+            t.row(f"register {n} answered", "us", "lower", vals["answer"])
+            t.row(f"  {n} visible", "us", "lower", vals["visible"])
+            t.row(f"  {n} unchanged re-send", "us", "lower", vals["resend"])
+            t.row(f"  {n} unregister visible", "us", "lower", vals["unreg"])
+            t.row(f"  {n} server peak RSS", "MiB", "lower", vals["hwm"])
+        self.tables.append(t)
+
+    def storm(self):
+        if not self.open_rate:
+            return
+        servers = [s for s in self.servers if s.kind != "ceiling"]
+        d = self.size("storm_duration")
+        rate = self.open_rate
+        t = Table(f"registration storm: open loop {rate}/s, {LOOKUP_TOPICS} topics on {LOOKUP_BROKERS} brokers, "
+                  f"{d} (first half quiet, second half every broker re-registers every 100ms with 1% changed)",
+                  servers)
+        vals = {r: {} for r in ("quiet", "storm", "ratio", "regs")}
+        lg = ["storm", "--topics", str(LOOKUP_TOPICS), "--brokers", str(LOOKUP_BROKERS), "-c", str(LOOKUP_CONNECTIONS),
+              "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--rate", str(rate), "--storm-period", "100ms",
+              "--storm-change-fraction", "0.01", "-d", d, "-q"]
+        for server, result, error in self.each("storm", lg, 180, servers=servers):
+            quiet, storm = lookup_phase(result, "quiet"), lookup_phase(result, "storm")
+            if not quiet or not storm or not quiet.get("answered") or not storm.get("answered"):
+                cell = t.skip(f"{server.name}: {error or 'no quiet/storm figures'}")
+                for v in vals.values():
+                    v[server.name] = cell
+                continue
+            flag = f"{server.name}: {error}" if error else None
+            vals["quiet"][server.name] = t.flag(quiet["latency_us"]["p99_us"], flag)
+            vals["storm"][server.name] = t.flag(storm["latency_us"]["p99_us"], flag)
+            vals["ratio"][server.name] = t.flag(storm["latency_us"]["p99_us"] / max(quiet["latency_us"]["p99_us"], 1), flag)
+            storm_ev = event(result, "register.storm")
+            vals["regs"][server.name] = t.flag(storm_ev["p99_us"], flag) if storm_ev else t.skip(
+                f"{server.name}: no storm registrations answered")
+        t.row("storm lookup p99 quiet", "us", "lower", vals["quiet"])
+        t.row("  lookup p99 during storm", "us", "lower", vals["storm"])
+        t.row("  p99 storm / quiet", "x", "lower", vals["ratio"])
+        t.row("  re-registration p99 answer", "us", "lower", vals["regs"])
+        self.tables.append(t)
+
+    def memory(self):
+        servers = [s for s in self.servers if s.kind != "ceiling"]
+        topics = self.size("memory_topics")
+        entries = topics * MEMORY_WIDTH
+        d = self.size("memory_duration")
+        t = Table(f"memory: VmRSS idle (1 s after start) and with {entries:,} topic-on-broker entries "
+                  f"({topics:,} realistic topics, each on {MEMORY_WIDTH} of {MEMORY_BROKERS} brokers), "
+                  f"sampled during a light lookup load (4 connections x 4)", servers)
+        vals = {r: {} for r in ("idle", "loaded", "hwm", "per_entry")}
+        samples = {}
+
+        def before(server):
+            if not server.pid:
+                return {}
+            time.sleep(1.0)
+            idle = rss_kib(server.pid)[0]
+            samples[server.name] = {"idle": idle, "load": []}
+            return {"idle_rss_kib": idle}
+
+        def on_line(server):
+            def handle(line):
+                # Progress lines look like "[   1.0s] load | ..."; sample only during the load phase,
+                # when every broker is registered and answering.
+                m = re.match(r"\s*\[\s*[\d.]+s\]\s+(\S+)\s+\|", line)
+                if m and m.group(1) == "load" and server.pid and server.name in samples:
+                    samples[server.name]["load"].append(rss_kib(server.pid)[0])
+            return handle
+
+        lg = ["lookup", "--topics", str(topics), "--brokers", str(MEMORY_BROKERS), "--width", str(MEMORY_WIDTH),
+              "--topic-names", "realistic", "-c", "4", "-k", "4", "-d", d, "--progress-interval", "200ms",
+              "--register-timeout", "120s"]
+        for server, result, error in self.each("memory", lg, 300, servers=servers, before=before, on_line=on_line):
+            extra = self.runs[-1]["extra"] if self.runs and self.runs[-1]["server"] == server.name else {}
+            if server.name in samples:
+                extra["load_rss_kib"] = samples[server.name]["load"]
+            elif extra.get("idle_rss_kib"):  # --replay
+                samples[server.name] = {"idle": extra["idle_rss_kib"], "load": extra.get("load_rss_kib", [])}
+            s = samples.get(server.name)
+            if not s:
+                cell = t.skip(f"{server.name}: RSS unknown (no PID for a peer given by address)")
+                for v in vals.values():
+                    v[server.name] = cell
+                continue
+            vals["idle"][server.name] = s["idle"] / 1024 if s["idle"] else None
+            load = [x for x in s["load"] if x]
+            if error or not load:
+                cell = t.skip(f"{server.name}: {error or 'no RSS sample during the load phase'}")
+                for key in ("loaded", "hwm", "per_entry"):
+                    vals[key][server.name] = cell
+                continue
+            loaded = max(load)
+            vals["loaded"][server.name] = loaded / 1024
+            hwm = self.runs[-1]["server_hwm_end_kib"]
+            vals["hwm"][server.name] = hwm / 1024 if hwm else None
+            vals["per_entry"][server.name] = (loaded - (s["idle"] or 0)) * 1024 / entries
+        n = f"{entries // 1_000_000}M" if entries >= 1_000_000 else f"{entries // 1000}k"
+        t.row("memory idle RSS", "MiB", "lower", vals["idle"])
+        t.row(f"  RSS with {n} entries", "MiB", "lower", vals["loaded"])
+        t.row("  peak RSS (VmHWM)", "MiB", "lower", vals["hwm"])
+        t.row("  bytes per entry (loaded-idle)", "B", "lower", vals["per_entry"])
+        self.tables.append(t)
+
+
+def parse_peers(text):
+    """PEERS="java=127.0.0.1:19876 other=127.0.0.1:19877/PID" (space or comma separated)."""
+    servers = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            sys.exit(f"bench: bad PEERS entry {item!r}; expected name=host:port[/pid]")
+        addr, _, pid = rest.partition("/")
+        if not re.fullmatch(r"[\d.]+:\d+", addr):
+            sys.exit(f"bench: bad address in PEERS entry {item!r}")
+        servers.append(Server(name, "external", addr, int(pid) if pid else None))
+    return servers
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short durations and smaller sizes (< 3 min)")
+    ap.add_argument("--peers", default=os.environ.get("PEERS", ""), help="running peers: name=host:port[/pid] ...")
+    ap.add_argument("--rmq-namesrv", default=RMQ_BIN_DEFAULT, help="rocketmq-namesrv-rust binary ('' to leave out)")
+    ap.add_argument("--no-ceiling", action="store_true", help="leave out loadgen's echo server")
+    ap.add_argument("--server-cpus", default=f"0-{(os.cpu_count() or 1) - 1}", help="taskset CPU list of every server")
+    ap.add_argument("--loadgen-cpus", default="", help="loadgen --cpus (default: unpinned, 1 thread)")
+    ap.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="Meridian --shards")
+    ap.add_argument("--echo-threads", type=int, default=1, help="echo-server --threads (the ceiling)")
+    ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--replay", default="", help="re-render tables and plots of a results JSON (measures nothing)")
+    args = ap.parse_args()
+    replay = None
+    if args.replay:
+        with open(args.replay) as f:
+            replay = json.load(f)
+        args.quick = replay["quick"]
+        args.peers, args.rmq_namesrv, args.no_ceiling = "", "", True  # servers come from the file
+
+    for binary in (MERIDIAN_BIN, LOADGEN_BIN) if replay is None else ():
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"bench: missing {binary}; run `make bench` (it builds it)")
+    servers = [Server("meridian", "meridian", f"127.0.0.1:{PORT_BASE}")]
+    if args.rmq_namesrv:
+        if not os.access(args.rmq_namesrv, os.X_OK):
+            sys.exit(f"bench: missing {args.rmq_namesrv}; run `make peer-namesrv` or pass --rmq-namesrv ''")
+        servers.append(Server("rmq-rust", "rmq-rust", f"127.0.0.1:{PORT_BASE + 1}"))
+    servers += parse_peers(args.peers)
+    if not args.no_ceiling:
+        servers.append(Server("ceiling", "ceiling", f"127.0.0.1:{PORT_BASE + 2}"))
+    if replay is not None:
+        servers = [Server(s["name"], s["kind"], s["addr"]) for s in replay["servers"]]
+    for s in servers if replay is None else ():
+        if s.kind == "external":
+            host, port = s.addr.rsplit(":", 1)
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+            except OSError as e:
+                sys.exit(f"bench: peer {s.name} at {s.addr} is not reachable: {e}")
+
+    machine = machine_info(args.rmq_namesrv) if replay is None else replay["machine"]
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if replay is not None:
+        stamp = machine["date_utc"][:10].replace("-", "") + "-000000"
+    run_dir = os.path.join(ROOT, "target", "bench", f"{stamp}-{machine['commit']}" if replay is None else "replay")
+    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    placement = (f"servers: taskset -c {args.server_cpus} (Meridian --shards {args.shards}, one per CPU; "
+                 f"rocketmq-rust's tokio runtime as it defaults; echo server {args.echo_threads} thread), one at a time; "
+                 f"loadgen: 1 thread, " + (f"--cpus {args.loadgen_cpus}" if args.loadgen_cpus else
+                                           "unpinned (kernel-scheduled over every CPU)"))
+    header = [
+        f"meridian bench ({'QUICK' if args.quick else 'full'}) {machine['date_utc']}",
+        f"commit {machine['commit']}{' (dirty tree)' if machine['dirty'] else ''} | {machine['cpu_model']}, "
+        f"{machine['cores']} CPUs | kernel {machine['kernel']} | {machine['rustc']} | "
+        f"loadavg at start {' '.join(machine['loadavg_at_start'])}",
+        f"peers: " + ", ".join(f"{s.name} ({s.kind}{', ' + s.addr if s.kind == 'external' else ''})" for s in servers)
+        + (f" | rocketmq-namesrv-rust {machine['rocketmq_namesrv_rust']}" if args.rmq_namesrv else ""),
+        f"placement: {placement}",
+        "ratios: >1 = Meridian better (throughput: meridian / peer; latency, time, memory: peer / meridian); "
+        "'of ceiling' = the same ratio against loadgen's echo server",
+        f"every server is started fresh for every run; logs, loadgen JSON and output: {os.path.relpath(run_dir, ROOT)}",
+    ]
+    if replay is not None:
+        note = "tables re-rendered by --replay from the loadgen results stored by this run"
+        header = [h for h in replay["header"] if h != note] + [note]
+        placement = replay["placement"]
+    log("\n".join(header))
+    log()
+
+    bench = Bench(args, servers, run_dir)
+    if replay is not None:
+        bench.replay = replay["runs"]
+    only = set(filter(None, args.only.split(",")))
+    t0 = time.monotonic()
+    interrupted = False
+    try:
+        bar_groups, bar_series = [], {s.name: [] for s in servers}
+        if not only or "lookup" in only:
+            bar_groups, bar_series = bench.lookup_closed()
+            open_rps = bench.lookup_open()
+            if open_rps:
+                bar_groups.append(f"open {bench.open_rate}/s")
+                for s in servers:
+                    bar_series[s.name].append(num(open_rps.get(s.name)))
+            bench.plots.append({"name": "lookup-throughput", "kind": "bars", "title": "lookup throughput (answered/s)",
+                                "y_label": "lookups/s", "groups": bar_groups,
+                                "series": [{"name": n, "values": v} for n, v in bar_series.items()]})
+        if not only or "register" in only:
+            bench.register()
+        if not only or "storm" in only:
+            if bench.open_rate is None:
+                bench.open_rate = 20_000  # --only without lookup: a fixed rate every peer sustains
+            bench.storm()
+        if not only or "memory" in only:
+            bench.memory()
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: printing what was measured")
+    finally:
+        for s in servers:
+            s.stop()
+    elapsed = time.monotonic() - t0
+
+    tables_text = "\n\n".join(t.render() for t in bench.tables)
+    log()
+    log("\n".join(header))
+    log()
+    log(tables_text)
+    log()
+    log(f"bench took {replay['elapsed_s']:.0f}s (replayed)" if replay else f"bench took {elapsed:.0f}s")
+
+    results_path = os.path.join(args.out, f"{stamp[:8]}-{machine['commit']}{'-quick' if args.quick else ''}.json")
+    if replay is not None:
+        results_path = os.path.abspath(args.replay)
+    results = {
+        "quick": args.quick, "interrupted": interrupted, "machine": machine,
+        "elapsed_s": replay["elapsed_s"] if replay else round(elapsed, 1),
+        "placement": placement, "header": header,
+        "servers": [{"name": s.name, "kind": s.kind, "addr": s.addr} for s in servers],
+        "tables": [t.to_json() for t in bench.tables], "tables_text": tables_text, "plots": bench.plots,
+        "runs": bench.runs,
+    }
+    with open(results_path, "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(run_dir, "tables.txt"), "w") as f:
+        f.write("\n".join(header) + "\n\n" + tables_text + "\n")
+    log(f"results: {os.path.relpath(results_path, ROOT)}")
+    log("commands (exact; PIDs and ports as used):")
+    seen = set()
+    for r in bench.runs:
+        for c in (r["server_command"], r["loadgen_command"]):
+            if c and c not in seen:
+                seen.add(c)
+        log(f"  [{r['scenario']} / {r['server']}] {r['server_command'] or '(running peer)'}")
+        log(f"      {r['loadgen_command']}")
+    if os.access(PLOT_BIN, os.X_OK) and bench.plots:
+        prefix = results_path[: -len(".json")]
+        p = subprocess.run([PLOT_BIN, results_path, prefix], capture_output=True, text=True, timeout=120)
+        if p.returncode == 0:
+            log("plots: " + " ".join(os.path.relpath(x, ROOT) for x in p.stdout.split()))
+        else:
+            log(f"plots skipped: {p.stderr.strip()}")
+    else:
+        log(f"plots skipped: {os.path.relpath(PLOT_BIN, ROOT)} not built (make bench builds it)")
+    return 130 if interrupted else 0
+
+
+def cleanup_started(*_):
+    for pid in list(started_pids):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: (cleanup_started(), sys.exit(143)))
+    try:
+        sys.exit(main())
+    finally:
+        cleanup_started()
