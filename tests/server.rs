@@ -1186,19 +1186,17 @@ fn second_server_on_the_same_data_dir_refuses_to_start() {
     assert_eq!(cluster_info(&mut server.client()), EMPTY_CLUSTER_INFO);
 }
 
-/// The limit binds only a process without CAP_IPC_LOCK: as root the tests drop to `nobody`.
-/// With transparent huge pages on, each shard's registered io_uring buffer used to be
-/// charged as whole 2 MiB pages per ring, and the second shard's registration failed.
-#[test]
-fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers() {
+/// Options that run the server as `nobody` (when the tests run as root, where the memlock
+/// limit would not bind) under a memlock limit, from a copy of the binary and a data dir that
+/// `nobody` can reach wherever the checkout is. Keep the returned dir alive for the run.
+fn options_as_nobody(label: &str, memlock_bytes: u64) -> (common::TempDir, ServerOptions) {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let home = common::TempDir::new("memlock-user");
+    let home = common::TempDir::new(label);
     let data = home.path().join("data");
     let mut binary = None;
     if root {
         use std::os::unix::fs::PermissionsExt;
-        // `nobody` must reach both the data dir and the binary, wherever the checkout is.
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
         std::fs::create_dir(&data).expect("create data dir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
@@ -1207,12 +1205,21 @@ fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers(
         binary = Some(copy);
     }
     let options = ServerOptions {
-        memlock_bytes: Some(8 * 1024 * 1024),
+        memlock_bytes: Some(memlock_bytes),
         run_as: root.then_some((65534, 65534)),
         binary,
         ..ServerOptions::default()
     }
     .data_dir(&data);
+    (home, options)
+}
+
+/// The limit binds only a process without CAP_IPC_LOCK: as root the tests drop to `nobody`.
+/// With transparent huge pages on, each shard's registered io_uring buffer used to be
+/// charged as whole 2 MiB pages per ring, and the second shard's registration failed.
+#[test]
+fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers() {
+    let (_home, options) = options_as_nobody("memlock-user", 8 * 1024 * 1024);
     let server = Server::start_with(options);
     let mut conn = server.client();
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
@@ -1224,27 +1231,7 @@ fn starts_as_a_normal_user_under_an_8_mib_memlock_limit_with_registered_buffers(
 /// accept connections nobody answers, so the server must refuse to start and say why.
 #[test]
 fn refuses_to_start_when_locked_memory_is_too_small_for_the_shards() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let home = common::TempDir::new("memlock-low");
-    let data = home.path().join("data");
-    let mut binary = None;
-    if root {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
-        std::fs::create_dir(&data).expect("create data dir");
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
-        let copy = home.path().join("meridian");
-        std::fs::copy(env!("CARGO_BIN_EXE_meridian"), &copy).expect("copy the binary");
-        binary = Some(copy);
-    }
-    let options = ServerOptions {
-        memlock_bytes: Some(256 * 1024),
-        run_as: root.then_some((65534, 65534)),
-        binary,
-        ..ServerOptions::default()
-    }
-    .data_dir(&data);
+    let (_home, options) = options_as_nobody("memlock-low", 256 * 1024);
     let exited = Server::run_expecting_exit(options);
     assert!(!exited.status.success(), "exit {:?}", exited.status);
     assert!(exited.log.contains("shards started"), "log:\n{}", exited.log);
