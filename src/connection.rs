@@ -35,6 +35,8 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
 
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
+    // The encoded response header, reused so a lookup allocates no header buffer.
+    let mut header_bytes: Vec<u8> = Vec::with_capacity(256);
     let mut effects = Effects::default();
     // Permits for the large frame being read, held until it has been handled.
     let mut permit: Option<glommio::sync::Permit> = None;
@@ -62,7 +64,7 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
                 out.clear();
                 let ext: Option<Vec<(&str, &str)>> =
                     answer.ext_fields.as_ref().map(|v| v.iter().map(|(k, v)| (*k, v.as_str())).collect());
-                let mut header_bytes = Vec::with_capacity(128);
+                header_bytes.clear();
                 HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
                     .encode(SerializeType::Json, &mut header_bytes);
                 frame::encode(&mut out, SerializeType::Json, &header_bytes, &answer.body);

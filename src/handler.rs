@@ -7,6 +7,7 @@ use crate::protocol::answer::Answer;
 use crate::protocol::body::{self, JsonFlavour};
 use crate::protocol::codes;
 use crate::protocol::header::Header;
+use crate::route::snapshot::RouteSnapshot;
 use crate::route::table::{RegisterBroker, Unregister};
 use crate::route::writer::{AdminRequest, RouteUpdate};
 use crate::route::ConnId;
@@ -36,7 +37,7 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
         Command::GetRouteInfo { topic, standard_json, zone } => {
             route_info(shard, &topic, standard_json, zone.as_deref())
         }
-        Command::GetBrokerClusterInfo => Answer::ok(shard.snapshot().cluster_info.clone()),
+        Command::GetBrokerClusterInfo => shard.with_snapshot(|s| Answer::ok(s.cluster_info.clone())),
         Command::RegisterBroker(h) => {
             let answer = register_broker(shard, conn, header.version, h, body).await;
             effects.registered_broker |= answer.code == codes::SUCCESS;
@@ -105,7 +106,10 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
 
 /// GET_ROUTEINFO_BY_TOPIC from the shard's snapshot (behaviour.md §7).
 fn route_info(shard: &ShardState, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
-    let snapshot = shard.snapshot();
+    shard.with_snapshot(|snapshot| route_answer(snapshot, topic, standard_json, zone))
+}
+
+fn route_answer(snapshot: &RouteSnapshot, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
     if snapshot.not_ready_until.is_some_and(|until| Instant::now() < until) {
         return Answer::error(codes::SYSTEM_ERROR, "name server not ready");
     }

@@ -49,9 +49,11 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    /// The newest published snapshot (lock-free: a generation check on the shared cell).
-    pub fn snapshot(&self) -> Arc<RouteSnapshot> {
-        self.snapshot.borrow_mut().load().clone()
+    /// Runs `read` on the newest published snapshot (lock-free: a generation check on the
+    /// shared cell). Borrowing instead of cloning the `Arc` keeps the snapshot's shared
+    /// reference count, which every shard would otherwise bump, off the lookup path.
+    pub fn with_snapshot<R>(&self, read: impl FnOnce(&RouteSnapshot) -> R) -> R {
+        read(self.snapshot.borrow_mut().load())
     }
 
     /// Sends an update and waits for the writer's answer; `None` if the writer is gone.
