@@ -17,6 +17,7 @@ use meridian::route::snapshot::{build_topic_route, RouteBuildOptions, RouteModel
 use meridian::route::table::RouteTable;
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Broker groups (masters) that each serve every topic of a bench table.
@@ -103,17 +104,19 @@ fn bench_snapshot_publish(c: &mut Criterion) {
 /// A topic served by `groups` broker groups, each a master plus one slave.
 fn route_model(groups: usize) -> RouteModel {
     let broker_datas = (0..groups)
-        .map(|g| BrokerData {
-            cluster: "DefaultCluster".to_string(),
-            broker_name: format!("broker-{g}"),
-            broker_addrs: BTreeMap::from([(0, format!("10.0.{g}.1:10911")), (1, format!("10.0.{g}.2:10911"))]),
-            enable_acting_master: false,
-            zone_name: None,
+        .map(|g| {
+            Arc::new(BrokerData {
+                cluster: "DefaultCluster".to_string(),
+                broker_name: format!("broker-{g}"),
+                broker_addrs: BTreeMap::from([(0, format!("10.0.{g}.1:10911")), (1, format!("10.0.{g}.2:10911"))]),
+                enable_acting_master: false,
+                zone_name: None,
+            })
         })
         .collect();
     let queue_datas = (0..groups)
         .map(|g| QueueData {
-            broker_name: format!("broker-{g}"),
+            broker_name: format!("broker-{g}").into(),
             read_queue_nums: 8,
             write_queue_nums: 8,
             perm: 6,
@@ -168,7 +171,7 @@ fn answer_lookup(buf: &mut BytesMut, config: &Config, snapshot: &RouteSnapshot, 
         panic!("not a plain route lookup");
     };
     let route = snapshot.route(&topic).expect("topic is in the snapshot");
-    let body: Bytes = if standard_json { route.standard.clone() } else { route.legacy.clone() };
+    let body: Bytes = route.encoded(if standard_json { JsonFlavour::Standard } else { JsonFlavour::Legacy }).clone();
     let mut header_bytes = Vec::with_capacity(128);
     HeaderOut::response(codes::SUCCESS, header.opaque, None, None).encode(SerializeType::Json, &mut header_bytes);
     out.clear();

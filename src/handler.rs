@@ -121,11 +121,12 @@ fn route_answer(snapshot: &RouteSnapshot, topic: &str, standard_json: bool, zone
     };
     if let Some(zone) = zone {
         // Java filters after encoding and re-encodes in the legacy flavour, whatever the version.
-        let mut out = Vec::with_capacity(route.legacy.len());
+        let mut out = Vec::with_capacity(512);
         route.model.zone_filtered(zone).encode(&mut out, JsonFlavour::Legacy);
         return Answer::ok(out);
     }
-    Answer::ok(if standard_json { route.standard.clone() } else { route.legacy.clone() })
+    let flavour = if standard_json { JsonFlavour::Standard } else { JsonFlavour::Legacy };
+    Answer::ok(route.encoded(flavour).clone())
 }
 
 fn writer_gone() -> Answer {

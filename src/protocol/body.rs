@@ -91,7 +91,8 @@ pub enum BodyEncoding {
 /// Route entry of one broker name inside a topic (bodies.md §6 QueueData).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueData {
-    pub broker_name: String,
+    /// Shared: a broker's name is one allocation however many topics it hosts.
+    pub broker_name: std::sync::Arc<str>,
     pub read_queue_nums: i32,
     pub write_queue_nums: i32,
     pub perm: i32,
@@ -863,7 +864,7 @@ impl QueueDataJson {
     /// QueueData's fields are Java primitives, so absent numbers are 0.
     fn into_queue_data(self) -> Option<QueueData> {
         Some(QueueData {
-            broker_name: self.broker_name?,
+            broker_name: self.broker_name?.into(),
             read_queue_nums: self.read_queue_nums.unwrap_or(0),
             write_queue_nums: self.write_queue_nums.unwrap_or(0),
             perm: self.perm.unwrap_or(0),
@@ -1627,13 +1628,7 @@ mod tests {
     }
 
     fn queue(name: &str, read: i32, write: i32, perm: i32) -> QueueData {
-        QueueData {
-            broker_name: name.to_owned(),
-            read_queue_nums: read,
-            write_queue_nums: write,
-            perm,
-            topic_sys_flag: 0,
-        }
+        QueueData { broker_name: name.into(), read_queue_nums: read, write_queue_nums: write, perm, topic_sys_flag: 0 }
     }
 
     fn route<'a>(brokers: &'a [&'a BrokerData], queues: &'a [&'a QueueData]) -> TopicRouteView<'a> {

@@ -1,16 +1,17 @@
 //! Immutable `RouteSnapshot`s: what every reader shard answers lookups from.
 //!
-//! A snapshot holds, per topic, the route answer already encoded in both JSON flavours plus
-//! the model a zone-filtered answer is cut from, the cluster-info answer, and the few
-//! switches a lookup needs. It is built by the writer from the previous snapshot plus the
+//! A snapshot holds, per topic, the route model (pointers to shared broker data, queue data)
+//! and its answer in each JSON flavour, encoded on first use and then kept with the route,
+//! which later snapshots share until the topic changes; plus the cluster-info answer and
+//! the few switches a lookup needs. It is built by the writer from the previous snapshot plus the
 //! table's recorded changes: the topic map is a persistent (structurally shared) map, so a
 //! publish costs what changed, not the table size. Never mutated after publication.
 
-use super::table::{RouteTable, PERM_WRITE};
+use super::table::{RouteTable, TopicName, PERM_WRITE};
 use crate::protocol::body::{self, BrokerData, JsonFlavour, QueueData, TopicQueueMappingInfo, TopicRouteView};
 use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Topics brokers use to sync acting-master membership; Java never rewrites their routes.
@@ -21,7 +22,8 @@ const MASTER_ID: i64 = 0;
 /// What a route answer contains, kept so that zone-filtered answers can be cut from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteModel {
-    pub broker_datas: Vec<BrokerData>,
+    /// Shared with the table (and every route of the group) unless rewritten for this topic.
+    pub broker_datas: Vec<Arc<BrokerData>>,
     pub queue_datas: Vec<QueueData>,
     pub filter_server_table: Vec<(String, Vec<String>)>,
     pub order_topic_conf: Option<String>,
@@ -30,7 +32,7 @@ pub struct RouteModel {
 
 impl RouteModel {
     pub fn encode(&self, out: &mut Vec<u8>, flavour: JsonFlavour) {
-        let brokers: Vec<&BrokerData> = self.broker_datas.iter().collect();
+        let brokers: Vec<&BrokerData> = self.broker_datas.iter().map(|b| &**b).collect();
         let queues: Vec<&QueueData> = self.queue_datas.iter().collect();
         let filters: Vec<(&str, &[String])> =
             self.filter_server_table.iter().map(|(a, l)| (a.as_str(), l.as_slice())).collect();
@@ -62,21 +64,52 @@ impl RouteModel {
             }
             keep
         });
-        out.queue_datas.retain(|qd| !dropped_names.contains(&qd.broker_name));
+        out.queue_datas.retain(|qd| !dropped_names.iter().any(|n: &String| **n == *qd.broker_name));
         out.filter_server_table.retain(|(addr, _)| !dropped_addrs.contains(addr));
         out
     }
 }
 
 /// One topic's answer.
+///
+/// The encoded forms are filled on first lookup (by whichever shard asks first) rather than
+/// by the writer: a registration that changes 100k topics then costs the writer no encoding,
+/// and memory holds encoded answers only for topics clients ask for.
 #[derive(Debug)]
 pub struct TopicRoute {
-    /// For request version ≥ 401 or `acceptStandardJsonOnly=true`.
-    pub standard: Bytes,
-    /// fastjson default form, for older clients.
-    pub legacy: Bytes,
     pub model: RouteModel,
+    /// For request version ≥ 401 or `acceptStandardJsonOnly=true`.
+    standard: OnceLock<Bytes>,
+    /// fastjson default form, for older clients.
+    legacy: OnceLock<Bytes>,
 }
+
+impl TopicRoute {
+    pub fn new(model: RouteModel) -> TopicRoute {
+        TopicRoute { model, standard: OnceLock::new(), legacy: OnceLock::new() }
+    }
+
+    /// The answer body in `flavour`, encoded once per route.
+    pub fn encoded(&self, flavour: JsonFlavour) -> &Bytes {
+        let cell = match flavour {
+            JsonFlavour::Standard => &self.standard,
+            JsonFlavour::Legacy => &self.legacy,
+        };
+        cell.get_or_init(|| {
+            let mut out = Vec::with_capacity(256);
+            self.model.encode(&mut out, flavour);
+            Bytes::from(out)
+        })
+    }
+
+    /// Bytes of encoded answers this route holds now.
+    pub fn encoded_bytes(&self) -> usize {
+        self.standard.get().map_or(0, Bytes::len) + self.legacy.get().map_or(0, Bytes::len)
+    }
+}
+
+/// The topic map of a snapshot: persistent, so a publish shares every unchanged route.
+pub type TopicMap = im::HashMap<TopicName, Arc<TopicRoute>, foldhash::fast::RandomState>;
 
 /// Switches that shape route answers, owned by the writer.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +124,7 @@ pub struct RouteBuildOptions {
 pub struct RouteSnapshot {
     /// Strictly increasing per publication.
     pub generation: u64,
-    pub topics: im::HashMap<Arc<str>, Arc<TopicRoute>>,
+    pub topics: TopicMap,
     /// GET_BROKER_CLUSTER_INFO body (always the legacy flavour, as Java answers).
     pub cluster_info: Bytes,
     /// `needWaitForService`: route lookups answer "name server not ready" until then.
@@ -104,7 +137,7 @@ impl RouteSnapshot {
         body::encode_cluster_info(&mut cluster_info, &[], &[]);
         RouteSnapshot {
             generation: 0,
-            topics: im::HashMap::new(),
+            topics: TopicMap::default(),
             cluster_info: Bytes::from(cluster_info),
             not_ready_until: None,
         }
@@ -128,10 +161,10 @@ impl RouteSnapshot {
         for topic in changes.topics {
             match build_topic_route(table, &topic, options) {
                 Some(route) => {
-                    next.topics.insert(Arc::from(topic.as_str()), Arc::new(route));
+                    next.topics.insert(topic, Arc::new(route));
                 }
                 None => {
-                    next.topics.remove(topic.as_str());
+                    next.topics.remove(&topic);
                 }
             }
         }
@@ -154,7 +187,7 @@ impl RouteSnapshot {
 pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<TopicRoute> {
     let per_broker = table.topic_queue_datas(topic)?;
     let queue_datas: Vec<QueueData> = per_broker.values().cloned().collect();
-    let mut broker_datas: Vec<BrokerData> =
+    let mut broker_datas: Vec<Arc<BrokerData>> =
         per_broker.keys().filter_map(|name| table.broker_data(name)).cloned().collect();
     if broker_datas.is_empty() {
         return None;
@@ -175,8 +208,10 @@ pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOp
                 continue;
             }
             let writable =
-                queue_datas.iter().find(|q| q.broker_name == bd.broker_name).map(|q| q.perm & PERM_WRITE != 0);
+                queue_datas.iter().find(|q| *q.broker_name == *bd.broker_name).map(|q| q.perm & PERM_WRITE != 0);
             if writable == Some(false) {
+                // This topic's answer differs from the group's: it gets its own copy.
+                let bd = Arc::make_mut(bd);
                 let min_id = *bd.broker_addrs.keys().next().expect("checked non-empty");
                 let addr = bd.broker_addrs.remove(&min_id).expect("key just read");
                 bd.broker_addrs.insert(MASTER_ID, addr);
@@ -193,15 +228,11 @@ pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOp
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
     };
-    let mut standard = Vec::with_capacity(256);
-    model.encode(&mut standard, JsonFlavour::Standard);
-    let mut legacy = Vec::with_capacity(standard.len());
-    model.encode(&mut legacy, JsonFlavour::Legacy);
-    Some(TopicRoute { standard: Bytes::from(standard), legacy: Bytes::from(legacy), model })
+    Some(TopicRoute::new(model))
 }
 
 fn build_cluster_info(table: &RouteTable) -> Bytes {
-    let brokers: Vec<&BrokerData> = table.brokers().values().collect();
+    let brokers: Vec<&BrokerData> = table.brokers().values().map(|b| &**b).collect();
     let names: Vec<(&str, Vec<&str>)> =
         table.clusters().iter().map(|(c, set)| (c.as_str(), set.iter().map(|s| s.as_str()).collect())).collect();
     let clusters: Vec<(&str, &[&str])> = names.iter().map(|(c, v)| (*c, v.as_slice())).collect();
