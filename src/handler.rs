@@ -140,6 +140,8 @@ async fn register_broker(
     h: RegisterBrokerHeader,
     body: Bytes,
 ) -> Answer {
+    let started = Instant::now();
+    let body_bytes = body.len();
     if let Err(e) = body::check_body_crc32(&body, h.body_crc32) {
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
         return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
@@ -155,6 +157,8 @@ async fn register_broker(
             return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
         }
     };
+    let decoded_at = Instant::now();
+    let topics = decoded.topic_configs.len();
     let req = Box::new(RegisterBroker {
         cluster_name: h.cluster_name,
         broker_addr: h.broker_addr,
@@ -166,5 +170,14 @@ async fn register_broker(
         zone_name: h.zone_name,
         body: decoded,
     });
-    shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await.unwrap_or_else(writer_gone)
+    let answer = shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await.unwrap_or_else(writer_gone);
+    tracing::debug!(
+        conn = conn.0,
+        body_bytes,
+        topics,
+        decode_us = (decoded_at - started).as_micros() as u64,
+        apply_us = decoded_at.elapsed().as_micros() as u64,
+        "REGISTER_BROKER answered"
+    );
+    answer
 }

@@ -229,7 +229,7 @@ impl fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
-fn json_error(body_name: &'static str, error: serde_json::Error) -> BodyError {
+fn json_error(body_name: &'static str, error: impl fmt::Display) -> BodyError {
     BodyError::Json { body_name, detail: error.to_string() }
 }
 
@@ -316,13 +316,9 @@ pub fn decode_data_version(body: &[u8]) -> Result<DataVersion, BodyError> {
 pub fn decode_register_topic_queue_datas(body: &[u8]) -> Result<Vec<QueueData>, BodyError> {
     parse_lenient(body, "TopicRouteData", |json| {
         let route: TopicRouteDataJson = from_object_slice(json)?;
-        Ok(route
-            .queue_datas
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .filter_map(|queue| queue.0.into_queue_data())
-            .collect())
+        Ok::<_, serde_json::Error>(
+            route.queue_datas.unwrap_or_default().into_iter().flatten().filter_map(|q| q.0.into_queue_data()).collect(),
+        )
     })
 }
 
@@ -345,10 +341,10 @@ fn is_zlib_header(body: &[u8]) -> bool {
 
 /// Parses with serde_json first; only when that fails, quotes fastjson's unquoted integer
 /// map keys (bodies.md §14.1) and parses again, so the common case costs one pass.
-fn parse_lenient<R>(
+fn parse_lenient<R, E: fmt::Display>(
     body: &[u8],
     body_name: &'static str,
-    parse: impl Fn(&[u8]) -> serde_json::Result<R>,
+    parse: impl Fn(&[u8]) -> Result<R, E>,
 ) -> Result<R, BodyError> {
     match parse(body) {
         Ok(value) => Ok(value),
@@ -424,6 +420,16 @@ fn quote_integer_keys(json: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn decode_register_body_json(json: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
+    // The scanner reads what real brokers send several times faster; anything it does not
+    // handle exactly goes through serde, which decides.
+    match super::scan::register_body(json, version) {
+        Ok(body) => Ok(body),
+        Err(super::scan::Fallback) => decode_register_body_json_serde(json, version),
+    }
+}
+
+/// The reference decoder: serde visitors with every leniency rule (bodies.md §14).
+pub(crate) fn decode_register_body_json_serde(json: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
     if version >= VERSION_REGISTER_BODY_MIN {
         parse_lenient(json, "RegisterBrokerBody", |json| {
             from_object_slice::<RegisterBrokerBodyJson>(json).map(RegisterBrokerBodyJson::into_body)
@@ -2353,5 +2359,26 @@ mod tests {
         let error = decode_register_body(truncated, 479, BodyEncoding::Zstd, CAP_BYTES).unwrap_err();
         assert!(error.to_string().contains("zstd"), "{error}");
         assert!(decode_register_body(b"not zstd", 479, BodyEncoding::Zstd, CAP_BYTES).is_err());
+    }
+}
+#[cfg(test)]
+mod nesting_probe {
+    #[test]
+    fn deep() {
+        for depth in [1000usize, 100_000, 1_000_000] {
+            let mut s = String::from("{\"filterServerList\":[],\"x\":");
+            s.push_str(&"[".repeat(depth));
+            s.push_str(&"]".repeat(depth));
+            s.push('}');
+            let r = super::decode_register_body(s.as_bytes(), 479, super::BodyEncoding::Json, 1 << 30);
+            println!("{depth}: {:?}", r.map(|_| ()));
+            let mut s = String::from("{\"topicConfigSerializeWrapper\":{\"topicConfigTable\":{\"a\":{\"attributes\":");
+            s.push_str(&"{\"a\":".repeat(depth));
+            s.push('1');
+            s.push_str(&"}".repeat(depth));
+            s.push_str("}}}}");
+            let r = super::decode_register_body(s.as_bytes(), 479, super::BodyEncoding::Json, 1 << 30);
+            println!("{depth}: {:?}", r.map(|_| ()));
+        }
     }
 }

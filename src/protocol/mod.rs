@@ -6,3 +6,4 @@ pub mod body;
 pub mod codes;
 pub mod frame;
 pub mod header;
+pub mod scan;

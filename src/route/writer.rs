@@ -207,6 +207,7 @@ impl Writer {
     }
 
     fn apply_batch(&mut self, batch: &mut Vec<RouteUpdate>) {
+        let started = Instant::now();
         let now_ms = self.now_ms();
         let mut pending = Vec::with_capacity(batch.len());
         let mut unregisters = Vec::new();
@@ -253,7 +254,14 @@ impl Writer {
             }
         }
         self.flush_unregisters(&mut unregisters);
+        let applied_at = Instant::now();
         self.publish();
+        tracing::debug!(
+            updates = pending.len(),
+            apply_us = (applied_at - started).as_micros() as u64,
+            publish_us = applied_at.elapsed().as_micros() as u64,
+            "batch applied and published"
+        );
         self.send_notifications();
         // A requester that went away dropped its receiver; nothing to do about that.
         for p in pending {
