@@ -4,7 +4,7 @@
 
 use crate::command::{Command, CommandError, RegisterBrokerHeader};
 use crate::protocol::answer::Answer;
-use crate::protocol::body::{self, JsonFlavour};
+use crate::protocol::body::{self, DataVersion, JsonFlavour, RegisterBrokerBody};
 use crate::protocol::codes;
 use crate::protocol::header::Header;
 use crate::route::snapshot::RouteSnapshot;
@@ -18,11 +18,29 @@ use std::time::Instant;
 /// Remark Java appends to TOPIC_NOT_EXIST (FAQUrl.suggestTodo(APPLY_TOPIC_URL)).
 const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.";
 
+/// Registrations remembered per connection for the re-send fast path; a broker sending its
+/// topics in several chunks (split registration) re-sends each of them.
+pub const RECENT_REGISTRATIONS_MAX: usize = 8;
+
 /// What the connection must remember after a request.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct Effects {
     /// The request registered a broker on this connection: its close must be reported.
     pub registered_broker: bool,
+    /// Recently applied full registrations, newest last (at most RECENT_REGISTRATIONS_MAX).
+    recent_registrations: Vec<RecentRegistration>,
+}
+
+/// A registration applied from its full body, identified by header and body fingerprint.
+/// Brokers re-send the same bytes every 30 s while their topics do not change.
+#[derive(Debug)]
+struct RecentRegistration {
+    version: i32,
+    header: RegisterBrokerHeader,
+    body_bytes: usize,
+    body_crc32: i32,
+    data_version: DataVersion,
+    filter_server_list: Option<Vec<String>>,
 }
 
 pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Bytes, effects: &mut Effects) -> Answer {
@@ -39,7 +57,7 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
         }
         Command::GetBrokerClusterInfo => shard.with_snapshot(|s| Answer::ok(s.cluster_info.clone())),
         Command::RegisterBroker(h) => {
-            let answer = register_broker(shard, conn, header.version, h, body).await;
+            let answer = register_broker(shard, conn, header.version, h, body, effects).await;
             effects.registered_broker |= answer.code == codes::SUCCESS;
             answer
         }
@@ -139,12 +157,45 @@ async fn register_broker(
     version: i32,
     h: RegisterBrokerHeader,
     body: Bytes,
+    effects: &mut Effects,
 ) -> Answer {
     let started = Instant::now();
     let body_bytes = body.len();
-    if let Err(e) = body::check_body_crc32(&body, h.body_crc32) {
+    // One CRC pass serves the bodyCrc32 check and the re-send fingerprint (off the
+    // executor when the body is large).
+    let crc_input = body.clone();
+    let body_crc32 = shard.decode(body_bytes, move || body::body_crc32(&crc_input)).await;
+    if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
+        let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
         return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
+    }
+    let same = |r: &RecentRegistration| {
+        r.body_bytes == body_bytes && r.body_crc32 == body_crc32 && r.version == version && r.header == h
+    };
+    if let Some(recent) = effects.recent_registrations.iter().find(|r| same(r)) {
+        // The same bytes as a registration applied before: its topics are not read again.
+        // The writer still checks that this leaves the table as the full body would.
+        let unread = RegisterBrokerBody {
+            data_version: recent.data_version,
+            topic_configs: Vec::new(),
+            filter_server_list: recent.filter_server_list.clone(),
+            topic_queue_mapping_infos: Vec::new(),
+        };
+        let req = Box::new(register_request(&h, unread, true));
+        match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
+            Some(Some(answer)) => {
+                tracing::debug!(
+                    conn = conn.0,
+                    body_bytes,
+                    us = started.elapsed().as_micros() as u64,
+                    "REGISTER_BROKER re-send answered unread"
+                );
+                return answer;
+            }
+            Some(None) => {} // the table changed meanwhile: read the body
+            None => return writer_gone(),
+        }
     }
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let encoding = h.encoding;
@@ -159,18 +210,28 @@ async fn register_broker(
     };
     let decoded_at = Instant::now();
     let topics = decoded.topic_configs.len();
-    let req = Box::new(RegisterBroker {
-        cluster_name: h.cluster_name,
-        broker_addr: h.broker_addr,
-        broker_name: h.broker_name,
-        broker_id: h.broker_id,
-        ha_server_addr: h.ha_server_addr,
-        heartbeat_timeout_ms: h.heartbeat_timeout_ms,
-        enable_acting_master: h.enable_acting_master,
-        zone_name: h.zone_name,
-        body: decoded,
-    });
-    let answer = shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await.unwrap_or_else(writer_gone);
+    let data_version = decoded.data_version;
+    let filter_server_list = decoded.filter_server_list.clone();
+    let req = Box::new(register_request(&h, decoded, false));
+    let answer = match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
+        Some(Some(answer)) => answer,
+        Some(None) => unreachable!("a full body is never sent back for reading"),
+        None => writer_gone(),
+    };
+    if answer.code == codes::SUCCESS {
+        if effects.recent_registrations.len() >= RECENT_REGISTRATIONS_MAX {
+            effects.recent_registrations.remove(0);
+        }
+        effects.recent_registrations.retain(|r| !same(r));
+        effects.recent_registrations.push(RecentRegistration {
+            version,
+            header: h,
+            body_bytes,
+            body_crc32,
+            data_version,
+            filter_server_list,
+        });
+    }
     tracing::debug!(
         conn = conn.0,
         body_bytes,
@@ -180,4 +241,19 @@ async fn register_broker(
         "REGISTER_BROKER answered"
     );
     answer
+}
+
+fn register_request(h: &RegisterBrokerHeader, body: RegisterBrokerBody, topics_unchanged: bool) -> RegisterBroker {
+    RegisterBroker {
+        cluster_name: h.cluster_name.clone(),
+        broker_addr: h.broker_addr.clone(),
+        broker_name: h.broker_name.clone(),
+        broker_id: h.broker_id,
+        ha_server_addr: h.ha_server_addr.clone(),
+        heartbeat_timeout_ms: h.heartbeat_timeout_ms,
+        enable_acting_master: h.enable_acting_master,
+        zone_name: h.zone_name.clone(),
+        body,
+        topics_unchanged,
+    }
 }

@@ -13,7 +13,7 @@ use common::{
 use meridian::protocol::body::{self, DataVersion, TopicConfig};
 use meridian::protocol::codes::{
     BROKER_HEARTBEAT, GET_BROKER_CLUSTER_INFO, GET_ROUTEINFO_BY_TOPIC, QUERY_DATA_VERSION, REGISTER_BROKER,
-    REGISTER_TOPIC_IN_NAMESRV, UNREGISTER_BROKER,
+    REGISTER_TOPIC_IN_NAMESRV, SUCCESS, TOPIC_NOT_EXIST, UNREGISTER_BROKER,
 };
 use serde_json::{json, Value};
 use std::io::Write;
@@ -186,6 +186,56 @@ fn register_5x_json_body_with_crc_then_lookup() {
     let bd = broker_data_json("c1", "broker-a", &[(0, "127.0.0.1:10911")], true);
     assert_eq!(route_body(&mut client, route_request("T1")), route_json(&[&bd], &[queue_data_json("broker-a", 4, 6)]));
     assert_eq!(route_body(&mut client, route_request("T2")), route_json(&[bd], &[queue_data_json("broker-a", 8, 7)]));
+}
+
+/// Brokers re-send the same bytes every 30 s; Meridian applies such a re-send without
+/// reading its topics, unless the table changed in a way the full body would repair.
+#[test]
+fn identical_re_sends_skip_the_topics_yet_stay_exact() {
+    let server = Server::start_with(ServerOptions::default().env("RUST_LOG", "meridian=debug"));
+    let mut conn = server.client();
+    let mut client = server.client();
+    // Each registration logs one debug line, full or unread; the log is read by another
+    // thread, so wait until `registrations` lines are there and count the unread ones.
+    let unread_count_after = |registrations: usize| {
+        let count =
+            |text: &str| (text.matches("REGISTER_BROKER answered").count(), text.matches("answered unread").count());
+        poll_until(POLL_DEADLINE, || {
+            let (full, unread) = count(&server.log_text());
+            full + unread >= registrations
+        });
+        count(&server.log_text()).1
+    };
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    let full = b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 8, 6)]));
+    assert_registered(&mut conn, &full);
+    assert_registered(&mut conn, &full);
+    assert_eq!(unread_count_after(2), 1, "the identical re-send was read again");
+
+    // An admin delete removes T1; Java re-adds a deleted topic on the next re-send of the
+    // same data version, so that re-send must be read in full.
+    let delete = Request::new(216).ext("topic", "T1");
+    assert_eq!(conn.call(&delete).code(), SUCCESS);
+    assert!(poll_until(POLL_DEADLINE, || route_code(&mut client, "T1") == TOPIC_NOT_EXIST));
+    assert_registered(&mut conn, &full);
+    assert_eq!(unread_count_after(3), 1, "a re-send after a topic delete was not read");
+    assert_eq!(route_code(&mut client, "T1"), SUCCESS);
+
+    // Split registration: chunks share the data version but not the topics; each chunk's
+    // re-send is recognised as itself.
+    let chunk_a = b.register(json_body(2, &[topic("T1", 4, 6), topic("T2", 8, 6)]));
+    let chunk_b = b.register(json_body(2, &[topic("T3", 2, 6), topic("T4", 2, 6)]));
+    for request in [&chunk_a, &chunk_b, &chunk_a, &chunk_b] {
+        assert_registered(&mut conn, request);
+    }
+    assert_eq!(unread_count_after(7), 3, "chunk re-sends");
+    for t in ["T1", "T2", "T3", "T4"] {
+        assert_eq!(route_code(&mut client, t), SUCCESS, "{t}");
+    }
+    // Another connection has not seen these bytes: read in full, same answer.
+    let mut other = server.client();
+    assert_registered(&mut other, &chunk_a);
+    assert_eq!(unread_count_after(8), 3);
 }
 
 #[test]

@@ -124,6 +124,7 @@ pub fn register_request(index: u8, body: RegisterBrokerBody) -> RegisterBroker {
         enable_acting_master: Some(false),
         zone_name: None,
         body,
+        topics_unchanged: false,
     }
 }
 

@@ -72,6 +72,8 @@ impl TopicEntry {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// The n-th most recent Register op again, byte for byte (brokers re-send every 30 s).
+    Resend(usize),
     Register {
         broker: usize,
         id: i64,
@@ -144,6 +146,7 @@ impl Op {
                 filter_server_list: Some(Vec::new()),
                 topic_queue_mapping_infos: Vec::new(),
             },
+            topics_unchanged: false,
         };
         Some((request, ConnId(*conn)))
     }
@@ -513,12 +516,45 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
         ..Model::default()
     };
     let mut snapshot = RouteSnapshot::empty();
+    let mut sent: Vec<&Op> = Vec::new();
+    // What the shard remembers per connection: full registrations it saw accepted.
+    let mut accepted: Vec<(RegisterBroker, ConnId)> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
+        let op = match op {
+            Op::Resend(n) if !sent.is_empty() => sent[sent.len() - 1 - n % sent.len()],
+            op => op,
+        };
         match op {
+            Op::Resend(_) => {}
             Op::Register { .. } => {
+                sent.push(op);
                 let (request, conn) = op.register_request().expect("a register op");
                 let expected = model.register(&request, conn);
-                assert_eq!(table.register_broker(request, conn, 0), expected, "answer at step {step} ({op:?})");
+                // An exact re-send on the same connection first goes unread, as the shard
+                // sends it; the table must either apply it as the full body would be, or
+                // ask for the body.
+                let mut applied_unread = false;
+                if accepted.iter().any(|(r, c)| *r == request && *c == conn) {
+                    let unread = RegisterBroker {
+                        body: RegisterBrokerBody { topic_configs: Vec::new(), ..request.body.clone() },
+                        topics_unchanged: true,
+                        ..request.clone()
+                    };
+                    match table.register_broker(unread, conn, 0) {
+                        RegisterOutcome::NeedFullBody => {}
+                        outcome => {
+                            assert_eq!(outcome, expected, "unread re-send at step {step} ({op:?})");
+                            applied_unread = true;
+                        }
+                    }
+                }
+                if !applied_unread {
+                    let outcome = table.register_broker(request.clone(), conn, 0);
+                    assert_eq!(outcome, expected, "answer at step {step} ({op:?})");
+                    if matches!(outcome, RegisterOutcome::Accepted { .. }) {
+                        accepted.push((request, conn));
+                    }
+                }
             }
             Op::Unregister { broker, id, addr: addr_index } => {
                 let (name, cluster) = BROKERS[*broker];
@@ -606,6 +642,7 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(|(topic, queue_datas)| Op::RegisterTopic { topic, queue_datas });
     prop_oneof![
         6 => register,
+        3 => (0..4usize).prop_map(Op::Resend),
         2 => unregister,
         1 => connection_closed,
         1 => write_perm,

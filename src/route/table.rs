@@ -97,10 +97,13 @@ pub struct LiveInfo {
     /// The connection the broker last registered on; its close unregisters the broker.
     pub conn: ConnId,
     pub ha_server_addr: String,
+    /// The broker's queue data is what its last full registration left: no queue data of
+    /// its group was removed since by anything else (see `RegisterBroker::topics_unchanged`).
+    pub topics_intact: bool,
 }
 
 /// REGISTER_BROKER after header and body decoding.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterBroker {
     pub cluster_name: String,
     pub broker_addr: String,
@@ -112,6 +115,11 @@ pub struct RegisterBroker {
     pub enable_acting_master: Option<bool>,
     pub zone_name: Option<String>,
     pub body: RegisterBrokerBody,
+    /// The body was read only up to its data version, which equals the one last registered
+    /// on this connection: `body.topic_configs` is empty and stands for "as before". Java
+    /// would change no topic for such a re-send (behaviour.md §2 step 10), provided the
+    /// broker's queue data is intact; otherwise the table answers `NeedFullBody`.
+    pub topics_unchanged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +128,10 @@ pub enum RegisterOutcome {
     Accepted { master_addr: Option<String>, ha_server_addr: Option<String> },
     /// SYSTEM_ERROR with this remark; nothing was changed.
     Refused(String),
+    /// A `topics_unchanged` registration that cannot be applied as such (new data version,
+    /// first registration, queue data removed meanwhile): send the decoded body. Nothing
+    /// was changed.
+    NeedFullBody,
 }
 
 /// One broker address to remove (UNREGISTER_BROKER, expiry, connection close).
@@ -324,6 +336,9 @@ impl RouteTable {
     pub fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterOutcome {
         let key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: req.broker_addr.clone() };
         let dv = req.body.data_version;
+        if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
+            return RegisterOutcome::NeedFullBody;
+        }
         let id_known =
             self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
 
@@ -444,7 +459,13 @@ impl RouteTable {
             }
         }
 
-        // Step 11.
+        // Step 11. A full body from the topic writer leaves its queue data intact; an unread
+        // one was admitted only if nothing changed that.
+        let topics_intact = if req.topics_unchanged {
+            self.live.get(&key).is_some_and(|l| l.topics_intact)
+        } else {
+            is_master || is_prime_slave
+        };
         self.live.insert(
             key.clone(),
             LiveInfo {
@@ -453,6 +474,7 @@ impl RouteTable {
                 data_version: dv,
                 conn,
                 ha_server_addr: req.ha_server_addr.clone(),
+                topics_intact,
             },
         );
         // Step 12.
@@ -498,6 +520,35 @@ impl RouteTable {
             }
         }
         RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None }
+    }
+
+    /// Whether a registration whose topics were not read leaves the table as the full body
+    /// would: same address under the same id, same data version, and — if it is the group's
+    /// topic writer (master or prime slave) — queue data as its last full registration left it.
+    fn unchanged_topics_apply(&self, req: &RegisterBroker, key: &BrokerAddrKey) -> bool {
+        if self.options.delete_topic_with_broker_registration {
+            return false; // every registration may delete topics (step 10a)
+        }
+        let Some(live) = self.live.get(key) else { return false };
+        let Some(bd) = self.broker_addr.get(&req.broker_name) else { return false };
+        if live.data_version != req.body.data_version || bd.broker_addrs.get(&req.broker_id) != Some(&req.broker_addr) {
+            return false;
+        }
+        let min_id = bd.broker_addrs.keys().next().copied();
+        let writes_topics =
+            req.broker_id == MASTER_ID || (req.enable_acting_master.is_some() && Some(req.broker_id) == min_id);
+        !writes_topics || live.topics_intact
+    }
+
+    /// Queue data of `broker_name` went away other than by its own registration: its
+    /// brokers' next re-sends must be read in full.
+    fn mark_topics_not_intact(&mut self, broker_name: &str) {
+        let Some(bd) = self.broker_addr.get(broker_name) else { return };
+        for addr in bd.broker_addrs.values() {
+            if let Some(live) = self.live.get_mut(&BrokerAddrKey { cluster: bd.cluster.clone(), addr: addr.clone() }) {
+                live.topics_intact = false;
+            }
+        }
     }
 
     /// Removes a batch of broker addresses (behaviour.md §5). Unknown brokers are a no-op.
@@ -703,6 +754,7 @@ impl RouteTable {
             topics.remove(topic);
         }
         self.changes.topics.insert(name);
+        self.mark_topics_not_intact(broker_name);
         true
     }
 
@@ -868,6 +920,7 @@ mod tests {
                 filter_server_list: Some(Vec::new()),
                 topic_queue_mapping_infos: Vec::new(),
             },
+            topics_unchanged: false,
         }
     }
 

@@ -49,10 +49,12 @@ pub enum AdminRequest {
 }
 
 pub enum RouteUpdate {
+    /// Answered `None` when the request's unread topics cannot stand for "as before"
+    /// (`RegisterOutcome::NeedFullBody`): the shard then sends the decoded body.
     RegisterBroker {
         req: Box<RegisterBroker>,
         conn: ConnId,
-        reply: Reply<Answer>,
+        reply: Reply<Option<Answer>>,
     },
     UnregisterBroker {
         req: Unregister,
@@ -113,6 +115,7 @@ pub struct Writer {
 
 enum Pending {
     Answer(Reply<Answer>, Answer),
+    Register(Reply<Option<Answer>>, Option<Answer>),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
 }
@@ -220,7 +223,7 @@ impl Writer {
             match update {
                 RouteUpdate::RegisterBroker { req, conn, reply } => {
                     let answer = self.register_broker(*req, conn, now_ms);
-                    pending.push(Pending::Answer(reply, answer));
+                    pending.push(Pending::Register(reply, answer));
                 }
                 RouteUpdate::UnregisterBroker { req, reply } => {
                     unregisters.push(req);
@@ -267,13 +270,14 @@ impl Writer {
         for p in pending {
             let _ = match p {
                 Pending::Answer(r, v) => r.send(v).map_err(|_| ()),
+                Pending::Register(r, v) => r.send(v).map_err(|_| ()),
                 Pending::Unit(r) => r.send(()).map_err(|_| ()),
                 Pending::Version(r, v) => r.send(v).map_err(|_| ()),
             };
         }
     }
 
-    fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> Answer {
+    fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> Option<Answer> {
         match self.table.register_broker(req, conn, now_ms) {
             RegisterOutcome::Accepted { master_addr, ha_server_addr } => {
                 let mut ext = Vec::new();
@@ -289,12 +293,13 @@ impl Writer {
                         body::encode_kv_table(&mut out, &entries);
                     }
                 }
-                Answer::ok_with_ext(ext, out)
+                Some(Answer::ok_with_ext(ext, out))
             }
             RegisterOutcome::Refused(remark) => {
                 tracing::warn!(conn = conn.0, "REGISTER_BROKER refused: {remark}");
-                Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark)
+                Some(Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark))
             }
+            RegisterOutcome::NeedFullBody => None,
         }
     }
 

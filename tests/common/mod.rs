@@ -291,13 +291,14 @@ impl ServerOptions {
             command.arg("--set").arg(set);
         }
         command.args(&self.args);
+        // The tests read info and warn lines; an inherited RUST_LOG must not hide them.
+        // MERIDIAN_TEST_RUST_LOG (e.g. `debug`) adds detail when diagnosing a failure; a
+        // test's own `env("RUST_LOG", ..)` comes after and wins.
+        let filter = std::env::var("MERIDIAN_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_string());
+        command.env("RUST_LOG", filter).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         for (key, value) in &self.envs {
             command.env(key, value);
         }
-        // The tests read info and warn lines; an inherited RUST_LOG must not hide them.
-        // MERIDIAN_TEST_RUST_LOG (e.g. `debug`) adds detail when diagnosing a failure.
-        let filter = std::env::var("MERIDIAN_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_string());
-        command.env("RUST_LOG", filter).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut limits = Vec::new();
         if let Some(bytes) = self.memlock_bytes {
             limits.push((libc::RLIMIT_MEMLOCK, bytes as libc::rlim_t));
