@@ -2,27 +2,34 @@
 //! replies tagged with the request's opaque. Handlers only ever see whole frames.
 //!
 //! Requests on one connection are answered in order, one at a time; a peer pipelining
-//! requests simply waits its turn (clients match answers by opaque anyway). Must not:
+//! requests simply waits its turn (clients match answers by opaque anyway). Every frame
+//! that one read brought in is handled before the replies go out in one write, so a client
+//! with 16 lookups in flight costs one read and one write, not sixteen of each. Must not:
 //! parse bodies or decide routes.
 
 use crate::handler::{self, Effects};
+use crate::protocol::codes;
 use crate::protocol::frame::{self, FrameError, SerializeType};
 use crate::protocol::header::{Header, HeaderOut};
 use crate::route::writer::RouteUpdate;
 use crate::shard::ShardState;
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-/// Bytes asked of the socket per read while frames are small.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Largest single read into a big frame's buffer.
+/// Per-connection read buffer: zeroed once, reused for every frame that fits in it.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Largest single read into a big frame's own buffer.
 const READ_CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Frames above this size hold permits of the shard's in-flight byte semaphore while they
 /// are read, decoded and applied; smaller ones are bounded by the connection count.
 const LARGE_FRAME_BYTES_MIN: usize = 64 * 1024;
+/// Replies gathered before they are written even if more frames are buffered.
+const REPLY_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// A reply buffer that grew past this (a big answer) is not kept by an idle connection.
+const REPLY_BUFFER_KEEP_BYTES_MAX: usize = 1024 * 1024;
 
 pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     let conn = shard.next_conn_id();
@@ -33,81 +40,95 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     shard.track_fd(conn, stream.as_raw_fd());
     tracing::debug!(shard = shard.id, conn = conn.0, "accepted {peer}");
 
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut rbuf = vec![0u8; READ_BUFFER_BYTES];
+    // Unhandled bytes are rbuf[start..end].
+    let (mut start, mut end) = (0usize, 0usize);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     // The encoded response header, reused so a lookup allocates no header buffer.
     let mut header_bytes: Vec<u8> = Vec::with_capacity(256);
     let mut effects = Effects::default();
-    // Permits for the large frame being read, held until it has been handled.
-    let mut permit: Option<glommio::sync::Permit> = None;
 
-    let reason: String = loop {
-        match frame::check(&buf, config.frame_bytes_max, config.header_bytes_max) {
-            Ok(frame_bytes) => {
-                let f = frame::parse(&mut buf, frame_bytes);
-                let header = match Header::decode(f.serialize_type, &f.header) {
-                    Ok(h) => h,
-                    Err(e) => break format!("undecodable header: {e}"),
-                };
-                tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {peer}", header.code);
-                if header.is_response() {
-                    // Java logs and drops answers nobody asked for; we never send requests.
-                    tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
-                    permit = None;
-                    continue;
-                }
-                let answer = handler::handle(shard, conn, &header, f.body, &mut effects).await;
-                permit = None;
-                if header.is_oneway() {
-                    continue;
-                }
-                out.clear();
-                let ext: Option<Vec<(&str, &str)>> =
-                    answer.ext_fields.as_ref().map(|v| v.iter().map(|(k, v)| (*k, v.as_str())).collect());
-                header_bytes.clear();
-                HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
-                    .encode(SerializeType::Json, &mut header_bytes);
-                frame::encode(&mut out, SerializeType::Json, &header_bytes, &answer.body);
-                if let Err(e) = stream.write_all(&out).await {
-                    break format!("write failed ({e}); reply_write_timeout_ms {}", config.reply_write_timeout_ms);
-                }
-                if out.capacity() > READ_CHUNK_BYTES_MAX {
-                    out = Vec::with_capacity(4096); // do not keep a huge reply buffer per idle connection
-                }
+    let reason: String = 'conn: loop {
+        // Every whole frame already buffered.
+        loop {
+            let frame_bytes = match frame::check(&rbuf[start..end], config.frame_bytes_max, config.header_bytes_max) {
+                Ok(n) => n,
+                Err(FrameError::Incomplete) => break,
+                Err(FrameError::Invalid(why)) => break 'conn why,
+            };
+            let parts = frame::split(&rbuf[start..], frame_bytes);
+            let header = match Header::decode(parts.serialize_type, &rbuf[start..][parts.header.clone()]) {
+                Ok(h) => h,
+                Err(e) => break 'conn format!("undecodable header: {e}"),
+            };
+            let body = Bytes::copy_from_slice(&rbuf[start..][parts.body]);
+            start += frame_bytes;
+            if let Err(why) =
+                handle(shard, conn, &mut stream, &header, body, &mut effects, &mut out, &mut header_bytes).await
+            {
+                break 'conn why;
             }
-            Err(FrameError::Invalid(why)) => break why,
-            Err(FrameError::Incomplete) => {
-                let mut want = READ_CHUNK_BYTES;
-                if let Ok(frame_bytes) = frame::peek_frame_len(&buf, config.frame_bytes_max) {
-                    if frame_bytes >= LARGE_FRAME_BYTES_MIN && permit.is_none() {
-                        permit = Some(shard.inflight.acquire_permit(frame_bytes as u64).await.expect(
-                            "the shard semaphore is never closed, and frame_bytes_max <= its size (Config::validate)",
-                        ));
-                        buf.reserve(frame_bytes - buf.len());
-                    }
-                    want = (frame_bytes - buf.len()).clamp(READ_CHUNK_BYTES, READ_CHUNK_BYTES_MAX);
-                }
-                let start = buf.len();
-                buf.resize(start + want, 0);
-                match stream.read(&mut buf[start..]).await {
-                    Ok(0) => {
-                        buf.truncate(start);
-                        if buf.is_empty() {
-                            break "peer closed".to_string();
-                        }
-                        break format!("peer closed in the middle of a frame ({} bytes buffered)", buf.len());
-                    }
-                    Ok(n) => buf.truncate(start + n),
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        break format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms)
-                    }
-                    Err(e) => break format!("read failed: {e}"),
+            if out.len() >= REPLY_BATCH_BYTES_MAX {
+                if let Err(why) = flush(&mut stream, &mut out, config.reply_write_timeout_ms).await {
+                    break 'conn why;
                 }
             }
         }
+        if let Err(why) = flush(&mut stream, &mut out, config.reply_write_timeout_ms).await {
+            break why;
+        }
+        // Keep the partial frame at the front, then read more.
+        if start == end {
+            (start, end) = (0, 0);
+        } else if start > 0 {
+            rbuf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let frame_bytes = match frame::peek_frame_len(&rbuf[..end], config.frame_bytes_max) {
+            Ok(n) => Some(n),
+            Err(FrameError::Incomplete) => None,
+            Err(FrameError::Invalid(why)) => break why,
+        };
+        if let Some(frame_bytes) = frame_bytes.filter(|&n| n > rbuf.len()) {
+            // Too big for the read buffer: read it into its own, then handle it.
+            match read_large_frame(&mut stream, shard, &rbuf[..end], frame_bytes).await {
+                Ok((whole, permit)) => {
+                    (start, end) = (0, 0);
+                    if let Err(FrameError::Invalid(why)) =
+                        frame::check(&whole, config.frame_bytes_max, config.header_bytes_max)
+                    {
+                        break why;
+                    }
+                    let parts = frame::split(&whole, frame_bytes);
+                    let header = match Header::decode(parts.serialize_type, &whole[parts.header.clone()]) {
+                        Ok(h) => h,
+                        Err(e) => break format!("undecodable header: {e}"),
+                    };
+                    let body = whole.slice(parts.body);
+                    drop(whole);
+                    let handled =
+                        handle(shard, conn, &mut stream, &header, body, &mut effects, &mut out, &mut header_bytes)
+                            .await;
+                    drop(permit);
+                    if let Err(why) = handled {
+                        break why;
+                    }
+                    continue;
+                }
+                Err(why) => break why,
+            }
+        }
+        match stream.read(&mut rbuf[end..]).await {
+            Ok(0) if end == 0 => break "peer closed".to_string(),
+            Ok(0) => break format!("peer closed in the middle of a frame ({end} bytes buffered)"),
+            Ok(n) => end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                break format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms)
+            }
+            Err(e) => break format!("read failed: {e}"),
+        }
     };
     shard.untrack_fd(conn);
-    drop(permit);
     if reason == "peer closed" {
         tracing::debug!(conn = conn.0, "{peer} closed");
     } else {
@@ -116,4 +137,93 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     if effects.registered_broker {
         shard.send(RouteUpdate::ConnectionClosed { conn }).await;
     }
+}
+
+/// Handles one request, appending its reply (if any) to `out`. Requests the writer must
+/// answer first flush the replies gathered so far, so they do not wait behind it.
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    shard: &ShardState,
+    conn: crate::route::ConnId,
+    stream: &mut TcpStream,
+    header: &Header,
+    body: Bytes,
+    effects: &mut Effects,
+    out: &mut Vec<u8>,
+    header_bytes: &mut Vec<u8>,
+) -> Result<(), String> {
+    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={}", header.code);
+    if header.is_response() {
+        // Java logs and drops answers nobody asked for; we never send requests.
+        tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
+        return Ok(());
+    }
+    let from_snapshot = matches!(header.code, codes::GET_ROUTEINFO_BY_TOPIC | codes::GET_BROKER_CLUSTER_INFO);
+    if !from_snapshot {
+        flush(stream, out, shard.config.reply_write_timeout_ms).await?;
+    }
+    let answer = handler::handle(shard, conn, header, body, effects).await;
+    if header.is_oneway() {
+        return Ok(());
+    }
+    let ext: Option<Vec<(&str, &str)>> =
+        answer.ext_fields.as_ref().map(|v| v.iter().map(|(k, v)| (*k, v.as_str())).collect());
+    header_bytes.clear();
+    HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
+        .encode(SerializeType::Json, header_bytes);
+    frame::encode(out, SerializeType::Json, header_bytes, &answer.body);
+    Ok(())
+}
+
+/// Writes the gathered replies.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, reply_write_timeout_ms: u64) -> Result<(), String> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = stream.write_all(out).await {
+        return Err(format!("write failed ({e}); reply_write_timeout_ms {reply_write_timeout_ms}"));
+    }
+    out.clear();
+    if out.capacity() > REPLY_BUFFER_KEEP_BYTES_MAX {
+        *out = Vec::with_capacity(4096);
+    }
+    Ok(())
+}
+
+/// Reads a frame larger than the read buffer into a buffer of its own, holding permits of
+/// the shard's in-flight byte semaphore (returned with the frame) for large frames.
+async fn read_large_frame<'s>(
+    stream: &mut TcpStream,
+    shard: &'s ShardState,
+    buffered: &[u8],
+    frame_bytes: usize,
+) -> Result<(Bytes, Option<glommio::sync::Permit<'s>>), String> {
+    let config = &shard.config;
+    let permit = if frame_bytes >= LARGE_FRAME_BYTES_MIN {
+        Some(
+            shard
+                .inflight
+                .acquire_permit(frame_bytes as u64)
+                .await
+                .expect("the shard semaphore is never closed, and frame_bytes_max <= its size (Config::validate)"),
+        )
+    } else {
+        None
+    };
+    // Zeroed by the allocator (fresh pages for big sizes), filled by reads.
+    let mut whole = vec![0u8; frame_bytes];
+    whole[..buffered.len()].copy_from_slice(buffered);
+    let mut filled = buffered.len();
+    while filled < frame_bytes {
+        let until = (filled + READ_CHUNK_BYTES_MAX).min(frame_bytes);
+        match stream.read(&mut whole[filled..until]).await {
+            Ok(0) => return Err(format!("peer closed in the middle of a frame ({filled} bytes buffered)")),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms))
+            }
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    Ok((Bytes::from(whole), permit))
 }

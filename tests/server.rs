@@ -238,6 +238,37 @@ fn identical_re_sends_skip_the_topics_yet_stay_exact() {
     assert_eq!(unread_count_after(8), 3);
 }
 
+/// Frames that arrive together are answered together, in order, whatever mix of lookups
+/// and writer-bound requests they are, and however many replies that makes.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Server::start(&[]);
+    let mut conn = server.client();
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    let mut burst = Vec::new();
+    let mut opaque = 1000;
+    let mut expected = Vec::new();
+    // Before the registration the topic is unknown; after it (same burst), it is served.
+    for _ in 0..400 {
+        burst.extend(route_request("TP").encode(opaque));
+        expected.push((opaque, TOPIC_NOT_EXIST));
+        opaque += 1;
+    }
+    burst.extend(b.register(json_body(1, &[topic("TP", 4, 6), topic("TQ", 4, 6)])).encode(opaque));
+    expected.push((opaque, SUCCESS));
+    opaque += 1;
+    for _ in 0..400 {
+        burst.extend(route_request("TP").encode(opaque));
+        expected.push((opaque, SUCCESS));
+        opaque += 1;
+    }
+    conn.write_raw(&burst).expect("writing the burst");
+    for (opaque, code) in expected {
+        let reply = conn.read_reply().expect("a reply for every request");
+        assert_eq!((reply.opaque(), reply.code()), (opaque, code));
+    }
+}
+
 #[test]
 fn register_compressed_zlib_body_then_lookup() {
     let server = Server::start(&[]);

@@ -5,7 +5,7 @@
 //! (wait for more bytes) apart from *invalid* (close the peer). Must not: do I/O or know
 //! what a request code means. Reference: ../shared/protocol/framing.md §1.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::fmt;
 
 /// Bytes of the total-length prefix.
@@ -113,13 +113,28 @@ pub fn check(buf: &[u8], frame_bytes_max: u32, header_bytes_max: u32) -> Result<
 /// Splits the first `frame_bytes` bytes off `buf` (already validated by `check`).
 pub fn parse(buf: &mut BytesMut, frame_bytes: usize) -> Frame {
     debug_assert!(buf.len() >= frame_bytes);
-    let mut whole = buf.split_to(frame_bytes).freeze();
-    whole.advance(LENGTH_PREFIX_BYTES);
-    let word = whole.get_u32();
+    let whole = buf.split_to(frame_bytes).freeze();
+    let parts = split(&whole, frame_bytes);
+    Frame { serialize_type: parts.serialize_type, header: whole.slice(parts.header), body: whole.slice(parts.body) }
+}
+
+/// Where the parts of a frame lie in its buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameParts {
+    pub serialize_type: SerializeType,
+    pub header: std::ops::Range<usize>,
+    pub body: std::ops::Range<usize>,
+}
+
+/// The parts of the frame at the start of `buf` (already validated by `check`), without
+/// copying or splitting anything.
+pub fn split(buf: &[u8], frame_bytes: usize) -> FrameParts {
+    debug_assert!(buf.len() >= frame_bytes);
+    let word = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let serialize_type = if word >> 24 == 0 { SerializeType::Json } else { SerializeType::RocketMq };
-    let header_len = (word & HEADER_LEN_FIELD_MAX) as usize;
-    let header = whole.split_to(header_len);
-    Frame { serialize_type, header, body: whole }
+    let header_start = LENGTH_PREFIX_BYTES + HEADER_WORD_BYTES;
+    let header_end = header_start + (word & HEADER_LEN_FIELD_MAX) as usize;
+    FrameParts { serialize_type, header: header_start..header_end, body: header_end..frame_bytes }
 }
 
 /// Appends a frame made of an encoded header and a body to `out`.
