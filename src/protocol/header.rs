@@ -165,6 +165,16 @@ fn to_i32(field: &str, value: Option<LenientInt>) -> Result<i32, HeaderError> {
 }
 
 fn decode_json(bytes: &[u8]) -> Result<Header, HeaderError> {
+    // Every request passes here; the scanner reads the usual shape in a fraction of serde's
+    // time and leaves anything else (and every error message) to it.
+    if let Ok(header) = super::scan::json_header(bytes) {
+        return Ok(header);
+    }
+    decode_json_serde(bytes)
+}
+
+/// The reference decoder, with fastjson's leniencies (framing.md §3).
+pub(crate) fn decode_json_serde(bytes: &[u8]) -> Result<Header, HeaderError> {
     let raw: JsonHeader =
         serde_json::from_slice(bytes).map_err(|e| HeaderError(format!("undecodable JSON header: {e}")))?;
     let language = match raw.language {

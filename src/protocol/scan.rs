@@ -1,5 +1,5 @@
-//! A purpose-built scanner for REGISTER_BROKER JSON bodies: the fast path in front of the
-//! serde decoder in `body`.
+//! A purpose-built scanner for REGISTER_BROKER JSON bodies and JSON request headers: the
+//! fast path in front of the serde decoders in `body` and `header`.
 //!
 //! It reads the shape real brokers send (Java's fastjson, rocketmq-rust's serde) in one
 //! forward pass, with no recursion and no intermediate values, and gives up — returning
@@ -10,6 +10,7 @@
 //! differential tests in this module hold it to that.
 
 use super::body::{DataVersion, RegisterBrokerBody, TopicConfig, TopicFilterType, VERSION_REGISTER_BODY_MIN};
+use super::header::Header;
 
 /// Container depth the skipper follows; deeper input goes to the serde path (limit 128).
 const DEPTH_MAX: usize = 64;
@@ -115,6 +116,46 @@ pub fn register_preamble(json: &[u8], version: i32) -> Scan<RegisterPreamble> {
     }
     let data_version = data_version.ok_or(Fallback)?;
     Ok(RegisterPreamble { data_version, filter_server_list: filter.unwrap_or(Some(Vec::new())) })
+}
+
+/// Decodes a JSON RemotingCommand header of the usual shape (integers as numbers, language
+/// by name, string ext values); anything else goes to the serde decoder in `header`.
+pub fn json_header(json: &[u8]) -> Scan<Header> {
+    let mut c = Cursor { b: json, i: 0 };
+    let mut ints: [Option<i32>; 4] = [None; 4];
+    let mut language: Option<Option<u8>> = None;
+    let mut remark: Option<Option<String>> = None;
+    let mut ext_fields: Option<Option<Vec<(String, String)>>> = None;
+    c.object(|c, key| {
+        let slot = match key {
+            b"code" => 0,
+            b"version" => 1,
+            b"opaque" => 2,
+            b"flag" => 3,
+            b"language" => {
+                let name = c.nullable(Cursor::plain_str)?;
+                // An unknown name decodes as no language, as in the serde path.
+                let code = name.and_then(|n| std::str::from_utf8(n).ok()).and_then(super::header::language_code);
+                return set_once(&mut language, code);
+            }
+            b"remark" => return set_once(&mut remark, c.nullable(Cursor::plain_string)?),
+            b"extFields" => return set_once(&mut ext_fields, c.nullable(Cursor::attributes)?),
+            _ => return c.skip_value(),
+        };
+        // `null` is 0 in the serde path; a second occurrence is its error.
+        let value = if c.null()? { 0 } else { c.i32()? };
+        set_once(&mut ints[slot], value)
+    })?;
+    c.end()?;
+    Ok(Header {
+        code: ints[0].unwrap_or(0),
+        language: language.flatten(),
+        version: ints[1].unwrap_or(0),
+        opaque: ints[2].unwrap_or(0),
+        flag: ints[3].unwrap_or(0),
+        remark: remark.flatten(),
+        ext_fields: ext_fields.flatten(),
+    })
 }
 
 struct Wrapper {
@@ -882,4 +923,107 @@ mod tests {
             }
         }
     }
+
+    // --- JSON headers -------------------------------------------------------------------
+
+    fn header_agrees(json: &[u8]) -> bool {
+        let reference = crate::protocol::header::decode_json_serde(json);
+        match json_header(json) {
+            Ok(scanned) => {
+                match &reference {
+                    Ok(r) => assert_eq!(&scanned, r, "scanner and serde differ on header {}", show(json)),
+                    Err(e) => panic!("the scanner accepted a header serde refuses ({e}): {}", show(json)),
+                }
+                true
+            }
+            Err(Fallback) => false,
+        }
+    }
+
+    #[test]
+    fn golden_headers_scan_exactly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/protocol/golden");
+        let dir = if dir.is_dir() { dir } else { std::path::PathBuf::from("/work/shared/protocol/golden") };
+        let (mut total, mut scanned) = (0, 0);
+        for file in ["java-5.3.3-examples.jsonl", "rocketmq-rust-broker-1.0.0.jsonl"] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("golden file");
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                for side in ["request", "response"] {
+                    let (Some(hex), Some("JSON")) =
+                        (v[format!("{side}_hex")].as_str(), v[format!("{side}_serialize_type")].as_str())
+                    else {
+                        continue;
+                    };
+                    let frame: Vec<u8> =
+                        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+                    let header_bytes = u32::from_be_bytes([0, frame[5], frame[6], frame[7]]) as usize;
+                    let header = &frame[8..8 + header_bytes];
+                    total += 1;
+                    scanned += usize::from(header_agrees(header));
+                }
+            }
+        }
+        // Real peers' headers are the scanner's to read (the odd one may carry an escape).
+        assert!(total > 60 && scanned * 10 >= total * 9, "{scanned} of {total} golden JSON headers scanned");
+    }
+
+    #[test]
+    fn header_edge_cases() {
+        let cases: &[(&str, bool)] = &[
+            (r#"{"code":105,"extFields":{"topic":"T"},"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}"#, true),
+            (r#"{"code":105,"language":"NOPE","remark":null,"extFields":null}"#, true),
+            (r#"{"code":null,"extFields":{"a":null,"b":"x","b":"y"}}"#, true),
+            ("{}", true),
+            (r#"{"code":"105"}"#, false),
+            (r#"{"code":105,"code":106}"#, false),
+            (r#"{"code":4294967296}"#, false),
+            (r#"{"code":1.5}"#, false),
+            (r#"{"language":12}"#, false),
+            (r#"{"remark":"a\nb"}"#, false),
+            (r#"{"extFields":{"a":1,"b":true}}"#, false),
+            (r#"{"extFields":"x"}"#, false),
+            (r#"{"code":105}x"#, false),
+            (r#"[]"#, false),
+        ];
+        for (json, scanned) in cases {
+            assert_eq!(header_agrees(json.as_bytes()), *scanned, "{json}");
+        }
+    }
+
+    fn header_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i32>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("null".to_string()),
+            any::<i32>().prop_map(|n| format!("\"{n}\"")),
+            "[A-Z_]{0,8}".prop_map(|s| format!("\"{s}\"")),
+            "[a-z\\\\\"]{0,4}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just("1.0".to_string()),
+            Just("true".to_string()),
+            prop::collection::vec(("[a-zA-Z]{1,6}", prop_oneof![
+                "[a-z0-9:.]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                Just("null".to_string()),
+                any::<i32>().prop_map(|n| n.to_string()),
+            ]), 0..4).prop_map(|v| {
+                let members: Vec<String> = v.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+        #[test]
+        fn generated_headers_agree_with_serde(
+            fields in prop::collection::vec((prop_oneof![
+                Just("code"), Just("version"), Just("opaque"), Just("flag"), Just("language"),
+                Just("remark"), Just("extFields"), Just("serializeTypeCurrentRPC"), Just("other"),
+            ], header_value()), 0..9)
+        ) {
+            let members: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            header_agrees(format!("{{{}}}", members.join(",")).as_bytes());
+        }
+    }
+
 }
