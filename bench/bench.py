@@ -107,8 +107,9 @@ def machine_info(rmq_bin):
 class Server:
     """One peer. kind: meridian | rmq-rust | ceiling | external (running already, not ours)."""
 
-    def __init__(self, name, kind, addr, pid=None):
+    def __init__(self, name, kind, addr, pid=None, shards=None):
         self.name, self.kind, self.addr = name, kind, addr
+        self.shards = shards  # Meridian only
         self.pid = pid  # known for started servers, optional for external ones
         self.proc = None
         self.command = None
@@ -126,7 +127,7 @@ class Server:
         env = dict(os.environ)
         host, port = self.addr.rsplit(":", 1)
         if self.kind == "meridian":
-            cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(args.shards)]
+            cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(self.shards)]
         elif self.kind == "rmq-rust":
             env["ROCKETMQ_HOME"] = workdir
             cmd = [args.rmq_namesrv, "--listenPort", port, "--bindAddress", host]
@@ -688,7 +689,12 @@ def main():
     ap.add_argument("--no-ceiling", action="store_true", help="leave out loadgen's echo server")
     ap.add_argument("--server-cpus", default=f"0-{(os.cpu_count() or 1) - 1}", help="taskset CPU list of every server")
     ap.add_argument("--loadgen-cpus", default="", help="loadgen --cpus (default: unpinned, 1 thread)")
-    ap.add_argument("--shards", type=int, default=os.cpu_count() or 1, help="Meridian --shards")
+    # loadgen runs on the same machine and needs about one CPU at full load; the ceiling (echo
+    # server) has one thread. One CPU left to loadgen gives Meridian the same budget.
+    ap.add_argument("--shards", type=int, default=max(1, (os.cpu_count() or 1) - 1),
+                    help="Meridian --shards (default: CPUs - 1, one CPU is left to loadgen)")
+    ap.add_argument("--also-shards", default=os.environ.get("ALSO_SHARDS", ""),
+                    help="comma list of further Meridian --shards values, each run as its own server")
     ap.add_argument("--echo-threads", type=int, default=1, help="echo-server --threads (the ceiling)")
     ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -704,7 +710,9 @@ def main():
     for binary in (MERIDIAN_BIN, LOADGEN_BIN) if replay is None else ():
         if not os.access(binary, os.X_OK):
             sys.exit(f"bench: missing {binary}; run `make bench` (it builds it)")
-    servers = [Server("meridian", "meridian", f"127.0.0.1:{PORT_BASE}")]
+    servers = [Server("meridian", "meridian", f"127.0.0.1:{PORT_BASE}", shards=args.shards)]
+    for i, n in enumerate(filter(None, args.also_shards.split(","))):
+        servers.append(Server(f"meridian-{n}sh", "meridian", f"127.0.0.1:{PORT_BASE + 10 + i}", shards=int(n)))
     if args.rmq_namesrv:
         if not os.access(args.rmq_namesrv, os.X_OK):
             sys.exit(f"bench: missing {args.rmq_namesrv}; run `make peer-namesrv` or pass --rmq-namesrv ''")
@@ -729,7 +737,9 @@ def main():
     run_dir = os.path.join(ROOT, "target", "bench", f"{stamp}-{machine['commit']}" if replay is None else "replay")
     os.makedirs(run_dir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
-    placement = (f"servers: taskset -c {args.server_cpus} (Meridian --shards {args.shards}, one per CPU; "
+    placement = (f"servers: taskset -c {args.server_cpus} (Meridian --shards {args.shards}"
+                 + "".join(f", meridian-{n}sh --shards {n}" for n in filter(None, args.also_shards.split(",")))
+                 + "; "
                  f"rocketmq-rust's tokio runtime as it defaults; echo server {args.echo_threads} thread), one at a time; "
                  f"loadgen: 1 thread, " + (f"--cpus {args.loadgen_cpus}" if args.loadgen_cpus else
                                            "unpinned (kernel-scheduled over every CPU)"))
