@@ -842,7 +842,7 @@ async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, l
         match present[c].take() {
             None => {
                 let mut sim = BrokerSim::new(brokers.clone(), group, 0);
-                sim.body_bytes(&worker);
+                sim.body_bytes(&worker).await;
                 let expect = Expect::Present { broker: name, read_queue_nums: None };
                 let running = probes.start(&worker, &topic, expect, Instant::now());
                 let answers = sim.register(&worker, "register.churn-join").await;
@@ -994,7 +994,7 @@ async fn timed_registration(
     visible_hist: &str,
 ) {
     // Encoding happens before the clock starts: the server's time is what is measured.
-    sim.body_bytes(worker);
+    sim.body_bytes(worker).await;
     let running = probe.map(|(topic, expect)| probes.start(worker, &topic, expect, Instant::now()));
     let answers = sim.register(worker, answer_hist).await;
     if let Some(running) = running {
@@ -1034,7 +1034,7 @@ async fn register_group(
                 format!("{} already serves {probe_topic}; visibility times would be meaningless (use --prefix)", g.name)
             });
     }
-    let bytes = master.body_bytes(worker);
+    let bytes = master.body_bytes(worker).await;
     worker.metrics.borrow_mut().count("register first body bytes (per broker)", bytes as u64);
     let present = Expect::Present { broker: g.name.clone(), read_queue_nums: None };
     timed_registration(

@@ -971,7 +971,10 @@ mod tests {
     #[test]
     fn header_edge_cases() {
         let cases: &[(&str, bool)] = &[
-            (r#"{"code":105,"extFields":{"topic":"T"},"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}"#, true),
+            (
+                r#"{"code":105,"extFields":{"topic":"T"},"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}"#,
+                true,
+            ),
             (r#"{"code":105,"language":"NOPE","remark":null,"extFields":null}"#, true),
             (r#"{"code":null,"extFields":{"a":null,"b":"x","b":"y"}}"#, true),
             ("{}", true),
@@ -1001,11 +1004,18 @@ mod tests {
             "[a-z\\\\\"]{0,4}".prop_map(|s| serde_json::to_string(&s).unwrap()),
             Just("1.0".to_string()),
             Just("true".to_string()),
-            prop::collection::vec(("[a-zA-Z]{1,6}", prop_oneof![
-                "[a-z0-9:.]{0,8}".prop_map(|s| format!("\"{s}\"")),
-                Just("null".to_string()),
-                any::<i32>().prop_map(|n| n.to_string()),
-            ]), 0..4).prop_map(|v| {
+            prop::collection::vec(
+                (
+                    "[a-zA-Z]{1,6}",
+                    prop_oneof![
+                        "[a-z0-9:.]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                        Just("null".to_string()),
+                        any::<i32>().prop_map(|n| n.to_string()),
+                    ]
+                ),
+                0..4
+            )
+            .prop_map(|v| {
                 let members: Vec<String> = v.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
                 format!("{{{}}}", members.join(","))
             }),
@@ -1025,5 +1035,4 @@ mod tests {
             header_agrees(format!("{{{}}}", members.join(",")).as_bytes());
         }
     }
-
 }
