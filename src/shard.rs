@@ -27,8 +27,6 @@ const DECODE_QUEUE_SHARES: usize = 100;
 /// Bodies at least this large are decoded on the shard's blocking thread (same CPU).
 /// 256 KiB of registration JSON is about 1,300 topics, about 1 ms to parse.
 const DECODE_OFFLOAD_BYTES_MIN: usize = 256 * 1024;
-/// Nice value of the shard's blocking (decode) thread.
-const DECODE_THREAD_NICE: libc::c_int = 19;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
@@ -79,12 +77,7 @@ impl ShardState {
     /// executor instead, and lookups keep being answered while it runs.
     pub async fn decode<T: Send + 'static>(&self, input_bytes: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
         if input_bytes >= DECODE_OFFLOAD_BYTES_MIN {
-            return glommio::executor()
-                .spawn_blocking(move || {
-                    lower_blocking_thread_priority();
-                    work()
-                })
-                .await;
+            return glommio::executor().spawn_blocking(work).await;
         }
         let _turn = self.decode_turn.acquire_permit(1).await.expect("the decode semaphore is never closed");
         let task = glommio::spawn_local_into(
@@ -130,26 +123,6 @@ impl ShardState {
             unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
         }
     }
-}
-
-thread_local! {
-    static PRIORITY_LOWERED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The shard's blocking thread shares the shard's CPU; at nice 19 the kernel gives it the
-/// CPU only when the executor does not want it (weight 15 vs 1024), so a 20 MB parse no
-/// longer takes time slices from lookups, yet still progresses under full load.
-fn lower_blocking_thread_priority() {
-    PRIORITY_LOWERED.with(|done| {
-        if !done.get() {
-            done.set(true);
-            // SAFETY: plain syscalls on the calling thread; no memory is shared with them.
-            let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, DECODE_THREAD_NICE) };
-            if rc != 0 {
-                tracing::warn!("cannot lower the decode thread's priority: {}", std::io::Error::last_os_error());
-            }
-        }
-    });
 }
 
 /// What a shard needs from the process when it starts.

@@ -380,6 +380,14 @@ impl RouteTable {
             ));
         }
 
+        // Grow the maps once for a big registration instead of rehashing 100k entries
+        // several times over.
+        self.topic_queue.reserve(new_topics);
+        self.changes.topics.reserve(req.body.topic_configs.len());
+        if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
+            topics.reserve(req.body.topic_configs.len().saturating_sub(topics.len()));
+        }
+
         // Step 1.
         if self.cluster_addr.entry(req.cluster_name.clone()).or_default().insert(req.broker_name.clone()) {
             self.changes.cluster = true;
