@@ -47,6 +47,9 @@ impl BrokerQueues {
         match self.position(&qd.broker_name) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i], qd)),
             Err(i) => {
+                // Exact growth: most topics live on one or two groups, and Vec's first
+                // allocation would otherwise hold four.
+                self.0.reserve_exact(1);
                 self.0.insert(i, qd);
                 None
             }
