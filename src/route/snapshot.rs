@@ -168,6 +168,21 @@ impl TopicMap {
         self.len
     }
 
+    /// Grows each shard once for the topics about to be inserted (a 100k-topic registration
+    /// would otherwise rehash every shard several times).
+    pub fn reserve_for<'t>(&mut self, topics: impl Iterator<Item = &'t str>) {
+        let mut per_shard = [0usize; TOPIC_MAP_SHARDS];
+        for topic in topics {
+            per_shard[self.shard_of(topic)] += 1;
+        }
+        for (shard, &n) in self.shards.iter_mut().zip(&per_shard) {
+            // Small batches: not worth copying a shared shard early (insert does it anyway).
+            if n >= 64 {
+                Arc::make_mut(shard).reserve(n);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -225,6 +240,7 @@ impl RouteSnapshot {
         let mut next = self.clone();
         next.generation = self.generation + 1;
         next.not_ready_until = not_ready_until;
+        next.topics.reserve_for(changes.topics.iter().map(|t| &**t));
         for topic in changes.topics {
             match build_topic_route(table, &topic, options) {
                 Some(route) => {

@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 /// Hash maps keyed by peer-supplied names: foldhash (seeded per process) instead of SipHash,
 /// which was the largest single cost of applying a 60k-topic registration.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+/// hashbrown rather than std's wrapper for `entry_ref`: one hash of a topic name finds its
+/// entry or the place to insert it, allocating the shared name only then.
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<T> = hashbrown::HashSet<T, foldhash::fast::RandomState>;
 
 /// A topic name, allocated once and shared by the table, the change set and every snapshot.
 pub type TopicName = Arc<str>;
@@ -316,21 +318,33 @@ impl RouteTable {
     }
 
     fn put_queue_data(&mut self, topic: &str, qd: QueueData) {
-        if self.topic_queue.get(topic).and_then(|m| m.get(&qd.broker_name)) == Some(&qd) {
-            return;
-        }
-        let name = self.topic_name(topic);
-        match self.broker_topics.get_mut(&*qd.broker_name) {
+        let broker_name = qd.broker_name.clone();
+        let name = match self.topic_queue.entry_ref(topic) {
+            hashbrown::hash_map::EntryRef::Occupied(mut entry) => {
+                if entry.get().get(&qd.broker_name) == Some(&qd) {
+                    return;
+                }
+                entry.get_mut().insert(qd);
+                entry.key().clone()
+            }
+            hashbrown::hash_map::EntryRef::Vacant(entry) => {
+                let mut queues = BrokerQueues::default();
+                queues.insert(qd);
+                let name = TopicName::from(topic);
+                entry.insert_entry_with_key(name.clone(), queues);
+                name
+            }
+        };
+        match self.broker_topics.get_mut(&*broker_name) {
             Some(topics) => {
                 topics.insert(name.clone());
             }
             None => {
                 let mut topics = FastSet::default();
                 topics.insert(name.clone());
-                self.broker_topics.insert(qd.broker_name.to_string(), topics);
+                self.broker_topics.insert(broker_name.to_string(), topics);
             }
         }
-        self.topic_queue.entry(name.clone()).or_default().insert(qd);
         self.changes.topics.insert(name);
     }
 
@@ -442,8 +456,8 @@ impl RouteTable {
             let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
             for tc in &req.body.topic_configs {
                 let has_queue =
-                    self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
-                if register_first || dv_changed || !has_queue {
+                    || self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
+                if register_first || dv_changed || !has_queue() {
                     let mut perm = tc.perm;
                     if is_prime_slave && enable_acting_master {
                         perm &= !PERM_WRITE;
