@@ -63,8 +63,8 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
             };
             let body = Bytes::copy_from_slice(&rbuf[start..][parts.body]);
             start += frame_bytes;
-            if let Err(why) =
-                handle(shard, conn, &mut stream, &header, body, &mut effects, &mut out, &mut header_bytes).await
+            let request = Request { header: &header, body, body_crc32: None };
+            if let Err(why) = handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await
             {
                 break 'conn why;
             }
@@ -92,7 +92,7 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
         if let Some(frame_bytes) = frame_bytes.filter(|&n| n > rbuf.len()) {
             // Too big for the read buffer: read it into its own, then handle it.
             match read_large_frame(&mut stream, shard, &rbuf[..end], frame_bytes).await {
-                Ok((whole, permit)) => {
+                Ok((whole, body_crc32, permit)) => {
                     (start, end) = (0, 0);
                     if let Err(FrameError::Invalid(why)) =
                         frame::check(&whole, config.frame_bytes_max, config.header_bytes_max)
@@ -106,9 +106,9 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
                     };
                     let body = whole.slice(parts.body);
                     drop(whole);
+                    let request = Request { header: &header, body, body_crc32: Some(body_crc32) };
                     let handled =
-                        handle(shard, conn, &mut stream, &header, body, &mut effects, &mut out, &mut header_bytes)
-                            .await;
+                        handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await;
                     drop(permit);
                     if let Err(why) = handled {
                         break why;
@@ -139,19 +139,26 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     }
 }
 
+/// One decoded request frame.
+struct Request<'h> {
+    header: &'h Header,
+    body: Bytes,
+    /// The body's CRC, computed while a large frame arrived.
+    body_crc32: Option<i32>,
+}
+
 /// Handles one request, appending its reply (if any) to `out`. Requests the writer must
 /// answer first flush the replies gathered so far, so they do not wait behind it.
-#[allow(clippy::too_many_arguments)]
 async fn handle(
     shard: &ShardState,
     conn: crate::route::ConnId,
     stream: &mut TcpStream,
-    header: &Header,
-    body: Bytes,
+    request: Request<'_>,
     effects: &mut Effects,
     out: &mut Vec<u8>,
     header_bytes: &mut Vec<u8>,
 ) -> Result<(), String> {
+    let header = request.header;
     tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={}", header.code);
     if header.is_response() {
         // Java logs and drops answers nobody asked for; we never send requests.
@@ -162,7 +169,7 @@ async fn handle(
     if !from_snapshot {
         flush(stream, out, shard.config.reply_write_timeout_ms).await?;
     }
-    let answer = handler::handle(shard, conn, header, body, effects).await;
+    let answer = handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await;
     if header.is_oneway() {
         return Ok(());
     }
@@ -191,13 +198,15 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, reply_write_timeout_ms
 }
 
 /// Reads a frame larger than the read buffer into a buffer of its own, holding permits of
-/// the shard's in-flight byte semaphore (returned with the frame) for large frames.
+/// the shard's in-flight byte semaphore (returned with the frame) for large frames. The
+/// body's CRC32 is computed as the bytes arrive, so a registration's check costs nothing
+/// after its last byte.
 async fn read_large_frame<'s>(
     stream: &mut TcpStream,
     shard: &'s ShardState,
     buffered: &[u8],
     frame_bytes: usize,
-) -> Result<(Bytes, Option<glommio::sync::Permit<'s>>), String> {
+) -> Result<(Bytes, i32, Option<glommio::sync::Permit<'s>>), String> {
     let config = &shard.config;
     let permit = if frame_bytes >= LARGE_FRAME_BYTES_MIN {
         Some(
@@ -214,16 +223,60 @@ async fn read_large_frame<'s>(
     let mut whole = vec![0u8; frame_bytes];
     whole[..buffered.len()].copy_from_slice(buffered);
     let mut filled = buffered.len();
+    let mut crc = BodyCrc::default();
+    crc.update(&whole[..filled]).await;
     while filled < frame_bytes {
         let until = (filled + READ_CHUNK_BYTES_MAX).min(frame_bytes);
         match stream.read(&mut whole[filled..until]).await {
             Ok(0) => return Err(format!("peer closed in the middle of a frame ({filled} bytes buffered)")),
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                crc.update(&whole[..filled]).await;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms))
             }
             Err(e) => return Err(format!("read failed: {e}")),
         }
     }
-    Ok((Bytes::from(whole), permit))
+    Ok((Bytes::from(whole), crc.finish(), permit))
+}
+
+/// Bytes hashed between two chances for other tasks to run (about 25 µs of CRC).
+const CRC_SLICE_BYTES: usize = 256 * 1024;
+
+/// CRC32 of a frame's body, fed the frame's bytes as they arrive (the body starts after
+/// the header, whose length the header word gives).
+#[derive(Default)]
+struct BodyCrc {
+    hasher: crc32fast::Hasher,
+    /// Frame bytes already hashed or skipped.
+    done: usize,
+    body_start: Option<usize>,
+}
+
+impl BodyCrc {
+    /// Hashes the body bytes of `frame_so_far` not hashed yet.
+    async fn update(&mut self, frame_so_far: &[u8]) {
+        let start = match self.body_start {
+            Some(start) => start,
+            None if frame_so_far.len() >= 8 => {
+                let start = frame::split(frame_so_far, frame_so_far.len()).header.end;
+                self.body_start = Some(start);
+                start
+            }
+            None => return,
+        };
+        self.done = self.done.max(start);
+        while self.done < frame_so_far.len() {
+            let end = (self.done + CRC_SLICE_BYTES).min(frame_so_far.len());
+            self.hasher.update(&frame_so_far[self.done..end]);
+            self.done = end;
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    fn finish(self) -> i32 {
+        crate::protocol::body::crc32_field(self.hasher.finalize())
+    }
 }

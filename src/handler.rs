@@ -43,7 +43,16 @@ struct RecentRegistration {
     filter_server_list: Option<Vec<String>>,
 }
 
-pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Bytes, effects: &mut Effects) -> Answer {
+/// `body_crc32`: the body's CRC (as the `bodyCrc32` field carries it) if the connection
+/// computed it while the frame arrived.
+pub async fn handle(
+    shard: &ShardState,
+    conn: ConnId,
+    header: &Header,
+    body: Bytes,
+    body_crc32: Option<i32>,
+    effects: &mut Effects,
+) -> Answer {
     let command = match Command::parse(header) {
         Ok(c) => c,
         Err(CommandError(remark)) => {
@@ -57,7 +66,7 @@ pub async fn handle(shard: &ShardState, conn: ConnId, header: &Header, body: Byt
         }
         Command::GetBrokerClusterInfo => shard.with_snapshot(|s| Answer::ok(s.cluster_info.clone())),
         Command::RegisterBroker(h) => {
-            let answer = register_broker(shard, conn, header.version, h, body, effects).await;
+            let answer = register_broker(shard, conn, header.version, h, body, body_crc32, effects).await;
             effects.registered_broker |= answer.code == codes::SUCCESS;
             answer
         }
@@ -157,14 +166,20 @@ async fn register_broker(
     version: i32,
     h: RegisterBrokerHeader,
     body: Bytes,
+    body_crc32: Option<i32>,
     effects: &mut Effects,
 ) -> Answer {
     let started = Instant::now();
     let body_bytes = body.len();
-    // One CRC pass serves the bodyCrc32 check and the re-send fingerprint (off the
-    // executor when the body is large).
-    let crc_input = body.clone();
-    let body_crc32 = shard.decode(body_bytes, move || body::body_crc32(&crc_input)).await;
+    // One CRC pass serves the bodyCrc32 check and the re-send fingerprint: done while a
+    // large frame arrived, else here (off the executor when the body is large).
+    let body_crc32 = match body_crc32 {
+        Some(crc) => crc,
+        None => {
+            let crc_input = body.clone();
+            shard.decode(body_bytes, move || body::body_crc32(&crc_input)).await
+        }
+    };
     if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
         let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");

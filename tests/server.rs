@@ -472,6 +472,33 @@ fn one_topic_first_registration_is_refused() {
     assert_eq!(route_body(&mut conn, route_request("T3")), expected);
 }
 
+/// Frames above the 64 KiB read buffer have their body CRC computed while they arrive;
+/// sent in pieces, a right CRC is accepted and a wrong one refused.
+#[test]
+fn large_frames_arriving_in_pieces_are_crc_checked() {
+    let server = Server::start(&[]);
+    let mut conn = server.client();
+    let b = Broker::new("c1", "broker-big", 0, 10911);
+    let topics: Vec<TopicConfig> = (0..2000).map(|i| topic(&format!("BigTopic{i:05}"), 4, 6)).collect();
+    let body = json_body(1, &topics);
+    assert!(body.len() > 200 * 1024, "{} bytes", body.len());
+    let send_in_pieces = |conn: &mut Client, crc: u32| {
+        let frame = b.register_header().ext("bodyCrc32", crc).body(body.clone()).encode(77);
+        // Pieces that split the length prefix, the header word and the body.
+        for piece in [&frame[..3], &frame[3..6], &frame[6..5000], &frame[5000..70_000], &frame[70_000..]] {
+            conn.write_raw(piece).expect("writing a piece");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        conn.read_reply().expect("an answer")
+    };
+    let wrong = send_in_pieces(&mut conn, crc32(&body) ^ 1);
+    assert_eq!(wrong.remark(), Some("crc32 not match"));
+    assert_topic_not_exist(&mut conn, "BigTopic00000");
+    let right = send_in_pieces(&mut conn, crc32(&body));
+    assert_eq!(right.code(), SUCCESS, "{:?}", right.remark());
+    assert_eq!(route_code(&mut conn, "BigTopic01999"), SUCCESS);
+}
+
 #[test]
 fn crc_mismatch_is_refused_and_changes_nothing() {
     let server = Server::start(&[]);

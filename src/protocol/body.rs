@@ -244,8 +244,13 @@ fn compressed_error(detail: impl Into<String>) -> BodyError {
 /// CRC-32 (IEEE) of the body exactly as sent, masked to 31 bits like Java's
 /// `UtilAll.crc32`, so it fits the positive range of the `bodyCrc32` header.
 pub fn body_crc32(body: &[u8]) -> i32 {
+    crc32_field(crc32fast::hash(body))
+}
+
+/// A CRC32 as the `bodyCrc32` field carries it (Java masks it to a non-negative int).
+pub fn crc32_field(crc: u32) -> i32 {
     // The mask keeps the value within i32::MAX, so the cast cannot change it.
-    (crc32fast::hash(body) & 0x7FFF_FFFF) as i32
+    (crc & 0x7FFF_FFFF) as i32
 }
 
 /// Checks a `bodyCrc32` header value; 0 means the sender did not ask for a check.
