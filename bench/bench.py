@@ -804,7 +804,11 @@ def main():
     log()
     log(f"bench took {replay['elapsed_s']:.0f}s (replayed)" if replay else f"bench took {elapsed:.0f}s")
 
-    results_path = os.path.join(args.out, f"{stamp[:8]}-{machine['commit']}{'-quick' if args.quick else ''}.json")
+    base = os.path.join(args.out, f"{stamp[:8]}-{machine['commit']}{'-quick' if args.quick else ''}")
+    results_path, n = base + ".json", 1
+    while replay is None and os.path.exists(results_path):  # another run of the same commit today
+        n += 1
+        results_path = f"{base}-{n}.json"
     if replay is not None:
         results_path = os.path.abspath(args.replay)
     results = {
