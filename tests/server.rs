@@ -246,22 +246,16 @@ fn pipelined_requests_are_answered_in_order() {
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let mut burst = Vec::new();
-    let mut opaque = 1000;
     let mut expected = Vec::new();
+    let mut add = |request: &Request, code: i32| {
+        let opaque = 1000 + expected.len() as i32;
+        burst.extend(request.encode(opaque));
+        expected.push((opaque, code));
+    };
     // Before the registration the topic is unknown; after it (same burst), it is served.
-    for _ in 0..400 {
-        burst.extend(route_request("TP").encode(opaque));
-        expected.push((opaque, TOPIC_NOT_EXIST));
-        opaque += 1;
-    }
-    burst.extend(b.register(json_body(1, &[topic("TP", 4, 6), topic("TQ", 4, 6)])).encode(opaque));
-    expected.push((opaque, SUCCESS));
-    opaque += 1;
-    for _ in 0..400 {
-        burst.extend(route_request("TP").encode(opaque));
-        expected.push((opaque, SUCCESS));
-        opaque += 1;
-    }
+    (0..400).for_each(|_| add(&route_request("TP"), TOPIC_NOT_EXIST));
+    add(&b.register(json_body(1, &[topic("TP", 4, 6), topic("TQ", 4, 6)])), SUCCESS);
+    (0..400).for_each(|_| add(&route_request("TP"), SUCCESS));
     conn.write_raw(&burst).expect("writing the burst");
     for (opaque, code) in expected {
         let reply = conn.read_reply().expect("a reply for every request");
