@@ -63,7 +63,7 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
             };
             let body = Bytes::copy_from_slice(&rbuf[start..][parts.body]);
             start += frame_bytes;
-            let request = Request { header: &header, body, body_crc32: None };
+            let request = Request { header: &header, peer: &peer, body, body_crc32: None };
             if let Err(why) = handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await
             {
                 break 'conn why;
@@ -106,7 +106,7 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
                     };
                     let body = whole.slice(parts.body);
                     drop(whole);
-                    let request = Request { header: &header, body, body_crc32: Some(body_crc32) };
+                    let request = Request { header: &header, peer: &peer, body, body_crc32: Some(body_crc32) };
                     let handled =
                         handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await;
                     drop(permit);
@@ -142,6 +142,8 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
 /// One decoded request frame.
 struct Request<'h> {
     header: &'h Header,
+    /// The peer's address, for the per-request debug line.
+    peer: &'h str,
     body: Bytes,
     /// The body's CRC, computed while a large frame arrived.
     body_crc32: Option<i32>,
@@ -159,7 +161,7 @@ async fn handle(
     header_bytes: &mut Vec<u8>,
 ) -> Result<(), String> {
     let header = request.header;
-    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={}", header.code);
+    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
     if header.is_response() {
         // Java logs and drops answers nobody asked for; we never send requests.
         tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
