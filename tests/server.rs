@@ -1198,6 +1198,40 @@ fn idle_connection_is_closed_and_its_broker_unregistered() {
     );
 }
 
+/// A client that sends lookups and never reads the answers: once the socket buffers are
+/// full the server's write waits, reading stops (so requests stay in the kernel, not in
+/// Meridian), and after reply_write_timeout_ms the connection is closed. Memory stays flat.
+#[test]
+fn a_client_that_never_reads_is_closed_with_bounded_memory() {
+    let server = Server::start(&["reply_write_timeout_ms=300"]);
+    let mut conn = server.client();
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    let topics: Vec<TopicConfig> = (0..4).map(|i| topic(&format!("T{i}"), 16, 6)).collect();
+    assert_registered(&mut conn, &b.register(json_body(1, &topics)));
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("server status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line").to_string();
+        line.split_whitespace().nth(1).expect("a number").parse::<u64>().expect("kB")
+    };
+    let before = rss_kib();
+    let mut silent = server.client();
+    let peer = format!("closing 127.0.0.1:{}:", silent.local_port());
+    // 40k lookups (about 20 MB of answers, more than loopback socket buffers hold); the
+    // write may block once the server stops reading, so it runs on its own thread and may
+    // fail.
+    let burst: Vec<u8> = (0..40_000).flat_map(|i| route_request("T1").encode(i)).collect();
+    let writer = std::thread::spawn(move || {
+        let _ = silent.write_raw(&burst);
+        silent
+    });
+    server.expect_log_line(&[&peer, "reply_write_timeout_ms 300"]);
+    let grew_kib = rss_kib().saturating_sub(before);
+    assert!(grew_kib < 16 * 1024, "RSS grew by {grew_kib} KiB for one connection that never reads");
+    drop(writer.join().expect("writer thread"));
+    // Everyone else is still served.
+    assert_eq!(route_code(&mut server.client(), "T1"), SUCCESS);
+}
+
 #[test]
 fn topics_max_refuses_a_registration_that_would_exceed_it() {
     let server = Server::start(&["topics_max=3"]);
