@@ -51,6 +51,9 @@ pub struct Config {
     /// A reply the peer does not read within this time closes the connection, so a slow
     /// reader never holds more than one unsent reply.
     pub reply_write_timeout_ms: u64,
+    /// On SIGTERM/SIGINT: time given to requests already being handled to be answered
+    /// (new connections are refused at once); 0 exits at once.
+    pub shutdown_drain_ms: u64,
     /// How often glommio lets other task queues run. Long work never runs on the executor
     /// (large decodes go to the blocking thread, small ones one at a time), so this is a
     /// backstop; small values make glommio 0.9's lost-wake-up park frequent under CPU
@@ -225,6 +228,7 @@ impl Default for Config {
             scan_not_active_broker_interval_ms: 10_000,
             connection_idle_timeout_ms: 120_000,
             reply_write_timeout_ms: 30_000,
+            shutdown_drain_ms: 5_000,
             preempt_timer_us: 100_000,
             executor_poke_interval_us: 20_000,
             io_memory_bytes_per_shard: 256 * 1024,
@@ -281,6 +285,7 @@ impl Config {
             "scan_not_active_broker_interval_ms" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
             "connection_idle_timeout_ms" => self.connection_idle_timeout_ms = parse(key, value)?,
             "reply_write_timeout_ms" => self.reply_write_timeout_ms = parse(key, value)?,
+            "shutdown_drain_ms" => self.shutdown_drain_ms = parse(key, value)?,
             "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
             "executor_poke_interval_us" => self.executor_poke_interval_us = parse(key, value)?,
             "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
@@ -355,6 +360,7 @@ impl Config {
             ("broker_timeout_default_ms".into(), self.broker_timeout_default_ms.to_string()),
             ("connection_idle_timeout_ms".into(), self.connection_idle_timeout_ms.to_string()),
             ("reply_write_timeout_ms".into(), self.reply_write_timeout_ms.to_string()),
+            ("shutdown_drain_ms".into(), self.shutdown_drain_ms.to_string()),
             ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
             ("executor_poke_interval_us".into(), self.executor_poke_interval_us.to_string()),
             ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),

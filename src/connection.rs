@@ -43,7 +43,7 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     let mut rbuf = vec![0u8; READ_BUFFER_BYTES];
     // Unhandled bytes are rbuf[start..end].
     let (mut start, mut end) = (0usize, 0usize);
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut out = Replies::new(shard);
     // The encoded response header, reused so a lookup allocates no header buffer.
     let mut header_bytes: Vec<u8> = Vec::with_capacity(256);
     let mut effects = Effects::default();
@@ -68,13 +68,13 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
             {
                 break 'conn why;
             }
-            if out.len() >= REPLY_BATCH_BYTES_MAX {
-                if let Err(why) = flush(&mut stream, &mut out, config.reply_write_timeout_ms).await {
+            if out.bytes.len() >= REPLY_BATCH_BYTES_MAX {
+                if let Err(why) = out.flush(&mut stream).await {
                     break 'conn why;
                 }
             }
         }
-        if let Err(why) = flush(&mut stream, &mut out, config.reply_write_timeout_ms).await {
+        if let Err(why) = out.flush(&mut stream).await {
             break why;
         }
         // Keep the partial frame at the front, then read more.
@@ -157,11 +157,10 @@ async fn handle(
     stream: &mut TcpStream,
     request: Request<'_>,
     effects: &mut Effects,
-    out: &mut Vec<u8>,
+    out: &mut Replies<'_>,
     header_bytes: &mut Vec<u8>,
 ) -> Result<(), String> {
     let header = request.header;
-    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
     if header.is_response() {
         // Java logs and drops answers nobody asked for; we never send requests.
         tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
@@ -169,8 +168,11 @@ async fn handle(
     }
     let from_snapshot = matches!(header.code, codes::GET_ROUTEINFO_BY_TOPIC | codes::GET_BROKER_CLUSTER_INFO);
     if !from_snapshot {
-        flush(stream, out, shard.config.reply_write_timeout_ms).await?;
+        out.flush(stream).await?;
     }
+    // Counted from here until its reply is written (or the connection ends).
+    out.count_request();
+    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
     let answer = handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await;
     if header.is_oneway() {
         return Ok(());
@@ -180,23 +182,60 @@ async fn handle(
     header_bytes.clear();
     HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
         .encode(SerializeType::Json, header_bytes);
-    frame::encode(out, SerializeType::Json, header_bytes, &answer.body);
+    frame::encode(&mut out.bytes, SerializeType::Json, header_bytes, &answer.body);
     Ok(())
 }
 
-/// Writes the gathered replies.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>, reply_write_timeout_ms: u64) -> Result<(), String> {
-    if out.is_empty() {
-        return Ok(());
+/// Replies gathered for one write, and how many requests they (and requests without a
+/// reply) stand for in the shard's in-flight count, which the shutdown drain waits on.
+struct Replies<'s> {
+    bytes: Vec<u8>,
+    unwritten_requests: usize,
+    in_flight: &'s std::sync::atomic::AtomicUsize,
+    reply_write_timeout_ms: u64,
+}
+
+impl<'s> Replies<'s> {
+    fn new(shard: &'s ShardState) -> Replies<'s> {
+        Replies {
+            bytes: Vec::with_capacity(4096),
+            unwritten_requests: 0,
+            in_flight: &shard.in_flight,
+            reply_write_timeout_ms: shard.config.reply_write_timeout_ms,
+        }
     }
-    if let Err(e) = stream.write_all(out).await {
-        return Err(format!("write failed ({e}); reply_write_timeout_ms {reply_write_timeout_ms}"));
+
+    fn count_request(&mut self) {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.unwritten_requests += 1;
     }
-    out.clear();
-    if out.capacity() > REPLY_BUFFER_KEEP_BYTES_MAX {
-        *out = Vec::with_capacity(4096);
+
+    fn settle(&mut self) {
+        self.in_flight.fetch_sub(self.unwritten_requests, std::sync::atomic::Ordering::AcqRel);
+        self.unwritten_requests = 0;
     }
-    Ok(())
+
+    /// Writes the gathered replies.
+    async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), String> {
+        if !self.bytes.is_empty() {
+            if let Err(e) = stream.write_all(&self.bytes).await {
+                return Err(format!("write failed ({e}); reply_write_timeout_ms {}", self.reply_write_timeout_ms));
+            }
+            self.bytes.clear();
+            if self.bytes.capacity() > REPLY_BUFFER_KEEP_BYTES_MAX {
+                self.bytes = Vec::with_capacity(4096);
+            }
+        }
+        self.settle();
+        Ok(())
+    }
+}
+
+impl Drop for Replies<'_> {
+    /// A connection that ends leaves nothing in flight.
+    fn drop(&mut self) {
+        self.settle();
+    }
 }
 
 /// Reads a frame larger than the read buffer into a buffer of its own, holding permits of

@@ -4,6 +4,7 @@ use clap::Parser;
 use meridian::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -87,6 +88,7 @@ fn main() {
     }
     let shards = config.shards;
     let data_dir = config.data_dir.clone();
+    let drain = Duration::from_millis(config.shutdown_drain_ms);
     // SIGTERM/SIGINT are blocked before any thread exists, so every thread inherits the
     // mask and only this thread receives them, in `wait_for_stop_signal`.
     let stop_signals = block_stop_signals();
@@ -100,10 +102,16 @@ fn main() {
     };
     tracing::info!("meridian listening on {} (shards {shards}, data dir {})", running.local_addr, data_dir.display());
     // Every acknowledged KV or config write is already on disk and route state is rebuilt
-    // from broker registrations, so stopping needs no flush (graceful draining with
-    // GO_AWAY is not implemented yet).
+    // from broker registrations, so stopping flushes nothing: it refuses new connections
+    // and gives the requests being handled `shutdown_drain_ms` to be answered.
     let signal = wait_for_stop_signal(&stop_signals);
-    tracing::info!("received signal {signal}; stopping");
+    tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");
+    match running.drain(drain) {
+        0 => tracing::info!("drained: every request being handled was answered; exiting"),
+        left => {
+            tracing::warn!("shutdown_drain_ms {} elapsed with {left} requests unanswered; exiting", drain.as_millis())
+        }
+    }
     std::process::exit(0);
 }
 

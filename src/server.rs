@@ -19,6 +19,11 @@ use std::time::{Duration, Instant};
 
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// The shards' listening sockets (owned by the shards; shut down, never closed, here).
+    listener_fds: Vec<std::os::unix::io::RawFd>,
+    /// Requests being handled or answered, all shards.
+    in_flight: Arc<AtomicUsize>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
     pub writer: JoinHandle<()>,
     /// Held for the life of the process: the port guard and the data-dir lock.
@@ -216,19 +221,26 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
     let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut listener_fds = Vec::new();
     for (id, (listener, ((close_requests, connections_open), pokes))) in
         listeners.into_iter().zip(per_shard).enumerate()
     {
+        let listener_fd = listener.into_raw_fd();
+        listener_fds.push(listener_fd);
         let setup = ShardSetup {
             id,
             config: config.clone(),
-            listener_fd: listener.into_raw_fd(),
+            listener_fd,
             published: published.clone(),
             updates: updates_tx.clone(),
             close_requests,
             ready: ready_tx.clone(),
             connections_open,
             pokes,
+            in_flight: in_flight.clone(),
+            stopping: stopping.clone(),
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
         // are honoured): one executor per core, so a shard's connections and its snapshot
@@ -266,5 +278,29 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             reasons.join("; ")
         )));
     }
-    Ok(Running { local_addr, shards, writer, _guard: guard, _lock: lock })
+    Ok(Running { local_addr, listener_fds, in_flight, stopping, shards, writer, _guard: guard, _lock: lock })
+}
+
+/// Interval at which the drain looks at the in-flight count.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+impl Running {
+    /// Stops accepting connections, then waits up to `grace` for the requests being handled
+    /// to be answered. Returns how many were still unanswered (0: drained).
+    pub fn drain(&self, grace: Duration) -> usize {
+        self.stopping.store(true, Ordering::Release);
+        for fd in &self.listener_fds {
+            // SAFETY: the fds are the shards' listening sockets, open for the life of the
+            // process (a shard never closes its listener); shutdown only ends accepting.
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            let left = self.in_flight.load(Ordering::Acquire);
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(DRAIN_POLL);
+        }
+    }
 }

@@ -46,6 +46,10 @@ pub struct ShardState {
     decode_queue: TaskQueueHandle,
     /// Raw fds of open connections, so the writer can have an expired broker's one closed.
     open_fds: RefCell<HashMap<ConnId, RawFd>>,
+    /// Requests being handled or answered on every shard (process-wide), for the drain.
+    pub in_flight: Arc<AtomicUsize>,
+    /// Set once a stop signal arrived: the accept loop ends.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ShardState {
@@ -140,6 +144,8 @@ pub struct ShardSetup {
     pub connections_open: Arc<AtomicUsize>,
     /// Periodic pokes from the waker thread.
     pub pokes: flume::Receiver<()>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn run(setup: ShardSetup) {
@@ -163,6 +169,8 @@ pub async fn run(setup: ShardSetup) {
         conn_seq: Cell::new(0),
         decode_queue,
         open_fds: RefCell::new(HashMap::new()),
+        in_flight: setup.in_flight,
+        stopping: setup.stopping,
         config: setup.config,
     });
 
@@ -183,6 +191,14 @@ pub async fn run(setup: ShardSetup) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
+            Err(_) if state.stopping.load(Ordering::Acquire) => {
+                // The main thread shut the listener down: accept no more, but keep the
+                // executor (and so the open connections) running while the process drains.
+                // The listener stays open (its fd must stay ours: the main thread used it).
+                tracing::debug!(shard = state.id, "stopped accepting");
+                let _listener = listener;
+                return std::future::pending::<()>().await;
+            }
             Err(e) => {
                 tracing::error!(shard = state.id, "accept failed: {e}");
                 glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;

@@ -1232,6 +1232,29 @@ fn a_client_that_never_reads_is_closed_with_bounded_memory() {
     assert_eq!(route_code(&mut server.client(), "T1"), SUCCESS);
 }
 
+/// SIGTERM: new connections are refused at once, a registration being handled is still
+/// answered, and the process exits 0 once drained.
+#[test]
+fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
+    let options = ServerOptions::default().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
+    let mut server = Server::start_with(options);
+    let mut conn = server.client();
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    let topics: Vec<TopicConfig> = (0..30_000).map(|i| topic(&format!("DrainTopic{i:05}"), 4, 6)).collect();
+    conn.send(&b.register(json_body(1, &topics)));
+    // Logged once the frame is read and counted in flight; decoding and applying follow.
+    server.wait_for_log("request code=103", POLL_DEADLINE).expect("the registration reached the server");
+    // SAFETY: plain kill(2) on the child process this test started.
+    assert_eq!(unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) }, 0);
+    server.wait_for_log("stopping: no new connections", POLL_DEADLINE).expect("the stop is logged");
+    assert!(std::net::TcpStream::connect(server.addr()).is_err(), "a connection was accepted while stopping");
+    let reply = conn.read_reply().expect("the registration in flight is answered");
+    assert_eq!(reply.code(), SUCCESS, "{:?}", reply.remark());
+    let status = server.wait_exit(POLL_DEADLINE).expect("exits once drained");
+    assert_eq!(status.code(), Some(0));
+    server.expect_log("drained: every request being handled was answered");
+}
+
 #[test]
 fn topics_max_refuses_a_registration_that_would_exceed_it() {
     let server = Server::start(&["topics_max=3"]);
