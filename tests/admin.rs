@@ -477,6 +477,55 @@ fn kv_write_crash_round(step: u32) {
     assert_answer(&conn.call(&get_kv("ns", "k3")), java_header(0, Some(json!({"value":"v3"})), None), "");
 }
 
+/// SIGKILL at arbitrary moments of a stream of KV writes: after every restart on the same
+/// directory each acknowledged write is there, and the restart is clean (the data-dir lock
+/// and the port guard died with the killed process).
+#[test]
+fn sigkill_during_kv_writes_loses_no_acknowledged_write() {
+    const ROUNDS: usize = 5;
+    let dir = TempDir::new("kv-sigkill");
+    let mut acked: Vec<String> = Vec::new();
+    let check_all = |conn: &mut Client, acked: &[String], when: &str| {
+        for key in acked {
+            let reply = conn.call(&get_kv("ns", key));
+            assert_eq!(reply.ext_field("value").as_deref(), Some(key.as_str()), "{when}: acknowledged {key} lost");
+        }
+    };
+    for round in 0..ROUNDS {
+        let mut server = Server::start_with(ServerOptions::default().data_dir(dir.path()).without_core_dump());
+        check_all(&mut server.client(), &acked, &format!("restart {round}"));
+        let addr = server.addr();
+        let (acks_tx, acks_rx) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::spawn(move || {
+            let mut conn = Client::connect(addr);
+            for i in 0.. {
+                let key = format!("k{round}-{i}");
+                match conn.try_call(&put_kv("ns", &key, &key)) {
+                    Ok(reply) if reply.code() == 0 => {
+                        if acks_tx.send(key).is_err() {
+                            return;
+                        }
+                    }
+                    _ => return, // killed
+                }
+            }
+        });
+        // A different number of acknowledged writes before each kill.
+        for _ in 0..(3 + round * 5) {
+            acked.push(acks_rx.recv_timeout(POLL_DEADLINE).expect("a KV write acknowledged"));
+        }
+        // SAFETY: plain kill(2) on the child process this test started.
+        assert_eq!(unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGKILL) }, 0);
+        writer.join().expect("writer thread");
+        // Answers read before the kill are acknowledged writes too.
+        acked.extend(acks_rx.try_iter());
+        server.wait_exit(POLL_DEADLINE).expect("the killed server is gone");
+    }
+    let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+    check_all(&mut server.client(), &acked, "after the last kill");
+    assert!(acked.len() >= ROUNDS * 3, "{} writes acknowledged", acked.len());
+}
+
 #[test]
 fn kv_write_interrupted_at_step_1_loses_no_acknowledged_write() {
     kv_write_crash_round(1);
