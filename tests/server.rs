@@ -1055,6 +1055,85 @@ fn assert_closed_by(server: &Server, bytes: &[u8], log_needle: &str) {
     assert_eq!(cluster_info(&mut server.client()), EMPTY_CLUSTER_INFO);
 }
 
+/// Hostile input, one connection each: every frame gets an error answer or a closed
+/// connection with a log line naming why; none crashes the server or changes stored routes.
+#[test]
+fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
+    let server = Server::start(&["body_decompressed_bytes_max=1048576"]);
+    let mut conn = server.client();
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 8, 6)])));
+    let route_before = route_body(&mut conn, route_request("T1"));
+    let closes = |bytes: &[u8], log_needle: &str| {
+        let mut c = server.client();
+        let peer = format!("closing 127.0.0.1:{}:", c.local_port());
+        let _ = c.write_raw(bytes);
+        assert_eq!(c.read_until_closed(), Closed::Yes, "after {log_needle:?}");
+        server.expect_log_line(&[&peer, log_needle]);
+    };
+    let (_, header, _) = split_frame(&route_request("T1").encode(1));
+
+    // Frame level.
+    closes(&[0x80, 0, 0, 0, 0, 0, 0, 0], "negative frame length");
+    closes(&[0, 0, 0, 2, 0, 0], "shorter than the 4-byte header word");
+    let mut beyond = common::frame(0, &header, b"");
+    beyond[5..8].copy_from_slice(&[0, 0x10, 0]); // header length 4096 in a short frame
+    closes(&beyond, "exceeds");
+    closes(&common::frame(1, &[0xFF; 40], b""), "undecodable header");
+    closes(&common::frame(0, b"{\"code\":", b""), "undecodable header");
+
+    // Registration bodies: an error answer, nothing applied.
+    let refused = |request: Request, remark_part: &str| {
+        let mut c = server.client();
+        let reply = c.call(&request);
+        assert_eq!(reply.code(), 1, "{remark_part}: {}", reply.header);
+        let remark = reply.remark().unwrap_or_default().to_string();
+        assert!(remark.contains(remark_part), "{remark_part}: remark {remark:?}");
+    };
+    let evil = Broker::new("c1", "broker-evil", 0, 12911);
+    // 100k-deep nesting where an attribute value belongs (the scanner stops at depth 64, serde
+    // refuses the type without descending).
+    let nested = format!(
+        r#"{{"topicConfigSerializeWrapper":{{"topicConfigTable":{{"a":{{"topicName":"a","attributes":{{"k":{}{}}}}}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    refused(evil.register_header().body(nested.into_bytes()), "RegisterBrokerBody");
+    refused(evil.register_header().body(b"\x00\x01 not json".to_vec()), "RegisterBrokerBody");
+    let mut zstd_bomb = zstd::stream::Encoder::new(Vec::new(), 19).expect("zstd encoder");
+    for _ in 0..8 {
+        zstd_bomb.write_all(&vec![0u8; 1 << 20]).expect("into a Vec");
+    }
+    let zstd_bomb = zstd_bomb.finish().expect("into a Vec");
+    refused(evil.register_header().ext("bodyEncoding", "zstd").body(zstd_bomb), "body_decompressed_bytes_max");
+    let mut truncated = Vec::new();
+    body::encode_register_body_compressed(
+        &mut truncated,
+        &register_body(1, &[topic("TX", 4, 6), topic("TY", 4, 6)]),
+        479,
+        true,
+    );
+    truncated.truncate(truncated.len() / 2);
+    refused(evil.register_header().ext("compressed", "true").body(truncated), "");
+
+    // A oneway flood: no answers, and the connection still answers a two-way request.
+    let mut flood = Vec::new();
+    for i in 0..10_000 {
+        flood.extend(
+            Request::new(BROKER_HEARTBEAT).ext("clusterName", "c9").ext("brokerAddr", "x:1").oneway().encode(i),
+        );
+    }
+    let mut c = server.client();
+    c.write_raw(&flood).expect("writing the flood");
+    assert_eq!(route_body(&mut c, route_request("T1")), route_before);
+
+    // Nothing changed; nothing crashed.
+    assert_eq!(route_body(&mut conn, route_request("T1")), route_before);
+    assert_topic_not_exist(&mut conn, "TX");
+    assert!(!cluster_info(&mut conn).contains("broker-evil"));
+    assert!(!server.log_text().contains("panicked"), "a panic was logged");
+}
+
 #[test]
 fn frame_over_frame_bytes_max_closes_the_connection() {
     let server = Server::start(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
