@@ -148,8 +148,41 @@ fn set_thp_disabled(disabled: bool) {
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
 }
 
+/// File descriptors kept for everything but connections (listeners, rings, eventfds, files).
+const FD_RESERVE: u64 = 256;
+
+/// Connections are file descriptors: raises the soft open-file limit towards what the
+/// connection limits allow (up to the hard limit) and says so; warns when it stays below.
+fn raise_fd_limit(config: &Config) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let wanted = (config.connections_per_shard_max as u64).saturating_mul(config.shards as u64) + FD_RESERVE;
+    let before = limit.rlim_cur;
+    if before < wanted && before < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = raised.rlim_cur;
+            tracing::info!("open files limit raised from {before} to {}", limit.rlim_cur);
+        }
+    }
+    if limit.rlim_cur < wanted {
+        tracing::warn!(
+            "open files limit {} < connections_per_shard_max x shards + {FD_RESERVE} = {wanted}: connections beyond \
+             about {} will be refused; raise `ulimit -n` (hard limit {}) or lower connections_per_shard_max",
+            limit.rlim_cur,
+            limit.rlim_cur.saturating_sub(FD_RESERVE),
+            limit.rlim_max
+        );
+    }
+}
+
 pub fn start(config: Config) -> Result<Running, StartError> {
     config.validate().map_err(|e| err(e.0))?;
+    raise_fd_limit(&config);
     let lock = lock_data_dir(&config)?;
 
     // With a fixed port, claim it before binding so we never steal a running server's

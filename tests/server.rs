@@ -1334,6 +1334,32 @@ fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
     server.expect_log("drained: every request being handled was answered");
 }
 
+/// Connections are file descriptors: the soft limit is raised towards what the connection
+/// limits allow, up to the hard limit, and a limit that stays too low is reported.
+#[test]
+fn the_open_files_limit_is_raised_and_a_low_one_reported() {
+    let mut ours = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit with a valid out struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) }, 0);
+    // A hard limit below what 16384 connections per shard need (every machine allows
+    // lowering it), and a soft one below that.
+    let hard = ours.rlim_max.min(4096);
+    let soft = hard / 4;
+    let server = Server::start_with(ServerOptions { nofile: Some((soft, hard)), ..ServerOptions::default() });
+    server.expect_log(&format!("open files limit raised from {soft} to {hard}"));
+    server.expect_log_line(&[&format!("open files limit {hard} < connections_per_shard_max"), "raise `ulimit -n`"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).expect("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line").to_string();
+    assert_eq!(line.split_whitespace().nth(3), Some(hard.to_string().as_str()), "{line}");
+    // Room enough for the configured connections (at most 2 shards here): no warning.
+    let per_shard = (hard - 256) / 4;
+    let options = ServerOptions { nofile: Some((soft, hard)), ..ServerOptions::default() }
+        .sets(&[&format!("connections_per_shard_max={per_shard}")]);
+    let server = Server::start_with(options);
+    server.expect_log("open files limit raised from");
+    assert!(!server.log_text().contains("< connections_per_shard_max"), "{}", server.log_text());
+}
+
 #[test]
 fn topics_max_refuses_a_registration_that_would_exceed_it() {
     let server = Server::start(&["topics_max=3"]);

@@ -212,6 +212,8 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// RLIMIT_MEMLOCK (soft and hard) for the child, in bytes.
     pub memlock_bytes: Option<u64>,
+    /// RLIMIT_NOFILE (soft, hard) for the server.
+    pub nofile: Option<(u64, u64)>,
     /// Extra environment variables for the child (e.g. the persist crash hook).
     pub envs: Vec<(String, String)>,
     /// Extra command-line arguments, after the others (e.g. `-c FILE`).
@@ -235,6 +237,7 @@ impl Default for ServerOptions {
             sets: Vec::new(),
             data_dir: None,
             memlock_bytes: None,
+            nofile: None,
             envs: Vec::new(),
             args: Vec::new(),
             core_dump_disabled: false,
@@ -301,10 +304,13 @@ impl ServerOptions {
         }
         let mut limits = Vec::new();
         if let Some(bytes) = self.memlock_bytes {
-            limits.push((libc::RLIMIT_MEMLOCK, bytes as libc::rlim_t));
+            limits.push((libc::RLIMIT_MEMLOCK, bytes as libc::rlim_t, bytes as libc::rlim_t));
         }
         if self.core_dump_disabled {
-            limits.push((libc::RLIMIT_CORE, 0));
+            limits.push((libc::RLIMIT_CORE, 0, 0));
+        }
+        if let Some((soft, hard)) = self.nofile {
+            limits.push((libc::RLIMIT_NOFILE, soft as libc::rlim_t, hard as libc::rlim_t));
         }
         let run_as = self.run_as;
         let cpu = self.cpu;
@@ -315,8 +321,8 @@ impl ServerOptions {
             // values moved into it.
             unsafe {
                 command.pre_exec(move || {
-                    for (resource, bytes) in &limits {
-                        let limit = libc::rlimit { rlim_cur: *bytes, rlim_max: *bytes };
+                    for (resource, soft, hard) in &limits {
+                        let limit = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
                         if libc::setrlimit(*resource, &limit) != 0 {
                             return Err(io::Error::last_os_error());
                         }
