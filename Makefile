@@ -56,3 +56,16 @@ bench: peer-namesrv
 .PHONY: tune-check
 tune-check:
 	bash tuning/tune.sh all check
+
+## Fuzzing: every target in fuzz/ for FUZZ_SECONDS each (default 60), seeded from the golden
+## frames, new inputs kept in fuzz/corpus/<target>/. Needs a nightly toolchain and cargo-fuzz
+## (installed here if missing); never part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= frame header_json header_binary register_body
+.PHONY: fuzz
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	python3 fuzz/seed.py
+	for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done

@@ -434,7 +434,7 @@ fn decode_register_body_json(json: &[u8], version: i32) -> Result<RegisterBroker
 }
 
 /// The reference decoder: serde visitors with every leniency rule (bodies.md §14).
-pub(crate) fn decode_register_body_json_serde(json: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
+pub fn decode_register_body_json_serde(json: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
     if version >= VERSION_REGISTER_BODY_MIN {
         parse_lenient(json, "RegisterBrokerBody", |json| {
             from_object_slice::<RegisterBrokerBodyJson>(json).map(RegisterBrokerBodyJson::into_body)

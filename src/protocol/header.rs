@@ -174,7 +174,7 @@ fn decode_json(bytes: &[u8]) -> Result<Header, HeaderError> {
 }
 
 /// The reference decoder, with fastjson's leniencies (framing.md §3).
-pub(crate) fn decode_json_serde(bytes: &[u8]) -> Result<Header, HeaderError> {
+pub fn decode_json_serde(bytes: &[u8]) -> Result<Header, HeaderError> {
     let raw: JsonHeader =
         serde_json::from_slice(bytes).map_err(|e| HeaderError(format!("undecodable JSON header: {e}")))?;
     let language = match raw.language {
