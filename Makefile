@@ -69,3 +69,13 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 	  $(CARGO) +nightly fuzz run -O $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
+
+## Soak: Meridian under mixed load (lookups, changing registrations, broker churn) for
+## SOAK_DURATION (default 10m), printing RSS, fds and errors over time; fails if RSS grows
+## more than 10% after warm-up. Loopback only, bounded by SOAK_DURATION.
+SOAK_DURATION ?= 10m
+.PHONY: soak
+soak:
+	$(CARGO) build --release --bin meridian
+	$(CARGO) build --release -p meridian-loadgen
+	bash soak/soak.sh $(SOAK_DURATION)
