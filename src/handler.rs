@@ -43,14 +43,14 @@ struct RecentRegistration {
     filter_server_list: Option<Vec<String>>,
 }
 
-/// `body_crc32`: the body's CRC (as the `bodyCrc32` field carries it) if the connection
-/// computed it while the frame arrived.
+/// `body_crc32`: the body's CRC as the `bodyCrc32` field carries it, computed by the
+/// connection as the frame arrived.
 pub async fn handle(
     shard: &ShardState,
     conn: ConnId,
     header: &Header,
     body: Bytes,
-    body_crc32: Option<i32>,
+    body_crc32: i32,
     effects: &mut Effects,
 ) -> Answer {
     let command = match Command::parse(header) {
@@ -166,20 +166,12 @@ async fn register_broker(
     version: i32,
     h: RegisterBrokerHeader,
     body: Bytes,
-    body_crc32: Option<i32>,
+    body_crc32: i32,
     effects: &mut Effects,
 ) -> Answer {
     let started = Instant::now();
     let body_bytes = body.len();
-    // One CRC pass serves the bodyCrc32 check and the re-send fingerprint: done while a
-    // large frame arrived, else here (off the executor when the body is large).
-    let body_crc32 = match body_crc32 {
-        Some(crc) => crc,
-        None => {
-            let crc_input = body.clone();
-            shard.decode(body_bytes, move || body::body_crc32(&crc_input)).await
-        }
-    };
+    // The connection's one CRC pass serves the bodyCrc32 check and the re-send fingerprint.
     if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
         let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
@@ -234,10 +226,10 @@ async fn register_broker(
         None => writer_gone(),
     };
     if answer.code == codes::SUCCESS {
+        effects.recent_registrations.retain(|r| !same(r));
         if effects.recent_registrations.len() >= RECENT_REGISTRATIONS_MAX {
             effects.recent_registrations.remove(0);
         }
-        effects.recent_registrations.retain(|r| !same(r));
         effects.recent_registrations.push(RecentRegistration {
             version,
             header: h,
