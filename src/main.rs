@@ -105,6 +105,8 @@ fn main() {
     // from broker registrations, so stopping flushes nothing: it refuses new connections
     // and gives the requests being handled `shutdown_drain_ms` to be answered.
     let signal = wait_for_stop_signal(&stop_signals);
+    running.stop_accepting();
+    // Logged only now: whoever reads this line may rely on new connections being refused.
     tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");
     match running.drain(drain) {
         0 => tracing::info!("drained: every request being handled was answered; exiting"),

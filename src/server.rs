@@ -318,15 +318,19 @@ pub fn start(config: Config) -> Result<Running, StartError> {
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 impl Running {
-    /// Stops accepting connections, then waits up to `grace` for the requests being handled
-    /// to be answered. Returns how many were still unanswered (0: drained).
-    pub fn drain(&self, grace: Duration) -> usize {
+    /// Stops accepting connections: once this returns, a new connection is refused.
+    pub fn stop_accepting(&self) {
         self.stopping.store(true, Ordering::Release);
         for fd in &self.listener_fds {
             // SAFETY: the fds are the shards' listening sockets, open for the life of the
             // process (a shard never closes its listener); shutdown only ends accepting.
             unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
         }
+    }
+
+    /// Waits up to `grace` for the requests being handled to be answered. Returns how many
+    /// were still unanswered (0: drained).
+    pub fn drain(&self, grace: Duration) -> usize {
         let deadline = Instant::now() + grace;
         loop {
             let left = self.in_flight.load(Ordering::Acquire);
