@@ -67,6 +67,7 @@ fn main() {
             zone_name: None,
             body,
             topics_unchanged: false,
+            body_fingerprint: 0,
         };
         table.register_broker(request, ConnId(b as u64), 0);
     }

@@ -177,6 +177,8 @@ async fn register_broker(
         tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
         return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
     }
+    // Length and CRC of the bytes: what the table remembers of the body it applied last.
+    let fingerprint = ((body_bytes as u64) << 32) | u64::from(body_crc32 as u32);
     let same = |r: &RecentRegistration| {
         r.body_bytes == body_bytes && r.body_crc32 == body_crc32 && r.version == version && r.header == h
     };
@@ -189,7 +191,7 @@ async fn register_broker(
             filter_server_list: recent.filter_server_list.clone(),
             topic_queue_mapping_infos: Vec::new(),
         };
-        let req = Box::new(register_request(&h, unread, true));
+        let req = Box::new(register_request(&h, unread, true, fingerprint));
         match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
             Some(Some(answer)) => {
                 tracing::debug!(
@@ -219,7 +221,7 @@ async fn register_broker(
     let topics = decoded.topic_configs.len();
     let data_version = decoded.data_version;
     let filter_server_list = decoded.filter_server_list.clone();
-    let req = Box::new(register_request(&h, decoded, false));
+    let req = Box::new(register_request(&h, decoded, false, fingerprint));
     let answer = match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
         Some(Some(answer)) => answer,
         Some(None) => unreachable!("a full body is never sent back for reading"),
@@ -250,7 +252,12 @@ async fn register_broker(
     answer
 }
 
-fn register_request(h: &RegisterBrokerHeader, body: RegisterBrokerBody, topics_unchanged: bool) -> RegisterBroker {
+fn register_request(
+    h: &RegisterBrokerHeader,
+    body: RegisterBrokerBody,
+    topics_unchanged: bool,
+    body_fingerprint: u64,
+) -> RegisterBroker {
     RegisterBroker {
         cluster_name: h.cluster_name.clone(),
         broker_addr: h.broker_addr.clone(),
@@ -262,5 +269,6 @@ fn register_request(h: &RegisterBrokerHeader, body: RegisterBrokerBody, topics_u
         zone_name: h.zone_name.clone(),
         body,
         topics_unchanged,
+        body_fingerprint,
     }
 }

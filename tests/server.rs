@@ -221,21 +221,23 @@ fn identical_re_sends_skip_the_topics_yet_stay_exact() {
     assert_eq!(unread_count_after(3), 1, "a re-send after a topic delete was not read");
     assert_eq!(route_code(&mut client, "T1"), SUCCESS);
 
-    // Split registration: chunks share the data version but not the topics; each chunk's
-    // re-send is recognised as itself.
+    // Split registration: chunks share the data version but not the topics. Only the body
+    // the table applied last may stand for itself (another one in between could have left
+    // fewer of its topics), so alternating chunks are read in full; the same chunk twice
+    // in a row is not.
     let chunk_a = b.register(json_body(2, &[topic("T1", 4, 6), topic("T2", 8, 6)]));
     let chunk_b = b.register(json_body(2, &[topic("T3", 2, 6), topic("T4", 2, 6)]));
-    for request in [&chunk_a, &chunk_b, &chunk_a, &chunk_b] {
+    for request in [&chunk_a, &chunk_b, &chunk_a, &chunk_b, &chunk_b] {
         assert_registered(&mut conn, request);
     }
-    assert_eq!(unread_count_after(7), 3, "chunk re-sends");
+    assert_eq!(unread_count_after(8), 2, "chunk re-sends");
     for t in ["T1", "T2", "T3", "T4"] {
         assert_eq!(route_code(&mut client, t), SUCCESS, "{t}");
     }
     // Another connection has not seen these bytes: read in full, same answer.
     let mut other = server.client();
     assert_registered(&mut other, &chunk_a);
-    assert_eq!(unread_count_after(8), 3);
+    assert_eq!(unread_count_after(9), 2);
 }
 
 /// Frames that arrive together are answered together, in order, whatever mix of lookups

@@ -125,6 +125,7 @@ pub fn register_request(index: u8, body: RegisterBrokerBody) -> RegisterBroker {
         zone_name: None,
         body,
         topics_unchanged: false,
+        body_fingerprint: 0,
     }
 }
 

@@ -105,6 +105,8 @@ pub struct LiveInfo {
     /// The broker's queue data is what its last full registration left: no queue data of
     /// its group was removed since by anything else (see `RegisterBroker::topics_unchanged`).
     pub topics_intact: bool,
+    /// `RegisterBroker::body_fingerprint` of the last registration applied in full.
+    pub body_fingerprint: u64,
 }
 
 /// REGISTER_BROKER after header and body decoding.
@@ -125,6 +127,9 @@ pub struct RegisterBroker {
     /// would change no topic for such a re-send (behaviour.md §2 step 10), provided the
     /// broker's queue data is intact; otherwise the table answers `NeedFullBody`.
     pub topics_unchanged: bool,
+    /// Identifies the body's bytes (length and CRC; 0 = unknown). An unread re-send stands
+    /// for "as before" only if it is the body last applied in full for this address.
+    pub body_fingerprint: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,10 +491,10 @@ impl RouteTable {
 
         // Step 11. A full body from the topic writer leaves its queue data intact; an unread
         // one was admitted only if nothing changed that.
-        let topics_intact = if req.topics_unchanged {
-            self.live.get(&key).is_some_and(|l| l.topics_intact)
+        let (topics_intact, body_fingerprint) = if req.topics_unchanged {
+            self.live.get(&key).map_or((false, 0), |l| (l.topics_intact, l.body_fingerprint))
         } else {
-            is_master || is_prime_slave
+            (is_master || is_prime_slave, req.body_fingerprint)
         };
         self.live.insert(
             key.clone(),
@@ -500,6 +505,7 @@ impl RouteTable {
                 conn,
                 ha_server_addr: req.ha_server_addr.clone(),
                 topics_intact,
+                body_fingerprint,
             },
         );
         // Step 12.
@@ -562,7 +568,10 @@ impl RouteTable {
         let min_id = bd.broker_addrs.keys().next().copied();
         let writes_topics =
             req.broker_id == MASTER_ID || (req.enable_acting_master.is_some() && Some(req.broker_id) == min_id);
-        !writes_topics || live.topics_intact
+        // Another full body in between (a split-registration chunk, a re-registration after
+        // the group was removed) may have left fewer of this body's topics: read it.
+        !writes_topics
+            || (live.topics_intact && req.body_fingerprint != 0 && live.body_fingerprint == req.body_fingerprint)
     }
 
     /// Queue data of `broker_name` went away other than by its own registration: its
@@ -946,6 +955,7 @@ mod tests {
                 topic_queue_mapping_infos: Vec::new(),
             },
             topics_unchanged: false,
+            body_fingerprint: 0,
         }
     }
 
