@@ -20,8 +20,15 @@ use glommio::net::TcpStream;
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-/// Per-connection read buffer: zeroed once, reused for every frame that fits in it.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Per-connection read buffer to start with: a few lookups' worth, so 10k mostly idle
+/// client connections cost 10k × 4 KiB rather than 10k × 64 KiB.
+const READ_BUFFER_BYTES_MIN: usize = 4 * 1024;
+/// What the read buffer grows to when a frame or a read needs more room; frames above it
+/// are read into a buffer of their own.
+const READ_BUFFER_BYTES_MAX: usize = 64 * 1024;
+/// A grown read buffer goes back to the small one after this many reads in a row that
+/// would have fitted it (hysteresis, so a busy pipelining client does not re-grow each time).
+const SMALL_READS_BEFORE_SHRINK: u32 = 32;
 /// Largest single read into a big frame's own buffer.
 const READ_CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Frames above this size hold permits of the shard's in-flight byte semaphore while they
@@ -41,7 +48,8 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     shard.track_fd(conn, stream.as_raw_fd());
     tracing::debug!(shard = shard.id, conn = conn.0, "accepted {peer}");
 
-    let mut rbuf = vec![0u8; READ_BUFFER_BYTES];
+    let mut rbuf = vec![0u8; READ_BUFFER_BYTES_MIN];
+    let mut small_reads = 0u32;
     // Unhandled bytes are rbuf[start..end].
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = Replies::new(shard);
@@ -92,6 +100,9 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
             Err(FrameError::Incomplete) => None,
             Err(FrameError::Invalid(why)) => break why,
         };
+        if frame_bytes.is_some_and(|n| n > rbuf.len() && n <= READ_BUFFER_BYTES_MAX) {
+            grow(&mut rbuf, end);
+        }
         if let Some(frame_bytes) = frame_bytes.filter(|&n| n > rbuf.len()) {
             // Too big for the read buffer: read it into its own, then handle it.
             match read_large_frame(&mut stream, shard, &rbuf[..end], frame_bytes).await {
@@ -124,7 +135,25 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
         match stream.read(&mut rbuf[end..]).await {
             Ok(0) if end == 0 => break "peer closed".to_string(),
             Ok(0) => break format!("peer closed in the middle of a frame ({end} bytes buffered)"),
-            Ok(n) => end += n,
+            Ok(n) => {
+                let room = rbuf.len() - end;
+                end += n;
+                if n == room && rbuf.len() < READ_BUFFER_BYTES_MAX {
+                    // The read filled the buffer: more is likely waiting.
+                    grow(&mut rbuf, end);
+                    small_reads = 0;
+                } else if rbuf.len() > READ_BUFFER_BYTES_MIN && end <= READ_BUFFER_BYTES_MIN / 2 {
+                    small_reads += 1;
+                    if small_reads >= SMALL_READS_BEFORE_SHRINK {
+                        let mut small = vec![0u8; READ_BUFFER_BYTES_MIN];
+                        small[..end].copy_from_slice(&rbuf[..end]);
+                        rbuf = small;
+                        small_reads = 0;
+                    }
+                } else {
+                    small_reads = 0;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 break format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms)
             }
@@ -140,6 +169,14 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     if effects.registered_broker {
         shard.send(RouteUpdate::ConnectionClosed { conn }).await;
     }
+}
+
+/// Replaces the read buffer by a zeroed one of `READ_BUFFER_BYTES_MAX`, keeping its first
+/// `end` bytes.
+fn grow(rbuf: &mut Vec<u8>, end: usize) {
+    let mut big = vec![0u8; READ_BUFFER_BYTES_MAX];
+    big[..end].copy_from_slice(&rbuf[..end]);
+    *rbuf = big;
 }
 
 /// One decoded request frame.
@@ -201,7 +238,8 @@ struct Replies<'s> {
 impl<'s> Replies<'s> {
     fn new(shard: &'s ShardState) -> Replies<'s> {
         Replies {
-            bytes: Vec::with_capacity(4096),
+            // Grown on the first reply; an idle connection holds none.
+            bytes: Vec::new(),
             unwritten_requests: 0,
             in_flight: &shard.in_flight,
             reply_write_timeout_ms: shard.config.reply_write_timeout_ms,
@@ -226,7 +264,7 @@ impl<'s> Replies<'s> {
             }
             self.bytes.clear();
             if self.bytes.capacity() > REPLY_BUFFER_KEEP_BYTES_MAX {
-                self.bytes = Vec::with_capacity(4096);
+                self.bytes = Vec::new();
             }
         }
         self.settle();

@@ -1537,3 +1537,103 @@ fn starts_and_answers_under_an_8_mib_memlock_limit() {
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
     assert_eq!(route_code(&mut server.client(), "T1"), 0);
 }
+
+/// Raises this test process's open-files limit so it can hold `needed` sockets (the server
+/// inherits it and raises its own from there). As root the hard limit may be raised too.
+fn ensure_open_files(needed: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    if limit.rlim_cur >= needed {
+        return;
+    }
+    let wanted = libc::rlimit { rlim_cur: needed, rlim_max: limit.rlim_max.max(needed) };
+    // SAFETY: as above.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0;
+    assert!(
+        raised,
+        "this test needs {needed} open files; the limit is {} (hard {}) and could not be raised: {}",
+        limit.rlim_cur,
+        limit.rlim_max,
+        std::io::Error::last_os_error()
+    );
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line").to_string();
+    line.split_whitespace().nth(1).expect("a number").parse::<u64>().expect("kB")
+}
+
+/// 10,000 connections open at once (over the two shards), each asking twice: every one is
+/// answered, none is closed, and the server holds them all as open sockets.
+#[test]
+fn ten_thousand_concurrent_connections_are_all_served() {
+    const CONNECTIONS: usize = 10_000;
+    ensure_open_files(CONNECTIONS as u64 + 1024);
+    let server = Server::start(&[]);
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    // Held open: a closed broker connection unregisters the broker.
+    let mut broker_conn = server.client();
+    assert_registered(&mut broker_conn, &b.register(json_body(1, &[topic("T1", 8, 6), topic("T2", 8, 6)])));
+    let rss_before = rss_kib(server.pid());
+    let mut conns: Vec<Client> = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        let mut conn = server.client();
+        conn.send(&route_request("T1"));
+        conns.push(conn);
+    }
+    for round in 0..2 {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            let reply = conn.read_reply().unwrap_or_else(|e| panic!("round {round}: connection {i} unanswered: {e}"));
+            assert_eq!(reply.code(), SUCCESS, "round {round}: connection {i}: {:?}", reply.remark());
+            if round == 0 {
+                conn.send(&route_request("T1"));
+            }
+        }
+    }
+    // Every connection is still open on the server side (plus listeners, rings, files).
+    let fds = open_fds(server.pid());
+    assert!(fds >= CONNECTIONS, "server holds {fds} fds for {CONNECTIONS} connections");
+    let grew_kib = rss_kib(server.pid()).saturating_sub(rss_before);
+    eprintln!("{CONNECTIONS} connections: server fds {fds}, RSS +{grew_kib} KiB");
+    // A mostly idle connection must not hold a large read buffer (it held 64 KiB once).
+    assert!(grew_kib < 32 * CONNECTIONS as u64, "RSS grew by {grew_kib} KiB for {CONNECTIONS} connections");
+    assert!(!server.log_text().contains("closing"), "{}", server.log_text());
+    drop(conns);
+    assert_eq!(route_code(&mut server.client(), "T1"), SUCCESS);
+}
+
+/// 1,000 clients connect at the same moment and each sends one lookup: all are answered.
+#[test]
+fn a_burst_of_a_thousand_connections_is_answered_completely() {
+    const CONNECTIONS: usize = 1_000;
+    ensure_open_files(CONNECTIONS as u64 + 1024);
+    let server = Server::start(&[]);
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    // Held open: a closed broker connection unregisters the broker.
+    let mut broker_conn = server.client();
+    assert_registered(&mut broker_conn, &b.register(json_body(1, &[topic("T1", 8, 6), topic("T2", 8, 6)])));
+    let addr = server.addr();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(CONNECTIONS));
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    start.wait();
+                    let mut conn = Client::connect(addr);
+                    conn.call(&route_request("T1")).code()
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    let codes: Vec<i32> = clients.into_iter().map(|c| c.join().expect("client thread")).collect();
+    assert_eq!(codes.iter().filter(|&&c| c == SUCCESS).count(), CONNECTIONS, "{codes:?}");
+    assert!(!server.log_text().contains("closing"), "{}", server.log_text());
+}
