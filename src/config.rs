@@ -54,6 +54,12 @@ pub struct Config {
     /// On SIGTERM/SIGINT: time given to requests already being handled to be answered
     /// (new connections are refused at once); 0 exits at once.
     pub shutdown_drain_ms: u64,
+    /// On SIGTERM/SIGINT, before the drain: for `shutdown_go_away_window_ms` (or until every
+    /// connection has closed) answer requests from clients newer than 5.3.1 with GO_AWAY so
+    /// they move to another NameServer; older clients are still served. Java's
+    /// `enableShutdownGracefully` / `shutdownWaitTimeSeconds`.
+    pub shutdown_go_away: bool,
+    pub shutdown_go_away_window_ms: u64,
     /// How often glommio lets other task queues run. Long work never runs on the executor
     /// (large decodes go to the blocking thread, small ones one at a time), so this is a
     /// backstop; small values make glommio 0.9's lost-wake-up park frequent under CPU
@@ -113,7 +119,6 @@ const JAVA_ECHO_KEYS: &[(&str, JavaKind, &str)] = &[
     ("defaultThreadPoolNums", JavaKind::Int, "16"),
     ("defaultThreadPoolQueueCapacity", JavaKind::Int, "10000"),
     ("enableControllerInNamesrv", JavaKind::Bool, "false"),
-    ("enableShutdownGracefully", JavaKind::Bool, "false"),
     ("productEnvName", JavaKind::Text, "center"),
     ("serverAsyncSemaphoreValue", JavaKind::Int, "64"),
     ("serverCallbackExecutorThreads", JavaKind::Int, "0"),
@@ -124,7 +129,6 @@ const JAVA_ECHO_KEYS: &[(&str, JavaKind, &str)] = &[
     ("serverSocketRcvBufSize", JavaKind::Int, "0"),
     ("serverSocketSndBufSize", JavaKind::Int, "0"),
     ("serverWorkerThreads", JavaKind::Int, "8"),
-    ("shutdownWaitTimeSeconds", JavaKind::Int, "30"),
     ("unRegisterBrokerQueueCapacity", JavaKind::Int, "3000"),
     ("useEpollNativeSelector", JavaKind::Bool, "false"),
     ("writeBufferHighWaterMark", JavaKind::Int, "0"),
@@ -229,6 +233,8 @@ impl Default for Config {
             connection_idle_timeout_ms: 120_000,
             reply_write_timeout_ms: 30_000,
             shutdown_drain_ms: 5_000,
+            shutdown_go_away: false,
+            shutdown_go_away_window_ms: 30_000,
             preempt_timer_us: 100_000,
             executor_poke_interval_us: 20_000,
             io_memory_bytes_per_shard: 256 * 1024,
@@ -286,6 +292,8 @@ impl Config {
             "connection_idle_timeout_ms" => self.connection_idle_timeout_ms = parse(key, value)?,
             "reply_write_timeout_ms" => self.reply_write_timeout_ms = parse(key, value)?,
             "shutdown_drain_ms" => self.shutdown_drain_ms = parse(key, value)?,
+            "shutdown_go_away" => self.shutdown_go_away = parse_bool(key, value)?,
+            "shutdown_go_away_window_ms" => self.shutdown_go_away_window_ms = parse(key, value)?,
             "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
             "executor_poke_interval_us" => self.executor_poke_interval_us = parse(key, value)?,
             "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
@@ -294,6 +302,10 @@ impl Config {
             "bindAddress" => self.listen.set_ip(parse(key, value)?),
             "serverSocketBacklog" => self.listen_backlog_len = parse(key, value)?,
             "scanNotActiveBrokerInterval" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
+            "enableShutdownGracefully" => self.shutdown_go_away = parse_bool(key, value)?,
+            "shutdownWaitTimeSeconds" => {
+                self.shutdown_go_away_window_ms = parse::<u64>(key, value)?.saturating_mul(1000)
+            }
             "serverChannelMaxIdleTimeSeconds" => {
                 self.connection_idle_timeout_ms = parse::<u64>(key, value)?.saturating_mul(1000)
             }
@@ -326,6 +338,8 @@ impl Config {
             ("serverSocketBacklog".into(), self.listen_backlog_len.to_string()),
             ("scanNotActiveBrokerInterval".into(), self.scan_not_active_broker_interval_ms.to_string()),
             ("serverChannelMaxIdleTimeSeconds".into(), (self.connection_idle_timeout_ms / 1000).to_string()),
+            ("enableShutdownGracefully".into(), self.shutdown_go_away.to_string()),
+            ("shutdownWaitTimeSeconds".into(), (self.shutdown_go_away_window_ms / 1000).to_string()),
             ("rocketmqHome".into(), n.rocketmq_home.clone()),
             ("kvConfigPath".into(), self.kv_config_path().display().to_string()),
             ("configStorePath".into(), self.config_store_path().display().to_string()),
@@ -361,6 +375,8 @@ impl Config {
             ("connection_idle_timeout_ms".into(), self.connection_idle_timeout_ms.to_string()),
             ("reply_write_timeout_ms".into(), self.reply_write_timeout_ms.to_string()),
             ("shutdown_drain_ms".into(), self.shutdown_drain_ms.to_string()),
+            ("shutdown_go_away".into(), self.shutdown_go_away.to_string()),
+            ("shutdown_go_away_window_ms".into(), self.shutdown_go_away_window_ms.to_string()),
             ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
             ("executor_poke_interval_us".into(), self.executor_poke_interval_us.to_string()),
             ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),

@@ -213,7 +213,12 @@ async fn handle(
     // Counted from here until its reply is written (or the connection ends).
     out.count_request();
     tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
-    let answer = handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await;
+    let answer = if go_away(shard, header) {
+        tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", request.peer);
+        crate::protocol::answer::Answer::error(codes::GO_AWAY, "please go away")
+    } else {
+        handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await
+    };
     if header.is_oneway() {
         return Ok(());
     }
@@ -224,6 +229,14 @@ async fn handle(
         .encode(SerializeType::Json, header_bytes);
     frame::encode(&mut out.bytes, SerializeType::Json, header_bytes, &answer.body);
     Ok(())
+}
+
+/// While a graceful shutdown's GO_AWAY window is open, clients that understand GO_AWAY
+/// (newer than 5.3.1, as Java decides) are told to reconnect elsewhere instead of served.
+fn go_away(shard: &ShardState, header: &Header) -> bool {
+    shard.config.shutdown_go_away
+        && header.version > codes::VERSION_GO_AWAY_AFTER
+        && shard.stopping.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// Replies gathered for one write, and how many requests they (and requests without a

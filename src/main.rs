@@ -89,6 +89,8 @@ fn main() {
     let shards = config.shards;
     let data_dir = config.data_dir.clone();
     let drain = Duration::from_millis(config.shutdown_drain_ms);
+    let go_away_window =
+        if config.shutdown_go_away { Duration::from_millis(config.shutdown_go_away_window_ms) } else { Duration::ZERO };
     // SIGTERM/SIGINT are blocked before any thread exists, so every thread inherits the
     // mask and only this thread receives them, in `wait_for_stop_signal`.
     let stop_signals = block_stop_signals();
@@ -108,6 +110,14 @@ fn main() {
     running.stop_accepting();
     // Logged only now: whoever reads this line may rely on new connections being refused.
     tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");
+    if go_away_window > Duration::ZERO {
+        let open = running.connections_open();
+        tracing::info!("answering GO_AWAY to clients newer than 5.3.1 for up to {go_away_window:?} ({open} connections open)");
+        match running.go_away_window(go_away_window) {
+            0 => tracing::info!("every client closed its connection"),
+            open => tracing::info!("GO_AWAY window over with {open} connections open"),
+        }
+    }
     match running.drain(drain) {
         0 => tracing::info!("drained: every request being handled was answered; exiting"),
         left => {

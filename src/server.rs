@@ -24,6 +24,8 @@ pub struct Running {
     /// Requests being handled or answered, all shards.
     in_flight: Arc<AtomicUsize>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Open connections per shard.
+    connections_open: Vec<Arc<AtomicUsize>>,
     pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
     pub writer: JoinHandle<()>,
     /// Held for the life of the process: the port guard and the data-dir lock.
@@ -243,6 +245,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         poke_txs.push(tx);
         poke_rxs.push(rx);
     }
+    let connections_open = open_counts.clone();
     spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
 
     let cpus = allowed_cpus();
@@ -311,7 +314,17 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             reasons.join("; ")
         )));
     }
-    Ok(Running { local_addr, listener_fds, in_flight, stopping, shards, writer, _guard: guard, _lock: lock })
+    Ok(Running {
+        local_addr,
+        listener_fds,
+        in_flight,
+        stopping,
+        connections_open,
+        shards,
+        writer,
+        _guard: guard,
+        _lock: lock,
+    })
 }
 
 /// Interval at which the drain looks at the in-flight count.
@@ -325,6 +338,25 @@ impl Running {
             // SAFETY: the fds are the shards' listening sockets, open for the life of the
             // process (a shard never closes its listener); shutdown only ends accepting.
             unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    /// Connections open on all shards.
+    pub fn connections_open(&self) -> usize {
+        self.connections_open.iter().map(|n| n.load(Ordering::Acquire)).sum()
+    }
+
+    /// The GO_AWAY window of a graceful shutdown (after `stop_accepting`, while shards
+    /// answer GO_AWAY): waits up to `window` for every client to close its connection.
+    /// Returns how many connections were still open.
+    pub fn go_away_window(&self, window: Duration) -> usize {
+        let deadline = Instant::now() + window;
+        loop {
+            let open = self.connections_open();
+            if open == 0 || Instant::now() >= deadline {
+                return open;
+            }
+            std::thread::sleep(DRAIN_POLL);
         }
     }
 

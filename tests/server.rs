@@ -1336,6 +1336,38 @@ fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
     server.expect_log("drained: every request being handled was answered");
 }
 
+/// enableShutdownGracefully: after SIGTERM, clients newer than 5.3.1 get GO_AWAY (1500)
+/// instead of an answer, older ones are still served, and the window ends as soon as every
+/// client has closed its connection (well before the 60 s configured here).
+#[test]
+fn graceful_shutdown_tells_new_clients_to_go_away_and_serves_old_ones() {
+    let sets = ["enableShutdownGracefully=true", "shutdownWaitTimeSeconds=60"];
+    let mut server = Server::start_with(ServerOptions::default().sets(&sets).env("RUST_LOG", "meridian=debug"));
+    let mut new_client = server.client();
+    let mut old_client = server.client();
+    // Both answered once, so both are accepted (a connection still in the listen queue
+    // when the server stops is reset).
+    assert_eq!(route_code(&mut new_client, "T1"), TOPIC_NOT_EXIST);
+    assert_eq!(route_code(&mut old_client, "T1"), TOPIC_NOT_EXIST);
+    // SAFETY: plain kill(2) on the child process this test started.
+    assert_eq!(unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) }, 0);
+    server.wait_for_log("answering GO_AWAY", POLL_DEADLINE).expect("the window opens");
+    let reply = new_client.call(&route_request("T1").version(479));
+    assert_eq!((reply.code(), reply.remark().as_deref()), (1500, Some("please go away")), "{}", reply.header);
+    // A oneway request gets no answer, GO_AWAY or other: the next answer is the next call's.
+    new_client.send(&cluster_info_request().version(479).oneway());
+    let reply = new_client.call(&cluster_info_request().version(479).opaque(77));
+    assert_eq!((reply.opaque(), reply.code()), (77, 1500));
+    // 5.3.1 (475) and older do not know GO_AWAY: served as usual.
+    assert_eq!(old_client.call(&route_request("T1").version(475)).code(), TOPIC_NOT_EXIST);
+    assert_eq!(old_client.call(&cluster_info_request().version(475)).code(), SUCCESS);
+    drop(new_client);
+    drop(old_client);
+    let status = server.wait_exit(POLL_DEADLINE).expect("exits once every client left");
+    assert_eq!(status.code(), Some(0));
+    server.expect_log("every client closed its connection");
+}
+
 /// Connections are file descriptors: the soft limit is raised towards what the connection
 /// limits allow, up to the hard limit, and a limit that stays too low is reported.
 #[test]

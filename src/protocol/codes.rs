@@ -35,6 +35,11 @@ pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
 pub const NO_PERMISSION: i32 = 16;
 pub const TOPIC_NOT_EXIST: i32 = 17;
 pub const QUERY_NOT_FOUND: i32 = 22;
+/// Answered instead of serving while shutting down gracefully, so the client reconnects
+/// elsewhere (Java's `enableShutdownGracefully`).
+pub const GO_AWAY: i32 = 1500;
+/// `MQVersion.V5_3_1` ordinal: only clients newer than this understand GO_AWAY.
+pub const VERSION_GO_AWAY_AFTER: i32 = 475;
 
 /// `MQVersion.CURRENT_VERSION` ordinal of V5_3_3, stamped on every answer as Java does.
 pub const VERSION_CURRENT: i32 = 479;
