@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
+/// Default metrics port (loopback): next to the RocketMQ 9876, clear of the broker's 109xx.
+pub const METRICS_PORT_DEFAULT: u16 = 9880;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,6 +75,14 @@ pub struct Config {
     pub io_memory_bytes_per_shard: usize,
     /// Pending connections per listener (Java key `serverSocketBacklog`).
     pub listen_backlog_len: u32,
+    /// HTTP endpoint for `/metrics` (Prometheus), `/healthz` and `/readyz`; `None` (`off`)
+    /// serves none. Loopback by default: metrics are not for the world to read.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log filter: a tracing `EnvFilter` directive string (`info`, `info,meridian::route=debug`).
+    /// `RUST_LOG`, when set and not empty, overrides it. Read at start only.
+    pub log_level: String,
+    /// Log line format: `text` (human-readable) or `json` (one JSON object per line).
+    pub log_format: LogFormat,
     /// The Java NameServer's own switches and paths.
     pub namesrv: NamesrvConfig,
 }
@@ -239,6 +249,9 @@ impl Default for Config {
             executor_poke_interval_us: 20_000,
             io_memory_bytes_per_shard: 256 * 1024,
             listen_backlog_len: 1024,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], METRICS_PORT_DEFAULT))),
+            log_level: LOG_LEVEL_DEFAULT.to_string(),
+            log_format: LogFormat::Text,
             namesrv: NamesrvConfig::default(),
         }
     }
@@ -249,6 +262,52 @@ fn default_data_dir() -> PathBuf {
         Some(home) => PathBuf::from(home).join("namesrv"),
         None => PathBuf::from("namesrv"),
     }
+}
+
+/// `log_level`'s default: what the server always logged without RUST_LOG.
+pub const LOG_LEVEL_DEFAULT: &str = "info";
+
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `TIMESTAMP LEVEL target: message key=value ...`
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields (message included).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("invalid value {s:?}: expected text or json")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// Refuses a filter the log subscriber could not use (`key` names where it came from).
+pub fn check_log_filter(key: &str, directives: &str) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
+    let invalid = |why: String| {
+        ConfigError(format!(
+            "invalid value {directives:?} for {key}: {why} (expected e.g. info or info,meridian::route=debug)"
+        ))
+    };
+    if directives.trim().is_empty() {
+        return Err(invalid("empty filter".into()));
+    }
+    tracing_subscriber::EnvFilter::builder().parse(directives).map_err(|e| invalid(e.to_string()))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -275,7 +334,19 @@ impl Config {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
             "listen" => self.listen = parse(key, value)?,
+            "metrics_listen" => {
+                self.metrics_listen = match value.trim() {
+                    "" | "off" => None,
+                    v => Some(parse(key, v)?),
+                }
+            }
             "data_dir" => self.data_dir = PathBuf::from(value.trim()),
+            "log_level" => {
+                let directives = value.trim();
+                check_log_filter(key, directives)?;
+                self.log_level = directives.to_string();
+            }
+            "log_format" => self.log_format = value.parse().map_err(|e: String| ConfigError(format!("{key}: {e}")))?,
             "shards" => self.shards = parse(key, value)?,
             "frame_bytes_max" => self.frame_bytes_max = parse(key, value)?,
             "header_bytes_max" => self.header_bytes_max = parse(key, value)?,
@@ -359,6 +430,9 @@ impl Config {
         out.retain(|(k, v)| !(k == "rocketmqHome" && v.is_empty()));
         out.extend([
             ("data_dir".into(), self.data_dir.display().to_string()),
+            ("log_format".into(), self.log_format.to_string()),
+            ("log_level".into(), self.log_level.clone()),
+            ("metrics_listen".into(), self.metrics_listen.map_or_else(|| "off".to_string(), |a| a.to_string())),
             ("shards".into(), self.shards.to_string()),
             ("frame_bytes_max".into(), self.frame_bytes_max.to_string()),
             ("header_bytes_max".into(), self.header_bytes_max.to_string()),
@@ -406,6 +480,7 @@ impl Config {
         if self.shards == 0 {
             return fail("shards must be at least 1".into());
         }
+        check_log_filter("log_level", &self.log_level)?;
         if self.frame_bytes_max < 1024 || self.frame_bytes_max > i32::MAX as u32 {
             return fail(format!("frame_bytes_max {} must be within 1024..=2147483647", self.frame_bytes_max));
         }
@@ -515,5 +590,21 @@ mod tests {
         assert!(n.is_black_listed("kvConfigPath"));
         assert!(n.is_black_listed("rocketmqHome"));
         assert!(!n.is_black_listed("orderMessageEnable"));
+    }
+
+    #[test]
+    fn log_keys_are_validated_and_listed() {
+        let mut c = Config::default();
+        assert_eq!((c.log_level.as_str(), c.log_format), ("info", LogFormat::Text));
+        c.set("log_level", " warn,meridian::route=debug ").unwrap();
+        c.set("log_format", "JSON").unwrap();
+        assert_eq!((c.log_level.as_str(), c.log_format), ("warn,meridian::route=debug", LogFormat::Json));
+        assert!(c.set("log_format", "xml").unwrap_err().0.contains("log_format"));
+        assert!(c.set("log_level", "meridian=loud").unwrap_err().0.contains("log_level"));
+        let props = c.properties();
+        assert!(props.contains(&("log_format".to_string(), "json".to_string())));
+        assert!(props.contains(&("log_level".to_string(), "warn,meridian::route=debug".to_string())));
+        let bad = Config { log_level: "=x=y".into(), ..Config::default() };
+        assert!(bad.validate().unwrap_err().0.contains("log_level"));
     }
 }

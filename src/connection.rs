@@ -8,6 +8,7 @@
 //! parse bodies or decide routes.
 
 use crate::handler::{self, Effects};
+use crate::metrics::CloseCause;
 use crate::protocol::body;
 use crate::protocol::codes;
 use crate::protocol::frame::{self, FrameError, SerializeType};
@@ -161,10 +162,16 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
         }
     };
     shard.untrack_fd(conn);
+    shard.metrics.closed(close_cause(&reason));
     if reason == "peer closed" {
         tracing::debug!(conn = conn.0, "{peer} closed");
-    } else {
-        tracing::info!(conn = conn.0, "closing {peer}: {reason}");
+    } else if shard.peer_warning_admitted() {
+        // A peer breaking the protocol is worth a warning; timeouts and resets happen.
+        if matches!(close_cause(&reason), CloseCause::ProtocolError) {
+            tracing::warn!(conn = conn.0, "closing {peer}: {reason}");
+        } else {
+            tracing::info!(conn = conn.0, "closing {peer}: {reason}");
+        }
     }
     if effects.registered_broker {
         shard.send(RouteUpdate::ConnectionClosed { conn }).await;
@@ -177,6 +184,19 @@ fn grow(rbuf: &mut Vec<u8>, end: usize) {
     let mut big = vec![0u8; READ_BUFFER_BYTES_MAX];
     big[..end].copy_from_slice(&rbuf[..end]);
     *rbuf = big;
+}
+
+/// The metrics cause of a connection's end, from the reason the loop above gives.
+fn close_cause(reason: &str) -> CloseCause {
+    if reason == "peer closed" || reason.starts_with("read failed") {
+        CloseCause::PeerClosed
+    } else if reason.starts_with("idle for") {
+        CloseCause::IdleTimeout
+    } else if reason.starts_with("write failed") {
+        CloseCause::WriteFailed
+    } else {
+        CloseCause::ProtocolError
+    }
 }
 
 /// One decoded request frame.
@@ -213,12 +233,14 @@ async fn handle(
     // Counted from here until its reply is written (or the connection ends).
     out.count_request();
     tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
+    let started = std::time::Instant::now();
     let answer = if go_away(shard, header) {
         tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", request.peer);
         crate::protocol::answer::Answer::error(codes::GO_AWAY, "please go away")
     } else {
         handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await
     };
+    shard.metrics.request(header.code, answer.code, started.elapsed());
     if header.is_oneway() {
         return Ok(());
     }

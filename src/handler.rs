@@ -56,7 +56,9 @@ pub async fn handle(
     let command = match Command::parse(header) {
         Ok(c) => c,
         Err(CommandError(remark)) => {
-            tracing::warn!(code = header.code, conn = conn.0, "bad request: {remark}");
+            if shard.peer_warning_admitted() {
+                tracing::warn!(code = header.code, conn = conn.0, "bad request: {remark}");
+            }
             return Answer::error(codes::SYSTEM_ERROR, remark);
         }
     };
@@ -174,7 +176,9 @@ async fn register_broker(
     // The connection's one CRC pass serves the bodyCrc32 check and the re-send fingerprint.
     if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
         let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
-        tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
+        if shard.peer_warning_admitted() {
+            tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
+        }
         return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
     }
     // Length and CRC of the bytes: what the table remembers of the body it applied last.
@@ -194,6 +198,7 @@ async fn register_broker(
         let req = Box::new(register_request(&h, unread, true, fingerprint));
         match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
             Some(Some(answer)) => {
+                shard.metrics.registration_unread();
                 tracing::debug!(
                     conn = conn.0,
                     body_bytes,
@@ -209,11 +214,17 @@ async fn register_broker(
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let encoding = h.encoding;
     // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
+    let decode_started = Instant::now();
     let decoded = shard.decode(body.len(), move || body::decode_register_body(&body, version, encoding, limit)).await;
     let decoded = match decoded {
-        Ok(b) => b,
+        Ok(b) => {
+            shard.metrics.registration_decoded(body_bytes, decode_started.elapsed());
+            b
+        }
         Err(e) => {
-            tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, ?encoding, "REGISTER_BROKER refused: {e}");
+            if shard.peer_warning_admitted() {
+                tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, ?encoding, "REGISTER_BROKER refused: {e}");
+            }
             return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
         }
     };

@@ -15,11 +15,16 @@
 //! - [`server`]: start-up (locks, listeners, threads).
 //! - [`persist`]: crash-safe files (KV config, config store).
 //! - [`notify`]: the outbound NOTIFY_MIN_BROKER_ID_CHANGE sender.
+//! - [`admin_cli`]: `meridian admin <verb>`, a blocking remoting client for operators.
+//! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
 
+pub mod admin_cli;
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod handler;
+pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod persist;
 pub mod protocol;

@@ -10,7 +10,12 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "meridian", version, about = "A RocketMQ-compatible NameServer")]
+#[command(
+    name = "meridian",
+    version,
+    about = "A RocketMQ-compatible NameServer",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Address to serve on (default 0.0.0.0:9876, as Java's NameServer).
     #[arg(long)]
@@ -30,14 +35,25 @@ struct Cli {
     /// Print the effective config and exit.
     #[arg(short = 'p', long = "print-config")]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<CliCommand>,
 }
 
-fn build_config(cli: &Cli) -> Result<Config, String> {
+#[derive(clap::Subcommand, Debug)]
+enum CliCommand {
+    /// Ask running NameServers (Meridian or Java) like RocketMQ's mqadmin, then exit
+    Admin(meridian::admin_cli::AdminArgs),
+}
+
+/// The config, and the warnings to log once the log subscriber (which the config shapes)
+/// is installed.
+fn build_config(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     let mut config = Config::default();
+    let mut warnings = Vec::new();
     if let Some(path) = &cli.config {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         for key in config.load_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
-            tracing::warn!("config {}: unknown key {key} ignored", path.display());
+            warnings.push(format!("config {}: unknown key {key} ignored", path.display()));
         }
         // As in Java, the -c file is what UPDATE_NAMESRV_CONFIG rewrites unless the file
         // itself names another configStorePath.
@@ -59,26 +75,35 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
         config.shards = n;
     }
     config.validate().map_err(|e| e.0)?;
-    Ok(config)
+    Ok((config, warnings))
 }
 
+/// Exit codes (README "Exit codes"): 0 stopped by SIGTERM/SIGINT (or `-p`, `--version`),
+/// 1 could not start, 2 invalid configuration or usage (clap exits 2 for usage errors too).
+const EXIT_CANNOT_START: i32 = 1;
+const EXIT_INVALID_CONFIG: i32 = 2;
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
     let cli = Cli::parse();
-    let config = match build_config(&cli) {
+    if let Some(CliCommand::Admin(args)) = &cli.command {
+        // A client of running NameServers: no config, no logging, no server.
+        std::process::exit(meridian::admin_cli::run(args));
+    }
+    let (config, warnings) = match build_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("meridian: invalid configuration: {e}");
-            std::process::exit(2);
+            std::process::exit(EXIT_INVALID_CONFIG);
         }
     };
+    // The config decides the log filter and format, so logging starts only now.
+    if let Err(e) = meridian::logging::init(&config) {
+        eprintln!("meridian: invalid configuration: {e}");
+        std::process::exit(EXIT_INVALID_CONFIG);
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     if cli.print_config {
         // Java's `mqnamesrv -p` prints every key=value; so do we, Java keys and ours.
         for (k, v) in config.properties() {
@@ -99,9 +124,12 @@ fn main() {
         Err(e) => {
             eprintln!("meridian: cannot start: {e}");
             tracing::error!("cannot start: {e}");
-            std::process::exit(1);
+            std::process::exit(EXIT_CANNOT_START);
         }
     };
+    if let Some(addr) = running.metrics_addr {
+        tracing::info!("metrics on http://{addr}/metrics (also /healthz, /readyz)");
+    }
     tracing::info!("meridian listening on {} (shards {shards}, data dir {})", running.local_addr, data_dir.display());
     // Every acknowledged KV or config write is already on disk and route state is rebuilt
     // from broker registrations, so stopping flushes nothing: it refuses new connections
@@ -112,7 +140,9 @@ fn main() {
     tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");
     if go_away_window > Duration::ZERO {
         let open = running.connections_open();
-        tracing::info!("answering GO_AWAY to clients newer than 5.3.1 for up to {go_away_window:?} ({open} connections open)");
+        tracing::info!(
+            "answering GO_AWAY to clients newer than 5.3.1 for up to {go_away_window:?} ({open} connections open)"
+        );
         match running.go_away_window(go_away_window) {
             0 => tracing::info!("every client closed its connection"),
             open => tracing::info!("GO_AWAY window over with {open} connections open"),

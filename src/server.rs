@@ -2,6 +2,7 @@
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
 use crate::config::Config;
+use crate::metrics::{Metrics, ShardMetrics, WriterMetrics};
 use crate::route::snapshot::RouteSnapshot;
 use crate::route::writer::{SnapshotCell, Writer, WriterSetup};
 use crate::shard::{self, ShardSetup};
@@ -26,6 +27,8 @@ pub struct Running {
     stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Open connections per shard.
     connections_open: Vec<Arc<AtomicUsize>>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
     pub writer: JoinHandle<()>,
     /// Held for the life of the process: the port guard and the data-dir lock.
@@ -220,6 +223,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     }
     let kv_path = config.kv_config_path();
     let kv = persist::load_kv(&kv_path).map_err(err)?;
+    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.shards).map(|_| Arc::default()).collect();
+    let writer_metrics = Arc::new(WriterMetrics::default());
     let (notify_tx, notify_rx) = flume::bounded(notify::NOTIFY_QUEUE_LEN_MAX);
     notify::spawn(notify_rx).map_err(|e| err(format!("cannot start the notifier thread: {e}")))?;
     let writer = Writer::new(WriterSetup {
@@ -229,6 +234,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         updates: updates_rx,
         closers,
         notifications: notify_tx,
+        metrics: writer_metrics.clone(),
         started_at: Instant::now(),
     });
     let writer = std::thread::Builder::new()
@@ -246,6 +252,24 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         poke_rxs.push(rx);
     }
     let connections_open = open_counts.clone();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Bound before the shards start, so a taken metrics port fails the start cleanly.
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let metrics = Arc::new(Metrics {
+                shards: shard_metrics.clone(),
+                writer: writer_metrics,
+                connections_open: open_counts.clone(),
+                in_flight: in_flight.clone(),
+                stopping: stopping.clone(),
+                published: published.clone(),
+                started: Instant::now(),
+            });
+            Some(crate::metrics::spawn_http(addr, metrics).map_err(err)?)
+        }
+        None => None,
+    };
     spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
 
     let cpus = allowed_cpus();
@@ -256,11 +280,9 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
-    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics);
     let mut listener_fds = Vec::new();
-    for (id, (listener, ((close_requests, connections_open), pokes))) in
+    for (id, (listener, (((close_requests, connections_open), pokes), metrics))) in
         listeners.into_iter().zip(per_shard).enumerate()
     {
         let listener_fd = listener.into_raw_fd();
@@ -277,6 +299,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             pokes,
             in_flight: in_flight.clone(),
             stopping: stopping.clone(),
+            metrics,
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
         // are honoured): one executor per core, so a shard's connections and its snapshot
@@ -320,6 +343,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         in_flight,
         stopping,
         connections_open,
+        metrics_addr,
         shards,
         writer,
         _guard: guard,

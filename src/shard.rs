@@ -8,6 +8,8 @@
 
 use crate::config::Config;
 use crate::connection;
+use crate::logging::WarnLimiter;
+use crate::metrics::ShardMetrics;
 use crate::route::snapshot::RouteSnapshot;
 use crate::route::writer::{Reply, RouteUpdate, SnapshotCell};
 use crate::route::ConnId;
@@ -50,6 +52,10 @@ pub struct ShardState {
     pub in_flight: Arc<AtomicUsize>,
     /// Set once a stop signal arrived: the accept loop ends.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Written only by this shard; summed with the others' on scrape.
+    pub metrics: Arc<ShardMetrics>,
+    /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
+    peer_warnings: Rc<WarnLimiter>,
 }
 
 impl ShardState {
@@ -94,6 +100,13 @@ impl ShardState {
         )
         .expect("the decode queue is created at shard start and never removed");
         task.await
+    }
+
+    /// Whether a log line about a misbehaving peer (a connection closed on an error, a
+    /// refused request) may be written now: at most `PEER_WARNINGS_PER_WINDOW_MAX` per
+    /// window on this shard, then one line counting the rest when the window ends.
+    pub fn peer_warning_admitted(&self) -> bool {
+        crate::logging::admit_on_shard(&self.peer_warnings)
     }
 
     pub fn open_count(&self) -> usize {
@@ -146,6 +159,7 @@ pub struct ShardSetup {
     pub pokes: flume::Receiver<()>,
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: Arc<ShardMetrics>,
 }
 
 pub async fn run(setup: ShardSetup) {
@@ -171,6 +185,8 @@ pub async fn run(setup: ShardSetup) {
         open_fds: RefCell::new(HashMap::new()),
         in_flight: setup.in_flight,
         stopping: setup.stopping,
+        metrics: setup.metrics,
+        peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", setup.id))),
         config: setup.config,
     });
 
@@ -207,15 +223,19 @@ pub async fn run(setup: ShardSetup) {
         };
         let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
         if state.open_count() >= state.config.connections_per_shard_max {
-            tracing::warn!(
-                shard = state.id,
-                "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
-                state.open_count(),
-                state.config.connections_per_shard_max
-            );
+            if state.peer_warning_admitted() {
+                tracing::warn!(
+                    shard = state.id,
+                    "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
+                    state.open_count(),
+                    state.config.connections_per_shard_max
+                );
+            }
+            state.metrics.refused();
             drop(stream);
             continue;
         }
+        state.metrics.accepted();
         state.set_open_count(state.open_count() + 1);
         let conn_state = state.clone();
         glommio::spawn_local(async move {

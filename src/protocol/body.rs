@@ -360,6 +360,13 @@ fn parse_lenient<R, E: fmt::Display>(
     }
 }
 
+/// Decodes a JSON answer body from any NameServer (ClusterInfo, TopicRouteData, TopicList…)
+/// in either flavour: fastjson's unquoted integer map keys are accepted (bodies.md §14.1).
+/// For clients of the protocol (the admin CLI); the server itself never reads answers.
+pub fn decode_answer_json<T: de::DeserializeOwned>(body: &[u8], body_name: &'static str) -> Result<T, BodyError> {
+    parse_lenient(body, body_name, |bytes| serde_json::from_slice::<T>(bytes))
+}
+
 /// Rewrites `{0:"a",-1:2}` into `{"0":"a","-1":2}` outside strings. Returns `None` when
 /// nothing needed quoting (or the nesting is too deep to track), so callers keep the
 /// original error.

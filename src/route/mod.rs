@@ -1,6 +1,7 @@
 //! Route state: the writer-owned mutable `table`, the immutable `snapshot` readers answer
 //! from, and the single `writer` loop that turns `RouteUpdate`s into new snapshots.
 
+pub mod events;
 pub mod snapshot;
 pub mod table;
 pub mod writer;

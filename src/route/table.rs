@@ -153,6 +153,17 @@ pub struct Unregister {
     pub broker_id: i64,
 }
 
+/// A broker address the expiry scan removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub broker: Unregister,
+    /// The connection it last registered on (the writer has it closed).
+    pub conn: ConnId,
+    /// How long it had been silent when the scan ran, and the timeout that was exceeded.
+    pub silent_ms: u64,
+    pub timeout_ms: u64,
+}
+
 /// Limits the table enforces on peers.
 #[derive(Debug, Clone, Copy)]
 pub struct TableLimits {
@@ -274,6 +285,11 @@ impl RouteTable {
 
     pub fn live_count(&self) -> usize {
         self.live.len()
+    }
+
+    /// (topic, broker name) pairs with queue data.
+    pub fn topic_broker_entries(&self) -> usize {
+        self.broker_topics.values().map(|topics| topics.len()).sum()
     }
 
     pub fn topic_queue_datas(&self, topic: &str) -> Option<&BrokerQueues> {
@@ -695,35 +711,37 @@ impl RouteTable {
     /// A connection closed: every broker whose live entry is tied to it is unregistered.
     /// (Java removes only the first one it finds; a connection carries one broker in
     /// practice, and removing all is what a load generator multiplexing brokers expects.)
-    pub fn connection_closed(&mut self, conn: ConnId) -> usize {
+    /// Returns the brokers removed.
+    pub fn connection_closed(&mut self, conn: ConnId) -> Vec<Unregister> {
         let keys: Vec<BrokerAddrKey> =
             self.live.iter().filter(|(_, l)| l.conn == conn).map(|(k, _)| k.clone()).collect();
         let batch = self.unregister_requests_for(&keys);
         self.unregister(&batch);
-        batch.len()
+        batch
     }
 
     /// Expiry scan (behaviour.md §4): brokers silent past their timeout are unregistered.
-    /// Returns the connections they were registered on, which the caller closes.
-    pub fn scan_expired(&mut self, now_ms: u64) -> Vec<(Unregister, ConnId)> {
-        let expired: Vec<(BrokerAddrKey, ConnId)> = self
+    /// Returns them with the connections they were registered on, which the caller closes.
+    pub fn scan_expired(&mut self, now_ms: u64) -> Vec<Expired> {
+        let expired: Vec<(BrokerAddrKey, ConnId, u64, u64)> = self
             .live
             .iter()
             .filter(|(_, l)| l.last_update_ms.saturating_add(l.timeout_ms) < now_ms)
-            .map(|(k, l)| (k.clone(), l.conn))
+            .map(|(k, l)| (k.clone(), l.conn, now_ms - l.last_update_ms, l.timeout_ms))
             .collect();
-        let keys: Vec<BrokerAddrKey> = expired.iter().map(|(k, _)| k.clone()).collect();
+        let keys: Vec<BrokerAddrKey> = expired.iter().map(|(k, ..)| k.clone()).collect();
         let batch = self.unregister_requests_for(&keys);
         // An expired entry whose group no longer lists it is still dropped from liveness.
-        for (key, _) in &expired {
+        for (key, ..) in &expired {
             self.live.remove(key);
         }
         self.unregister(&batch);
         batch
             .into_iter()
             .filter_map(|u| {
-                let conn = expired.iter().find(|(k, _)| k.cluster == u.cluster_name && k.addr == u.broker_addr)?.1;
-                Some((u, conn))
+                let (_, conn, silent_ms, timeout_ms) =
+                    *expired.iter().find(|(k, ..)| k.cluster == u.cluster_name && k.addr == u.broker_addr)?;
+                Some(Expired { broker: u, conn, silent_ms, timeout_ms })
             })
             .collect()
     }
@@ -1232,6 +1250,10 @@ mod tests {
         }
     }
 
+    fn expired(broker: Unregister, conn: u64, silent_ms: u64, timeout_ms: u64) -> Expired {
+        Expired { broker, conn: ConnId(conn), silent_ms, timeout_ms }
+    }
+
     #[test]
     fn expiry_uses_each_broker_timeout() {
         let mut t = table();
@@ -1242,13 +1264,13 @@ mod tests {
 
         // Expired only strictly after last update + timeout.
         assert!(t.scan_expired(1_000).is_empty());
-        assert_eq!(t.scan_expired(1_001), vec![(unregister("broker-a", 0, A0), ConnId(1))]);
+        assert_eq!(t.scan_expired(1_001), vec![expired(unregister("broker-a", 0, A0), 1, 1_001, 1_000)]);
         assert_gone(&t, "broker-a", &[A0]);
         check(&t, "T1", None);
         check(&t, "T2", Some(&[("broker-b", 2, 6)]));
         // The default timeout for a broker that sent none.
         assert!(t.scan_expired(120_000).is_empty());
-        assert_eq!(t.scan_expired(120_001), vec![(unregister("broker-b", 0, B0), ConnId(2))]);
+        assert_eq!(t.scan_expired(120_001), vec![expired(unregister("broker-b", 0, B0), 2, 120_001, 120_000)]);
         assert_gone(&t, "broker-b", &[B0]);
         assert_eq!((t.topic_count(), t.live_count()), (0, 0));
         assert!(t.brokers().is_empty() && t.clusters().is_empty());
@@ -1267,8 +1289,8 @@ mod tests {
         assert_eq!(t.query_data_version(CLUSTER, B0, &dv(1), 900), (false, Some(dv(1))));
         assert!(t.scan_expired(1_500).is_empty());
         assert_eq!(t.live_info(CLUSTER, A0).map(|l| l.last_update_ms), Some(800));
-        assert_eq!(t.scan_expired(1_801), vec![(unregister("broker-a", 0, A0), ConnId(1))]);
-        assert_eq!(t.scan_expired(1_901), vec![(unregister("broker-b", 0, B0), ConnId(2))]);
+        assert_eq!(t.scan_expired(1_801), vec![expired(unregister("broker-a", 0, A0), 1, 1_001, 1_000)]);
+        assert_eq!(t.scan_expired(1_901), vec![expired(unregister("broker-b", 0, B0), 2, 1_001, 1_000)]);
 
         // Unknown brokers are ignored, nothing is created.
         t.heartbeat(CLUSTER, A0, 2_000);
@@ -1359,18 +1381,18 @@ mod tests {
         let mut t = table();
         t.register_broker(reg("broker-a", 0, A0, dv(1), &two_topics()), ConnId(1), 0);
         t.register_broker(reg("broker-b", 0, B0, dv(1), &[topic("TB", 4, 6), topic("T2", 4, 6)]), ConnId(2), 0);
-        assert_eq!(t.connection_closed(ConnId(3)), 0);
+        assert_eq!(t.connection_closed(ConnId(3)).len(), 0);
         assert_eq!(t.live_count(), 2);
 
-        assert_eq!(t.connection_closed(ConnId(1)), 1);
+        assert_eq!(t.connection_closed(ConnId(1)).len(), 1);
         assert_gone(&t, "broker-a", &[A0]);
         check(&t, "T2", Some(&[("broker-b", 4, 6)]));
 
         // Re-registering moves the tie to the new connection.
         t.register_broker(reg("broker-b", 0, B0, dv(1), &[topic("TB", 4, 6), topic("T2", 4, 6)]), ConnId(4), 0);
-        assert_eq!(t.connection_closed(ConnId(2)), 0);
+        assert_eq!(t.connection_closed(ConnId(2)).len(), 0);
         assert!(t.broker_data("broker-b").is_some());
-        assert_eq!(t.connection_closed(ConnId(4)), 1);
+        assert_eq!(t.connection_closed(ConnId(4)).len(), 1);
         assert_gone(&t, "broker-b", &[B0]);
         assert_eq!((t.topic_count(), t.live_count()), (0, 0));
     }

@@ -12,8 +12,10 @@ use super::snapshot::{RouteBuildOptions, RouteSnapshot};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
-use super::ConnId;
+use super::{events, ConnId};
 use crate::config::Config;
+use crate::logging::{Admit, WarnLimiter};
+use crate::metrics::{RemovalCause, WriterMetrics};
 use crate::persist::{self, KvTable};
 use crate::protocol::answer::Answer;
 use crate::protocol::body::{self, DataVersion, QueueData};
@@ -98,6 +100,7 @@ pub struct WriterSetup {
     pub closers: Vec<flume::Sender<ConnId>>,
     /// NOTIFY_MIN_BROKER_ID_CHANGE messages for the notifier thread.
     pub notifications: flume::Sender<MinIdNotification>,
+    pub metrics: Arc<WriterMetrics>,
     pub started_at: Instant,
 }
 
@@ -109,8 +112,11 @@ pub struct Writer {
     updates: flume::Receiver<RouteUpdate>,
     closers: Vec<flume::Sender<ConnId>>,
     notifications: flume::Sender<MinIdNotification>,
+    metrics: Arc<WriterMetrics>,
     started_at: Instant,
     build: RouteBuildOptions,
+    /// Warnings about peers (refused registrations): bounded per window.
+    peer_warnings: WarnLimiter,
 }
 
 enum Pending {
@@ -138,8 +144,10 @@ impl Writer {
             updates: setup.updates,
             closers: setup.closers,
             notifications: setup.notifications,
+            metrics: setup.metrics,
             started_at: setup.started_at,
             build: RouteBuildOptions::default(),
+            peer_warnings: WarnLimiter::new("route writer"),
         };
         w.apply_switches();
         // The first snapshot already carries the switches (e.g. needWaitForService).
@@ -187,7 +195,9 @@ impl Writer {
         let mut next_scan = Instant::now() + scan_interval;
         let mut batch = Vec::with_capacity(BATCH_LEN_MAX);
         loop {
-            let timeout = next_scan.saturating_duration_since(Instant::now());
+            // Wake for the scan, or to report warnings the limiter suppressed.
+            let wake = self.peer_warnings.flush_due().map_or(next_scan, |due| due.min(next_scan));
+            let timeout = wake.saturating_duration_since(Instant::now());
             match self.updates.recv_timeout(timeout) {
                 Ok(first) => {
                     batch.push(first);
@@ -202,6 +212,7 @@ impl Writer {
                 Err(flume::RecvTimeoutError::Timeout) => {}
                 Err(flume::RecvTimeoutError::Disconnected) => return,
             }
+            self.peer_warnings.flush(Instant::now());
             if Instant::now() >= next_scan {
                 self.scan();
                 next_scan = Instant::now() + scan_interval;
@@ -238,16 +249,20 @@ impl Writer {
                     let answer = match self.table.register_topic(&topic, queue_datas) {
                         Ok(()) => Answer::ok(Vec::new()),
                         Err(remark) => {
-                            tracing::warn!("REGISTER_TOPIC_IN_NAMESRV {topic} refused: {remark}");
+                            if self.peer_warnings.admit(Instant::now()) == Admit::Log {
+                                tracing::warn!("REGISTER_TOPIC_IN_NAMESRV {topic} refused: {remark}");
+                            }
                             Answer::error(codes::SYSTEM_ERROR, remark)
                         }
                     };
                     pending.push(Pending::Answer(reply, answer));
                 }
                 RouteUpdate::ConnectionClosed { conn } => {
-                    let n = self.table.connection_closed(conn);
-                    if n > 0 {
-                        tracing::info!(conn = conn.0, brokers = n, "connection closed: unregistered its brokers");
+                    let removed = self.table.connection_closed(conn);
+                    let n = removed.len();
+                    self.metrics.brokers_removed(RemovalCause::ConnectionClosed, n);
+                    for u in &removed {
+                        events::connection_closed(u, conn);
                     }
                 }
                 RouteUpdate::Admin { request, reply } => {
@@ -259,6 +274,8 @@ impl Writer {
         self.flush_unregisters(&mut unregisters);
         let applied_at = Instant::now();
         self.publish();
+        self.metrics.batch(pending.len(), applied_at - started, applied_at.elapsed());
+        self.record_table_sizes();
         tracing::debug!(
             updates = pending.len(),
             apply_us = (applied_at - started).as_micros() as u64,
@@ -278,8 +295,16 @@ impl Writer {
     }
 
     fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> Option<Answer> {
-        match self.table.register_broker(req, conn, now_ms) {
+        let started = Instant::now();
+        let who = events::Registration::of(&req);
+        let before = who.live_version(&self.table);
+        let outcome = self.table.register_broker(req, conn, now_ms);
+        if !matches!(outcome, RegisterOutcome::NeedFullBody) {
+            self.metrics.registration_applied(started.elapsed(), matches!(outcome, RegisterOutcome::Refused(_)));
+        }
+        match outcome {
             RegisterOutcome::Accepted { master_addr, ha_server_addr } => {
+                who.accepted(conn, before, who.live_version(&self.table));
                 let mut ext = Vec::new();
                 if let (Some(m), Some(ha)) = (master_addr, ha_server_addr) {
                     ext.push(("haServerAddr", ha));
@@ -296,7 +321,9 @@ impl Writer {
                 Some(Answer::ok_with_ext(ext, out))
             }
             RegisterOutcome::Refused(remark) => {
-                tracing::warn!(conn = conn.0, "REGISTER_BROKER refused: {remark}");
+                if self.peer_warnings.admit(Instant::now()) == Admit::Log {
+                    who.refused(conn, &remark);
+                }
                 Some(Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark))
             }
             RegisterOutcome::NeedFullBody => None,
@@ -305,24 +332,44 @@ impl Writer {
 
     fn flush_unregisters(&mut self, unregisters: &mut Vec<Unregister>) {
         if !unregisters.is_empty() {
+            let live_before = self.table.live_count();
+            let mut logged = std::collections::HashSet::new();
+            for u in unregisters.iter() {
+                let known = self.table.live_info(&u.cluster_name, &u.broker_addr).is_some()
+                    && logged.insert((&u.cluster_name, &u.broker_addr));
+                events::unregistered(u, known);
+            }
             self.table.unregister(unregisters);
+            let removed = live_before.saturating_sub(self.table.live_count());
+            self.metrics.brokers_removed(RemovalCause::Unregister, removed);
             unregisters.clear();
         }
     }
 
+    /// Table sizes for the metrics gauges (the (topic, broker) count walks broker names).
+    fn record_table_sizes(&self) {
+        let t = &self.table;
+        self.metrics.table_sizes(
+            t.clusters().len(),
+            t.brokers().len(),
+            t.live_count(),
+            t.topic_count(),
+            t.topic_broker_entries(),
+        );
+    }
+
     fn scan(&mut self) {
         let expired = self.table.scan_expired(self.now_ms());
-        for (u, conn) in &expired {
-            tracing::warn!(
-                cluster = %u.cluster_name, broker = %u.broker_name, addr = %u.broker_addr,
-                "broker expired: no heartbeat within its timeout; unregistered and its connection closed"
-            );
-            if let Some(closer) = self.closers.get(conn.shard()) {
-                let _ = closer.try_send(*conn);
+        self.metrics.brokers_removed(RemovalCause::Timeout, expired.len());
+        for e in &expired {
+            events::expired(e);
+            if let Some(closer) = self.closers.get(e.conn.shard()) {
+                let _ = closer.try_send(e.conn);
             }
         }
         if !expired.is_empty() {
             self.publish();
+            self.record_table_sizes();
             self.send_notifications();
         }
     }

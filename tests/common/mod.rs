@@ -289,7 +289,11 @@ impl ServerOptions {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--shards")
-            .arg(self.shards.to_string());
+            .arg(self.shards.to_string())
+            // Tests run side by side: each server's metrics on a port of its own (see
+            // `Server::metrics_addr`); a test's own `metrics_listen` comes later and wins.
+            .arg("--set")
+            .arg("metrics_listen=127.0.0.1:0");
         for set in &self.sets {
             command.arg("--set").arg(set);
         }
@@ -412,6 +416,25 @@ impl Server {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Where this server serves `/metrics`, from its start-up line.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self.wait_for_log("metrics on http://", POLL_DEADLINE).expect("the metrics address is logged");
+        let rest = &line[line.find("http://").expect("http://") + "http://".len()..];
+        rest[..rest.find('/').expect("a path")].parse().expect("a socket address")
+    }
+
+    /// GET `path` from the metrics endpoint: (status code, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect_timeout(&self.metrics_addr(), IO_TIMEOUT).expect("connect to metrics");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read the response");
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
     }
 
     pub fn data_dir(&self) -> &Path {
