@@ -31,6 +31,8 @@ pub const EXIT_ANSWER_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// No usable answer: cannot resolve or connect, timeout, connection closed, malformed answer.
 pub const EXIT_UNUSABLE: i32 = 3;
+/// routeDiff: every NameServer was read and they differ.
+pub const EXIT_DIFFERENT: i32 = 4;
 
 /// Where RocketMQ tools look when neither `-n` nor `NAMESRV_ADDR` says otherwise.
 pub const NAMESRV_ADDR_DEFAULT: &str = "127.0.0.1:9876";
@@ -53,8 +55,8 @@ const PERM_BITS: [(i32, &str); 4] = [(4, "READ"), (2, "WRITE"), (1, "INHERIT"), 
 const EXIT_CODES_HELP: &str = "\
 Exit codes: 0 ok; 1 a NameServer answered an error (its code and remark are printed), or
 brokerStatus -b names a broker the NameServer does not list; 2 usage error; 3 no usable
-answer (cannot connect, timeout, malformed answer). Write verbs report every address and
-exit with the worst outcome (3 before 1).";
+answer (cannot connect, timeout, malformed answer); 4 routeDiff: the NameServers differ.
+Write verbs report every address and exit with the worst outcome (3 before 1).";
 
 /// `meridian admin [-n ADDRS] [--json] [--timeout MS] <verb>`.
 #[derive(Args, Debug)]
@@ -202,6 +204,38 @@ pub enum Verb {
         #[arg(long)]
         probe: bool,
     },
+    /// Compares the routes every NameServer given serves (codes 106, 206, 105); exit 4 if they differ
+    #[command(
+        name = "routeDiff",
+        long_about = "Compares what every NameServer given (-n 'a:9876;b:9876') serves, with stock read \
+            requests only: cluster info (106), the topic list (206, unless --topics) and each topic's route \
+            (105), one connection per NameServer, all read at the same time.\n\n\
+            Reports, grouped by kind and naming the NameServers on each side: broker addresses (cluster, \
+            name, id, address) some list and others do not; topics with a route on some only; and for \
+            topics routed everywhere, per broker name, differing queue data (readQueueNums, \
+            writeQueueNums, perm, topicSysFlag) and broker addresses.\n\n\
+            Data versions are not compared: the only stock request that shows them, QUERY_DATA_VERSION \
+            (322), makes a Java NameServer refresh the broker's heartbeat timestamp (it would keep a dead \
+            broker alive), so it is never sent.\n\n\
+            The NameServers are read at the same time but not atomically: a broker registering meanwhile \
+            can show as a difference; run again to confirm. The human report shows at most 100 rows per \
+            kind; --json lists every difference.\n\n\
+            Exit: 0 all agree; 4 they differ; 3 a NameServer could not be read (the report names it; the \
+            others are still compared); 2 usage (fewer than two NameServers, more topics than --max-topics)."
+    )]
+    RouteDiff {
+        /// Only these topics (comma-separated); default: every topic any NameServer lists
+        #[arg(long = "topics", value_name = "T1,T2", value_delimiter = ',', value_parser = non_empty())]
+        topics: Option<Vec<String>>,
+        /// Refuse to read more topics' routes than this (over all NameServers)
+        #[arg(
+            long = "max-topics",
+            value_name = "N",
+            default_value_t = crate::route_diff::fetch::MAX_TOPICS_DEFAULT,
+            value_parser = clap::value_parser!(usize)
+        )]
+        max_topics: usize,
+    },
 }
 
 /// Runs one admin verb; returns the process exit code. Output goes to stdout, errors and
@@ -263,6 +297,13 @@ pub fn run(args: &AdminArgs) -> i32 {
         Verb::BrokerStatus { broker_addr, cluster, probe } => {
             broker_status(&ctx, broker_addr.as_deref(), cluster.as_deref(), *probe)
         }
+        Verb::RouteDiff { topics, max_topics } => match route_diff(&ctx, topics.as_deref(), *max_topics) {
+            Ok(report) => Ok(report),
+            Err(usage) => {
+                print_stderr(&format!("meridian admin: {usage}\n"));
+                return EXIT_USAGE;
+            }
+        },
     };
     match result {
         Ok(report) => {
@@ -357,7 +398,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Answer { namesrv, code, remark } => {
                 write!(f, "NameServer {namesrv} answered code {code}")?;
-                if let Some(name) = response_code_name(*code) {
+                if let Some(name) = codes::response_name(*code) {
                     write!(f, " ({name})")?;
                 }
                 match remark {
@@ -375,21 +416,6 @@ impl fmt::Display for Failure {
             }
         }
     }
-}
-
-/// RocketMQ's names of the response codes a NameServer sends (requests.md §0).
-fn response_code_name(code: i32) -> Option<&'static str> {
-    Some(match code {
-        codes::SUCCESS => "SUCCESS",
-        codes::SYSTEM_ERROR => "SYSTEM_ERROR",
-        codes::SYSTEM_BUSY => "SYSTEM_BUSY",
-        codes::REQUEST_CODE_NOT_SUPPORTED => "REQUEST_CODE_NOT_SUPPORTED",
-        codes::NO_PERMISSION => "NO_PERMISSION",
-        codes::TOPIC_NOT_EXIST => "TOPIC_NOT_EXIST",
-        codes::QUERY_NOT_FOUND => "QUERY_NOT_FOUND",
-        codes::GO_AWAY => "GO_AWAY",
-        _ => return None,
-    })
 }
 
 /// What a verb prints: a table for people, one JSON document for programs.
@@ -484,7 +510,7 @@ impl Ctx {
 
 fn failure_label(failure: &Failure) -> String {
     match failure {
-        Failure::Answer { code, .. } => match response_code_name(*code) {
+        Failure::Answer { code, .. } => match codes::response_name(*code) {
             Some(name) => format!("ERROR {code} ({name})"),
             None => format!("ERROR {code}"),
         },
@@ -634,7 +660,7 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// A request frame with a JSON header, as a 5.3.3 client sends it (framing.md §2.1, §6).
-fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let header = HeaderOut {
         code,
         language: LANGUAGE_RUST,
@@ -1042,6 +1068,43 @@ fn broker_status(ctx: &Ctx, broker_addr: Option<&str>, cluster: Option<&str>, pr
         brokers.push(entry);
     }
     Ok(Report { human: table.render(), json: json!({"namesrv": namesrv, "brokers": brokers}), notes, exit_code })
+}
+
+/// routeDiff (src/route_diff): reads every address, compares, exits 0 / 4 / 3. `Err` is a
+/// usage error.
+fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize) -> Result<Report, String> {
+    use crate::route_diff::fetch::{fetch_all, FetchOptions};
+    if ctx.addrs.len() < 2 {
+        return Err(format!("routeDiff compares NameServers: give at least two with -n (got {})", ctx.addrs.join(";")));
+    }
+    let options = FetchOptions {
+        timeout: ctx.timeout,
+        topics: topics.map(<[String]>::to_vec),
+        max_topics,
+        presence_only_above_max: false,
+    };
+    let fetched = fetch_all(&ctx.addrs, &options).map_err(|e| {
+        format!(
+            "{} topics (over all NameServers) exceed --max-topics {}; raise --max-topics or name them with --topics",
+            e.topics, e.max
+        )
+    })?;
+    let views: Vec<(&str, &crate::route_diff::NamesrvView)> =
+        fetched.views.iter().map(|(addr, view)| (addr.as_str(), view)).collect();
+    let mut diff = crate::route_diff::compare(&views);
+    diff.unreadable = fetched.unreadable;
+    diff.notes.extend(fetched.topics_nowhere.iter().map(|t| format!("topic {t} has a route on no NameServer")));
+    let notes = diff.unreadable.iter().map(|u| format!("NameServer {}: {}", u.namesrv, u.error)).collect();
+    let exit_code = if !diff.unreadable.is_empty() {
+        EXIT_UNUSABLE
+    } else if diff.difference_count > 0 {
+        EXIT_DIFFERENT
+    } else {
+        EXIT_OK
+    };
+    let mut json = serde_json::to_value(&diff).expect("a report always serializes");
+    json["agree"] = json!(diff.agree());
+    Ok(Report { human: diff.render_human(), json, notes, exit_code })
 }
 
 /// Tries a TCP connect to every address, at most [`PROBE_PARALLEL_MAX`] at a time, each

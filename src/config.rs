@@ -62,6 +62,25 @@ pub struct Config {
     /// `enableShutdownGracefully` / `shutdownWaitTimeSeconds`.
     pub shutdown_go_away: bool,
     pub shutdown_go_away_window_ms: u64,
+    /// Warm restart (src/route/warm.rs, off by default): save the route table to
+    /// `warm_restart_path` (default `<data_dir>/routes.warm`) every
+    /// `warm_restart_save_interval_ms` when it changed and at a graceful stop, and at start
+    /// serve a file younger than `warm_restart_max_age_ms` provisionally until brokers
+    /// re-register (or their heartbeat timeout passes).
+    pub warm_restart: bool,
+    pub warm_restart_save_interval_ms: u64,
+    pub warm_restart_max_age_ms: u64,
+    pub warm_restart_path: Option<PathBuf>,
+    /// Route watch extension (src/watch.rs): the longest a watch is held without a change,
+    /// watches held at once per shard, and topics one watch may name.
+    pub watch_hold_ms_max: u64,
+    pub watches_per_shard_max: usize,
+    pub watch_topics_per_request_max: usize,
+    /// Peer watch (src/route_diff/peer.rs): other NameServers (NAMESRV_ADDR form) whose
+    /// routes a background thread compares with this server's every
+    /// `peer_check_interval_ms`; empty = off. This server's own address may be listed.
+    pub peer_namesrv_addrs: Vec<String>,
+    pub peer_check_interval_ms: u64,
     /// How often glommio lets other task queues run. Long work never runs on the executor
     /// (large decodes go to the blocking thread, small ones one at a time), so this is a
     /// backstop; small values make glommio 0.9's lost-wake-up park frequent under CPU
@@ -245,6 +264,15 @@ impl Default for Config {
             shutdown_drain_ms: 5_000,
             shutdown_go_away: false,
             shutdown_go_away_window_ms: 30_000,
+            warm_restart: false,
+            warm_restart_save_interval_ms: 10_000,
+            warm_restart_max_age_ms: 300_000,
+            warm_restart_path: None,
+            watch_hold_ms_max: 60_000,
+            watches_per_shard_max: 10_000,
+            watch_topics_per_request_max: 10_000,
+            peer_namesrv_addrs: Vec::new(),
+            peer_check_interval_ms: 30_000,
             preempt_timer_us: 100_000,
             executor_poke_interval_us: 20_000,
             io_memory_bytes_per_shard: 256 * 1024,
@@ -365,6 +393,23 @@ impl Config {
             "shutdown_drain_ms" => self.shutdown_drain_ms = parse(key, value)?,
             "shutdown_go_away" => self.shutdown_go_away = parse_bool(key, value)?,
             "shutdown_go_away_window_ms" => self.shutdown_go_away_window_ms = parse(key, value)?,
+            "warm_restart" => self.warm_restart = parse_bool(key, value)?,
+            "warm_restart_save_interval_ms" => self.warm_restart_save_interval_ms = parse(key, value)?,
+            "warm_restart_max_age_ms" => self.warm_restart_max_age_ms = parse(key, value)?,
+            "warm_restart_path" => {
+                self.warm_restart_path = Some(value.trim()).filter(|v| !v.is_empty()).map(PathBuf::from)
+            }
+            "watch_hold_ms_max" => self.watch_hold_ms_max = parse(key, value)?,
+            "watches_per_shard_max" => self.watches_per_shard_max = parse(key, value)?,
+            "watch_topics_per_request_max" => self.watch_topics_per_request_max = parse(key, value)?,
+            "peer_namesrv_addrs" => {
+                self.peer_namesrv_addrs = match value.trim() {
+                    "" => Vec::new(),
+                    v => crate::admin_cli::parse_namesrv_addrs(v)
+                        .map_err(|e| ConfigError(format!("invalid value {value:?} for {key}: {e}")))?,
+                }
+            }
+            "peer_check_interval_ms" => self.peer_check_interval_ms = parse(key, value)?,
             "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
             "executor_poke_interval_us" => self.executor_poke_interval_us = parse(key, value)?,
             "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
@@ -392,6 +437,11 @@ impl Config {
     /// Where the KV config lives.
     pub fn kv_config_path(&self) -> PathBuf {
         self.namesrv.kv_config_path.clone().unwrap_or_else(|| self.data_dir.join("kvConfig.json"))
+    }
+
+    /// Where the warm-restart route file lives.
+    pub fn warm_restart_path(&self) -> PathBuf {
+        self.warm_restart_path.clone().unwrap_or_else(|| self.data_dir.join("routes.warm"))
     }
 
     /// The file UPDATE_NAMESRV_CONFIG rewrites.
@@ -451,6 +501,15 @@ impl Config {
             ("shutdown_drain_ms".into(), self.shutdown_drain_ms.to_string()),
             ("shutdown_go_away".into(), self.shutdown_go_away.to_string()),
             ("shutdown_go_away_window_ms".into(), self.shutdown_go_away_window_ms.to_string()),
+            ("warm_restart".into(), self.warm_restart.to_string()),
+            ("warm_restart_save_interval_ms".into(), self.warm_restart_save_interval_ms.to_string()),
+            ("warm_restart_max_age_ms".into(), self.warm_restart_max_age_ms.to_string()),
+            ("warm_restart_path".into(), self.warm_restart_path().display().to_string()),
+            ("watch_hold_ms_max".into(), self.watch_hold_ms_max.to_string()),
+            ("watches_per_shard_max".into(), self.watches_per_shard_max.to_string()),
+            ("watch_topics_per_request_max".into(), self.watch_topics_per_request_max.to_string()),
+            ("peer_namesrv_addrs".into(), self.peer_namesrv_addrs.join(";")),
+            ("peer_check_interval_ms".into(), self.peer_check_interval_ms.to_string()),
             ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
             ("executor_poke_interval_us".into(), self.executor_poke_interval_us.to_string()),
             ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),
@@ -508,10 +567,22 @@ impl Config {
             ("preempt_timer_us", self.preempt_timer_us),
             ("executor_poke_interval_us", self.executor_poke_interval_us),
             ("body_decompressed_bytes_max", self.body_decompressed_bytes_max),
+            ("warm_restart_save_interval_ms", self.warm_restart_save_interval_ms),
+            ("warm_restart_max_age_ms", self.warm_restart_max_age_ms),
+            ("watch_hold_ms_max", self.watch_hold_ms_max),
+            ("watches_per_shard_max", self.watches_per_shard_max as u64),
+            ("watch_topics_per_request_max", self.watch_topics_per_request_max as u64),
+            ("peer_check_interval_ms", self.peer_check_interval_ms),
         ] {
             if v == 0 {
                 return fail(format!("{key} must be > 0"));
             }
+        }
+        if self.warm_restart && self.warm_restart_save_interval_ms >= self.warm_restart_max_age_ms {
+            return fail(format!(
+                "warm_restart_save_interval_ms {} must be < warm_restart_max_age_ms {} (after a crash the last save would be too old to load)",
+                self.warm_restart_save_interval_ms, self.warm_restart_max_age_ms
+            ));
         }
         Ok(())
     }

@@ -53,6 +53,9 @@ pub async fn handle(
     body_crc32: i32,
     effects: &mut Effects,
 ) -> Answer {
+    if header.code == codes::MERIDIAN_WATCH_ROUTES {
+        return crate::watch::watch_routes(shard, header, &body).await;
+    }
     let command = match Command::parse(header) {
         Ok(c) => c,
         Err(CommandError(remark)) => {

@@ -16,6 +16,7 @@
 //! - [`persist`]: crash-safe files (KV config, config store).
 //! - [`notify`]: the outbound NOTIFY_MIN_BROKER_ID_CHANGE sender.
 //! - [`admin_cli`]: `meridian admin <verb>`, a blocking remoting client for operators.
+//! - [`route_diff`]: compares what several NameServers serve (`admin routeDiff`, the peer watch).
 //! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
 
 pub mod admin_cli;
@@ -29,5 +30,7 @@ pub mod notify;
 pub mod persist;
 pub mod protocol;
 pub mod route;
+pub mod route_diff;
 pub mod server;
 pub mod shard;
+pub mod watch;

@@ -4,7 +4,7 @@ use clap::Parser;
 use meridian::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -114,6 +114,7 @@ fn main() {
     let shards = config.shards;
     let data_dir = config.data_dir.clone();
     let drain = Duration::from_millis(config.shutdown_drain_ms);
+    let warm_restart = config.warm_restart;
     let go_away_window =
         if config.shutdown_go_away { Duration::from_millis(config.shutdown_go_away_window_ms) } else { Duration::ZERO };
     // SIGTERM/SIGINT are blocked before any thread exists, so every thread inherits the
@@ -132,8 +133,9 @@ fn main() {
     }
     tracing::info!("meridian listening on {} (shards {shards}, data dir {})", running.local_addr, data_dir.display());
     // Every acknowledged KV or config write is already on disk and route state is rebuilt
-    // from broker registrations, so stopping flushes nothing: it refuses new connections
-    // and gives the requests being handled `shutdown_drain_ms` to be answered.
+    // from broker registrations, so stopping flushes nothing (but the warm-restart routes,
+    // when on): it refuses new connections and gives the requests being handled
+    // `shutdown_drain_ms` to be answered.
     let signal = wait_for_stop_signal(&stop_signals);
     running.stop_accepting();
     // Logged only now: whoever reads this line may rely on new connections being refused.
@@ -148,10 +150,18 @@ fn main() {
             open => tracing::info!("GO_AWAY window over with {open} connections open"),
         }
     }
+    let drain_deadline = Instant::now() + drain;
     match running.drain(drain) {
         0 => tracing::info!("drained: every request being handled was answered; exiting"),
         left => {
             tracing::warn!("shutdown_drain_ms {} elapsed with {left} requests unanswered; exiting", drain.as_millis())
+        }
+    }
+    // The one thing a stop writes: the routes for a warm restart, within what is left of
+    // shutdown_drain_ms (the writer logs where they went).
+    if warm_restart {
+        if let Err(e) = running.save_warm_restart(drain_deadline) {
+            tracing::warn!("warm restart: routes not saved at stop: {e}; the next start reads the last periodic save");
         }
     }
     std::process::exit(0);

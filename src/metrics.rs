@@ -1,7 +1,7 @@
 //! Metrics: counters and histograms each written by exactly one thread (a shard, or the
 //! route writer) with a plain load + store on atomics — no read-modify-write, no lock, no
 //! shared cache line between writers — and summed over shards when Prometheus scrapes.
-//! The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`) runs on its own thread with a
+//! The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/routediff`) runs on its own thread with a
 //! small tokio runtime (axum), off the RocketMQ port; prometheus-client renders the text.
 //! Must not: take a lock or allocate on the request path.
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Request codes with their own series (everything a NameServer serves); others share "other".
-const REQUEST_CODES: [(i32, &str); 24] = [
+const REQUEST_CODES: [(i32, &str); 25] = [
     (codes::PUT_KV_CONFIG, "PUT_KV_CONFIG"),
     (codes::GET_KV_CONFIG, "GET_KV_CONFIG"),
     (codes::DELETE_KV_CONFIG, "DELETE_KV_CONFIG"),
@@ -42,6 +42,7 @@ const REQUEST_CODES: [(i32, &str); 24] = [
     (codes::GET_BROKER_MEMBER_GROUP, "GET_BROKER_MEMBER_GROUP"),
     (codes::BROKER_HEARTBEAT, "BROKER_HEARTBEAT"),
     (codes::NOTIFY_MIN_BROKER_ID_CHANGE, "NOTIFY_MIN_BROKER_ID_CHANGE"),
+    (codes::MERIDIAN_WATCH_ROUTES, "MERIDIAN_WATCH_ROUTES"),
 ];
 const REQUEST_SLOTS: usize = REQUEST_CODES.len() + 1;
 
@@ -252,6 +253,7 @@ pub struct WriterMetrics {
     broker_addrs: AtomicU64,
     topics: AtomicU64,
     topic_broker_entries: AtomicU64,
+    brokers_provisional: AtomicU64,
 }
 
 impl WriterMetrics {
@@ -282,6 +284,11 @@ impl WriterMetrics {
         self.topics.store(topics as u64, Relaxed);
         self.topic_broker_entries.store(pairs as u64, Relaxed);
     }
+
+    /// Broker addresses loaded by a warm restart and not heard from since.
+    pub fn brokers_provisional(&self, n: usize) {
+        self.brokers_provisional.store(n as u64, Relaxed);
+    }
 }
 
 /// Everything a scrape reads.
@@ -293,6 +300,8 @@ pub struct Metrics {
     pub stopping: Arc<AtomicBool>,
     pub published: SnapshotCell,
     pub started: Instant,
+    /// The peer watch's last report (`peer_namesrv_addrs`); `None` when the watch is off.
+    pub peer_report: Option<crate::route_diff::peer::PeerReportCell>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -314,6 +323,20 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> Result<
 fn gauge_f64(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
     let g = ConstGauge::new(v);
     g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// One unlabelled histogram: the sum of `parts`.
+fn histogram<'h>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    parts: impl IntoIterator<Item = &'h Histogram>,
+) -> Result<(), std::fmt::Error> {
+    let mut merged = Merged::default();
+    for h in parts {
+        h.merge_into(&mut merged);
+    }
+    merged.encode(enc.encode_descriptor(name, help, None, MetricType::Histogram)?)
 }
 
 fn sum_shards(shards: &[Arc<ShardMetrics>], read: impl Fn(&ShardMetrics) -> &AtomicU64) -> u64 {
@@ -417,31 +440,19 @@ impl prometheus_client::collector::Collector for Metrics {
             "REGISTER_BROKER re-sends recognised by their bytes and applied without decoding.",
             sum_shards(shards, |s| &s.registrations_unread),
         )?;
-        {
-            let mut merged = Merged::default();
-            for s in shards {
-                s.registration_decode.merge_into(&mut merged);
-            }
-            let e = enc.encode_descriptor(
-                "meridian_registration_decode_seconds",
-                "Time to decompress and parse a REGISTER_BROKER body.",
-                None,
-                MetricType::Histogram,
-            )?;
-            merged.encode(e)?;
-        }
+        histogram(
+            &mut enc,
+            "meridian_registration_decode_seconds",
+            "Time to decompress and parse a REGISTER_BROKER body.",
+            shards.iter().map(|s| &s.registration_decode),
+        )?;
         let w = &self.writer;
-        {
-            let mut merged = Merged::default();
-            w.registration_apply.merge_into(&mut merged);
-            let e = enc.encode_descriptor(
-                "meridian_registration_apply_seconds",
-                "Time for the route writer to apply one REGISTER_BROKER to the table.",
-                None,
-                MetricType::Histogram,
-            )?;
-            merged.encode(e)?;
-        }
+        histogram(
+            &mut enc,
+            "meridian_registration_apply_seconds",
+            "Time for the route writer to apply one REGISTER_BROKER to the table.",
+            [&w.registration_apply],
+        )?;
         counter(
             &mut enc,
             "meridian_registrations_refused",
@@ -476,9 +487,7 @@ impl prometheus_client::collector::Collector for Metrics {
                 &w.publish,
             ),
         ] {
-            let mut merged = Merged::default();
-            h.merge_into(&mut merged);
-            merged.encode(enc.encode_descriptor(name, help, None, MetricType::Histogram)?)?;
+            histogram(&mut enc, name, help, [h])?;
         }
         let snapshot = self.published.load();
         gauge(
@@ -506,6 +515,12 @@ impl prometheus_client::collector::Collector for Metrics {
             "meridian_brokers_live",
             "Live broker addresses (masters and slaves).",
             w.broker_addrs.load(Relaxed) as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "meridian_brokers_provisional",
+            "Live broker addresses loaded by a warm restart that have not registered or heartbeated since.",
+            w.brokers_provisional.load(Relaxed) as i64,
         )?;
         gauge(&mut enc, "meridian_topics", "Topics in the route table.", w.topics.load(Relaxed) as i64)?;
         gauge(
@@ -539,6 +554,9 @@ impl prometheus_client::collector::Collector for Metrics {
             "1 when /readyz answers 200 (serving routes, not stopping), else 0.",
             i64::from(not_ready_reason(self).is_none()),
         )?;
+        if let Some(cell) = &self.peer_report {
+            crate::route_diff::peer::encode_metrics(cell, &mut enc)?;
+        }
         Ok(())
     }
 }
@@ -664,6 +682,14 @@ fn router(metrics: Arc<Metrics>) -> axum::Router {
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/routediff", {
+            let cell = metrics.peer_report.clone();
+            get(move || {
+                let (status, body) = crate::route_diff::peer::http_routediff(cell.as_ref());
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                async move { (status, [(header::CONTENT_TYPE, "application/json")], body) }
+            })
+        })
         .route(
             "/readyz",
             get(move || {

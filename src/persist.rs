@@ -1,5 +1,6 @@
 //! Durable state: the KV config file, in Java's `kvConfig.json` format, and the config
-//! file UPDATE_NAMESRV_CONFIG rewrites.
+//! file UPDATE_NAMESRV_CONFIG rewrites (and, through `replace_atomic`, the warm-restart
+//! route file, whose format lives in `route::warm`).
 //!
 //! Every write goes to `<file>.tmp`, is fsynced, renamed over the file, and the directory
 //! is fsynced, so a crash leaves either the old or the new content, never a torn file; the
@@ -43,13 +44,19 @@ fn crash_point(step: u32) {
 
 /// Replaces `path` with `bytes` crash-safely (write temp, fsync, rename, fsync dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
     if path.exists() {
         // Best effort, as Java's MixAll.string2File keeps a .bak; the .bak is not the
         // durability mechanism, the rename is.
         let _ = fs::copy(path, sibling(path, ".bak"));
+    }
+    replace_atomic(path, bytes)
+}
+
+/// `write_atomic` without the `.bak` copy, for files nobody restores by hand (the
+/// warm-restart route file, rewritten every few seconds).
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
     }
     let tmp = sibling(path, ".tmp");
     {

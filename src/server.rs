@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::metrics::{Metrics, ShardMetrics, WriterMetrics};
 use crate::route::snapshot::RouteSnapshot;
-use crate::route::writer::{SnapshotCell, Writer, WriterSetup};
+use crate::route::writer::{RouteUpdate, SnapshotCell, Writer, WriterSetup};
 use crate::shard::{self, ShardSetup};
 use crate::{notify, persist};
 use arc_swap::ArcSwap;
@@ -31,6 +31,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub shards: Vec<glommio::ExecutorJoinHandle<()>>,
     pub writer: JoinHandle<()>,
+    /// The writer's queue, for the warm-restart save at a graceful stop.
+    updates: flume::Sender<RouteUpdate>,
     /// Held for the life of the process: the port guard and the data-dir lock.
     _guard: UnixListener,
     _lock: File,
@@ -215,6 +217,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
     let mut closers = Vec::new();
     let mut close_rxs = Vec::new();
+    let (published_signals, published_rxs): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(1)).unzip();
     for _ in 0..config.shards {
         // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
         let (tx, rx) = flume::bounded(1024);
@@ -235,6 +238,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         closers,
         notifications: notify_tx,
         metrics: writer_metrics.clone(),
+        published_signals,
         started_at: Instant::now(),
     });
     let writer = std::thread::Builder::new()
@@ -255,6 +259,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Bound before the shards start, so a taken metrics port fails the start cleanly.
+    let peer_report = crate::route_diff::peer::cell_if_enabled(&config);
     let metrics_addr = match config.metrics_listen {
         Some(addr) => {
             let metrics = Arc::new(Metrics {
@@ -265,6 +270,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
                 stopping: stopping.clone(),
                 published: published.clone(),
                 started: Instant::now(),
+                peer_report: peer_report.clone(),
             });
             Some(crate::metrics::spawn_http(addr, metrics).map_err(err)?)
         }
@@ -280,9 +286,9 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
-    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics);
+    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics).zip(published_rxs);
     let mut listener_fds = Vec::new();
-    for (id, (listener, (((close_requests, connections_open), pokes), metrics))) in
+    for (id, (listener, ((((close_requests, connections_open), pokes), metrics), publish_signal))) in
         listeners.into_iter().zip(per_shard).enumerate()
     {
         let listener_fd = listener.into_raw_fd();
@@ -300,6 +306,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             in_flight: in_flight.clone(),
             stopping: stopping.clone(),
             metrics,
+            publish_signal,
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
         // are honoured): one executor per core, so a shard's connections and its snapshot
@@ -337,6 +344,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             reasons.join("; ")
         )));
     }
+    // Listening on every shard: the peer watch may now read this server over TCP.
+    if let Some(cell) = peer_report {
+        crate::route_diff::peer::spawn(&config, local_addr, cell, stopping.clone()).map_err(err)?;
+    }
     Ok(Running {
         local_addr,
         listener_fds,
@@ -346,6 +357,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         metrics_addr,
         shards,
         writer,
+        updates: updates_tx,
         _guard: guard,
         _lock: lock,
     })
@@ -382,6 +394,16 @@ impl Running {
             }
             std::thread::sleep(DRAIN_POLL);
         }
+    }
+
+    /// With `warm_restart` on, after the drain: has the writer save the route table for the
+    /// next start (after every update queued before), waiting until `deadline`. When it is
+    /// off the writer answers at once and nothing is written.
+    pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), String> {
+        let (reply, answer) = flume::bounded(1);
+        let late = || "not written within shutdown_drain_ms".to_string();
+        self.updates.send_deadline(RouteUpdate::SaveWarmRestart { deadline, reply }, deadline).map_err(|_| late())?;
+        answer.recv_deadline(deadline).map_err(|_| late())?
     }
 
     /// Waits up to `grace` for the requests being handled to be answered. Returns how many

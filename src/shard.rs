@@ -54,6 +54,10 @@ pub struct ShardState {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Written only by this shard; summed with the others' on scrape.
     pub metrics: Arc<ShardMetrics>,
+    /// Notified whenever the writer publishes a snapshot; route watches wait on it.
+    pub snapshot_published: event_listener::Event,
+    /// Route watches held on this shard now (`watches_per_shard_max`).
+    pub watches_held: Cell<usize>,
     /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
     peer_warnings: Rc<WarnLimiter>,
 }
@@ -160,6 +164,8 @@ pub struct ShardSetup {
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
+    /// "A new snapshot is out", from the writer.
+    pub publish_signal: flume::Receiver<()>,
 }
 
 pub async fn run(setup: ShardSetup) {
@@ -186,6 +192,8 @@ pub async fn run(setup: ShardSetup) {
         in_flight: setup.in_flight,
         stopping: setup.stopping,
         metrics: setup.metrics,
+        snapshot_published: event_listener::Event::new(),
+        watches_held: Cell::new(0),
         peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", setup.id))),
         config: setup.config,
     });
@@ -194,6 +202,15 @@ pub async fn run(setup: ShardSetup) {
     // from the waker thread is a foreign wake-up that gets the executor out of such a park.
     let pokes = setup.pokes;
     glommio::spawn_local(async move { while pokes.recv_async().await.is_ok() {} }).detach();
+
+    let publish_signal = setup.publish_signal;
+    let publish_state = state.clone();
+    glommio::spawn_local(async move {
+        while publish_signal.recv_async().await.is_ok() {
+            publish_state.snapshot_published.notify(usize::MAX);
+        }
+    })
+    .detach();
 
     let closer_state = state.clone();
     let close_requests = setup.close_requests;

@@ -318,6 +318,23 @@ pub struct ChurnArgs {
     /// How a churn broker leaves.
     #[arg(long, value_enum, default_value_t = LeaveKind::Unregister)]
     pub leave: LeaveKind,
+    /// Route-watch clients (Meridian extension, request code 43701), each long-polling the
+    /// churned topics on a connection of its own: time from each churn event until each
+    /// holds the new route (`propagation.watch-*`). Max 10000.
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// Longest hold of one watch request (`holdMs`; the server caps it).
+    #[arg(long, default_value = "30s")]
+    #[serde(rename = "watch_hold_ms")]
+    pub watch_hold: Dur,
+    /// Polling clients, as stock RocketMQ clients: each looks up every churned topic once per
+    /// --poll-interval from a random phase (`propagation.poll-*`). Max 10000.
+    #[arg(long, default_value_t = 0)]
+    pub pollers: usize,
+    /// The pollers' interval (Java clients' pollNameServerInterval: 30 s).
+    #[arg(long, default_value = "30s")]
+    #[serde(rename = "poll_interval_ms")]
+    pub poll_interval: Dur,
 }
 
 #[derive(Args, Debug, Clone, Serialize)]

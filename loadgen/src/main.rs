@@ -10,6 +10,8 @@
 //!   thread), and what they share.
 //! - [`client`], [`broker`], [`probe`]: client connections (pipelined, open or closed loop),
 //!   broker instances, visibility probes.
+//! - [`propagation`]: churn's watching and polling clients, timing route changes as
+//!   clients receive them.
 //! - [`net`], [`wire`]: sockets, framing and answer checks, on top of `meridian::protocol`.
 //! - [`stats`], [`cpu`], [`output`]: what is measured and how it is shown.
 //! - [`echo`]: the trivial server that measures loadgen's own ceiling.
@@ -26,6 +28,7 @@ mod echo;
 mod net;
 mod output;
 mod probe;
+mod propagation;
 mod rng;
 mod runtime;
 mod scenario;

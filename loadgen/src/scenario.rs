@@ -13,6 +13,7 @@ use crate::ctx::{micros, sleep_until, Report, Shared, Worker};
 use crate::net::RpcConn;
 use crate::output::{self, Context, HdrLog, Progress};
 use crate::probe::{Expect, Probes};
+use crate::propagation::{self, Change, ObserverSpec, Observers};
 use crate::rng::TopicPicker;
 use crate::runtime::{self, Placement};
 use crate::stats::{code_key, summarize, Metrics};
@@ -47,7 +48,7 @@ enum Kind {
     Lookup,
     Register { repeat: u32, change_fraction: f64 },
     Storm,
-    Churn { interval: Duration, leave: LeaveKind },
+    Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
 }
 
@@ -247,6 +248,29 @@ fn load_plan(
     }))
 }
 
+/// churn's `--watchers`, `--pollers` and their timings, checked.
+fn observer_spec(a: &crate::cli::ChurnArgs) -> Result<ObserverSpec, String> {
+    let max = propagation::OBSERVERS_MAX;
+    if a.watchers > max {
+        return Err(format!("--watchers {} must be at most {max}", a.watchers));
+    }
+    if a.pollers > max {
+        return Err(format!("--pollers {} must be at most {max}", a.pollers));
+    }
+    if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&a.poll_interval.0) {
+        return Err("--poll-interval must be in [10ms, 1h]".into());
+    }
+    if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&a.watch_hold.0) {
+        return Err("--watch-hold must be in [100ms, 10m]".into());
+    }
+    Ok(ObserverSpec {
+        watchers: a.watchers,
+        pollers: a.pollers,
+        poll_interval: a.poll_interval.0,
+        watch_hold: a.watch_hold.0,
+    })
+}
+
 fn mode_text(load: &LoadArgs) -> String {
     match load.rate {
         None => format!("closed loop, {} connections × {} in flight", load.connections, load.inflight),
@@ -323,7 +347,13 @@ fn prepare(command: Command) -> Result<Prepared, String> {
                 return Err("--churn-brokers must be at least 1".into());
             }
             let interval = a.churn_interval.0.max(Duration::from_millis(1));
-            (Kind::Churn { interval, leave: a.leave }, Some(&a.load), vec![("load", Duration::ZERO)], calm)
+            let observers = observer_spec(a)?;
+            (
+                Kind::Churn { interval, leave: a.leave, observers, seed: run.seed },
+                Some(&a.load),
+                vec![("load", Duration::ZERO)],
+                calm,
+            )
         }
         Command::Connections(a) => {
             (Kind::Connections { idle: a.idle_connections }, Some(&a.load), vec![("load", Duration::ZERO)], calm)
@@ -336,14 +366,18 @@ fn prepare(command: Command) -> Result<Prepared, String> {
         Kind::Connections { idle } => idle,
         _ => 0,
     };
+    let observers = match kind {
+        Kind::Churn { observers, .. } => observers.watchers + observers.pollers,
+        _ => 0,
+    };
     // Every socket this process will hold at once, plus room for the rest.
     let instances = workload.as_ref().map_or(0, |w| w.groups.len() * (w.spec.slaves as usize + 1));
-    let fds_needed = (connections + idle + instances * targets.len() + targets.len() * 2) as u64 + FD_SPARE;
+    let fds_needed = (connections + idle + observers + instances * targets.len() + targets.len() * 2) as u64 + FD_SPARE;
     let fd_limit = runtime::raise_fd_limit();
     if fds_needed > fd_limit {
         return Err(format!(
             "this run needs about {fds_needed} file descriptors but RLIMIT_NOFILE is {fd_limit} \
-             (raise `ulimit -n`, or lower --connections / --idle-connections / --brokers)"
+             (raise `ulimit -n`, or lower --connections / --idle-connections / --brokers / --watchers / --pollers)"
         ));
     }
     let mode = match (load, &kind) {
@@ -596,7 +630,55 @@ fn extra_results(plan: &Plan, total: &Metrics, load_seconds: f64, wall: Duration
             ratio
         ));
     }
+    if let Kind::Churn { observers, .. } = &plan.kind {
+        if observers.any() {
+            let (text, figures) = propagation_summary(observers, total);
+            extra["propagation"] = figures;
+            extra["summary"] = json!(text);
+        }
+    }
     extra
+}
+
+/// churn with watchers or pollers: one line per (client kind, change) with what was seen,
+/// missed and how long it took, and the same figures for the JSON.
+fn propagation_summary(spec: &ObserverSpec, total: &Metrics) -> (String, Value) {
+    let pollers = match spec.pollers {
+        0 => "no pollers".to_string(),
+        n => format!("{n} pollers every {}", output::micros_text(spec.poll_interval.as_micros() as u64)),
+    };
+    let mut text = format!(
+        "propagation to clients (churn event start → client holds a route showing it; {} watchers, {pollers}; \
+         missed = not seen before the group's next event or the end)\n",
+        spec.watchers
+    );
+    text.push_str(&format!(
+        "{:<26} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "clients", "events", "seen", "missed", "p50", "p90", "p99", "max"
+    ));
+    let mut figures = serde_json::Map::new();
+    for class in propagation::CLASSES.into_iter().filter(|c| spec.count(*c) > 0) {
+        for change in propagation::CHANGES {
+            let name = propagation::hist_name(class, change);
+            let s = total.hists.get(name).map(summarize).unwrap_or_default();
+            let missed = total.counts.get(&propagation::missed_name(class, change)).copied().unwrap_or(0);
+            let events = total.counts.get(propagation::events_name(change)).copied().unwrap_or(0);
+            let time = |us: u64| if s.count == 0 { "-".to_string() } else { output::micros_text(us) };
+            text.push_str(&format!(
+                "\n{name:<26} {events:>7} {:>7} {missed:>7} {:>9} {:>9} {:>9} {:>9}",
+                s.count,
+                time(s.p50_us),
+                time(s.p90_us),
+                time(s.p99_us),
+                time(s.max_us)
+            ));
+            figures.insert(
+                name.to_string(),
+                json!({ "events": events, "observers": spec.count(class), "seen": s.count, "missed": missed, "time_us": s }),
+            );
+        }
+    }
+    (text, Value::Object(figures))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,12 +869,13 @@ async fn load_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>) {
                 (k, glommio::spawn_local(broker::run_periodic(worker.clone(), sim, schedule, t0)))
             })
             .collect();
-        let churn = match plan.kind {
-            Kind::Churn { interval, leave } if id == 0 => {
-                Some(glommio::spawn_local(churn_driver(worker.clone(), plan.clone(), interval, leave, end)))
-            }
-            _ => None,
-        };
+        let churn =
+            match plan.kind {
+                Kind::Churn { interval, leave, observers, seed } if id == 0 => Some(glommio::spawn_local(
+                    churn_driver(worker.clone(), plan.clone(), interval, leave, observers, seed, end),
+                )),
+                _ => None,
+            };
         match &engine {
             Some(engine) => engine.run(t0, end).await,
             None => {
@@ -817,8 +900,19 @@ async fn load_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>) {
 }
 
 /// The churn events, on worker 0: every `interval` one churn broker joins or leaves, and
-/// probes on every target time how long until a lookup shows it.
-async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, leave: LeaveKind, end: Instant) {
+/// probes on every target time how long until a lookup shows it. With `--watchers` /
+/// `--pollers`, simulated clients time the same events until they hold the new route
+/// (propagation.rs); they stop when the last event's probes are done.
+#[allow(clippy::too_many_arguments)]
+async fn churn_driver(
+    worker: Rc<Worker>,
+    plan: Arc<Plan>,
+    interval: Duration,
+    leave: LeaveKind,
+    observer_spec: ObserverSpec,
+    seed: u64,
+    end: Instant,
+) {
     let (Some(workload), Some(brokers)) = (&plan.workload, &plan.brokers) else { return };
     let targets = worker.shared.targets.clone();
     let mut probes = match Probes::connect(&targets, plan.probe_style, CALL_TIMEOUT).await {
@@ -830,6 +924,20 @@ async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, l
     };
     let first = workload.spec.broker_groups;
     let count = workload.spec.churn_groups;
+    // Per churn group: the topic the probes look at, and the broker that comes and goes.
+    let churned: Vec<(String, String)> = (first..first + count)
+        .map(|g| {
+            let group = &workload.groups[g as usize];
+            (workload.topic_names[group.topics[0] as usize].clone(), group.name.clone())
+        })
+        .collect();
+    let (observers, observer_tasks) = if observer_spec.any() {
+        let observers = Observers::new(&worker, &churned, observer_spec);
+        let tasks = observers.spawn(&worker, &targets, plan.probe_style, CALL_TIMEOUT, seed);
+        (Some(observers), tasks)
+    } else {
+        (None, Vec::new())
+    };
     let mut present: Vec<Option<BrokerSim>> = (0..count).map(|_| None).collect();
     let mut next = worker.t0() + interval;
     let mut event: u64 = 0;
@@ -837,14 +945,17 @@ async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, l
         let c = (event % count as u64) as usize;
         event += 1;
         let group = first + c as u32;
-        let name = workload.groups[group as usize].name.clone();
-        let topic = workload.topic_names[workload.groups[group as usize].topics[0] as usize].clone();
+        let (topic, name) = churned[c].clone();
         match present[c].take() {
             None => {
                 let mut sim = BrokerSim::new(brokers.clone(), group, 0);
                 sim.body_bytes(&worker).await;
                 let expect = Expect::Present { broker: name, read_queue_nums: None };
-                let running = probes.start(&worker, &topic, expect, Instant::now());
+                let started = Instant::now();
+                if let Some(observers) = &observers {
+                    observers.begin(c, Change::Join, started);
+                }
+                let running = probes.start(&worker, &topic, expect, started);
                 let answers = sim.register(&worker, "register.churn-join").await;
                 for (i, answer) in answers.iter().enumerate() {
                     if answer.is_err() {
@@ -857,7 +968,11 @@ async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, l
             }
             Some(mut sim) => {
                 let expect = Expect::Absent { broker: name };
-                let running = probes.start(&worker, &topic, expect, Instant::now());
+                let started = Instant::now();
+                if let Some(observers) = &observers {
+                    observers.begin(c, Change::Leave, started);
+                }
+                let running = probes.start(&worker, &topic, expect, started);
                 match leave {
                     LeaveKind::Unregister => {
                         let answers = sim.unregister(&worker, "unregister.churn-leave").await;
@@ -875,6 +990,12 @@ async fn churn_driver(worker: Rc<Worker>, plan: Arc<Plan>, interval: Duration, l
             }
         }
         next = (next + interval).max(Instant::now());
+    }
+    if let Some(observers) = &observers {
+        observers.close(&worker);
+        for task in observer_tasks {
+            task.await;
+        }
     }
     for mut sim in present.into_iter().flatten() {
         sim.unregister(&worker, "unregister").await;

@@ -96,6 +96,14 @@ impl Metrics {
         hist.saturating_record(value_us.max(1));
     }
 
+    /// Makes histogram `name` exist even if nothing is ever recorded in it, so the table
+    /// and the JSON show an empty row rather than nothing.
+    pub fn declare(&mut self, name: &str) {
+        if !self.hists.contains_key(name) {
+            self.hists.insert(name.to_string(), histogram());
+        }
+    }
+
     pub fn count(&mut self, name: &str, n: u64) {
         *self.counts.entry(name.to_string()).or_default() += n;
     }

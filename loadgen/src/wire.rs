@@ -256,15 +256,59 @@ impl RouteSummary {
     }
 }
 
+impl From<RouteJson> for RouteSummary {
+    fn from(route: RouteJson) -> RouteSummary {
+        RouteSummary {
+            queues: route
+                .queue_datas
+                .into_iter()
+                .map(|q| (q.broker_name, q.read_queue_nums, q.write_queue_nums))
+                .collect(),
+            brokers: route.broker_datas.into_iter().map(|b| (b.broker_name, b.broker_addrs.len())).collect(),
+        }
+    }
+}
+
 /// Parses a TopicRouteData body in the standard or the legacy (unquoted integer keys) form.
 pub fn parse_route(body: &[u8]) -> Result<RouteSummary, String> {
     let json = quote_integer_keys(body);
     let route: RouteJson =
         serde_json::from_slice(&json).map_err(|e| format!("route body is not TopicRouteData: {e}"))?;
-    Ok(RouteSummary {
-        queues: route.queue_datas.into_iter().map(|q| (q.broker_name, q.read_queue_nums, q.write_queue_nums)).collect(),
-        brokers: route.broker_datas.into_iter().map(|b| (b.broker_name, b.broker_addrs.len())).collect(),
-    })
+    Ok(route.into())
+}
+
+/// One topic of a route-watch answer (Meridian extension, request code 43701).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchChange {
+    pub topic: String,
+    /// The route version to hold from now on (0: the topic has no route).
+    pub version: u64,
+    /// The route, reduced as `parse_route` does; `None` when the topic has no route.
+    pub route: Option<RouteSummary>,
+}
+
+#[derive(Deserialize)]
+struct WatchAnswerJson {
+    changed: BTreeMap<String, WatchChangeJson>,
+}
+
+#[derive(Deserialize)]
+struct WatchChangeJson {
+    version: u64,
+    route: Option<RouteJson>,
+}
+
+/// Parses a route-watch answer body `{"generation":G,"changed":{"T":{"version":V,"route":{…}|null}}}`;
+/// an empty `changed` means the hold passed without a change.
+pub fn parse_watch_answer(body: &[u8]) -> Result<Vec<WatchChange>, String> {
+    let json = quote_integer_keys(body);
+    let answer: WatchAnswerJson =
+        serde_json::from_slice(&json).map_err(|e| format!("watch answer is not {{\"changed\":{{…}}}}: {e}"))?;
+    Ok(answer
+        .changed
+        .into_iter()
+        .map(|(topic, c)| WatchChange { topic, version: c.version, route: c.route.map(RouteSummary::from) })
+        .collect())
 }
 
 /// Why a route answer failed its check: a stable category (the error key, free of topic
@@ -384,6 +428,23 @@ mod tests {
 
     const STANDARD: &str = r#"{"brokerDatas":[{"brokerAddrs":{"0":"10.0.0.1:10911","1":"10.0.0.2:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#;
     const LEGACY: &str = r#"{"brokerDatas":[{"brokerAddrs":{0:"10.0.0.1:10911",1:"10.0.0.2:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#;
+
+    #[test]
+    fn watch_answers_parse() {
+        let body = format!(
+            r#"{{"generation":12,"changed":{{"TopicA":{{"version":9,"route":{STANDARD}}},"TopicB":{{"version":0,"route":null}}}}}}"#
+        );
+        let changes = parse_watch_answer(body.as_bytes()).unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!((changes[0].topic.as_str(), changes[0].version), ("TopicA", 9));
+        let route = changes[0].route.as_ref().unwrap();
+        assert!(route.has_broker("broker-a"));
+        assert!(!route.has_broker("broker-b"));
+        assert_eq!(changes[1], WatchChange { topic: "TopicB".into(), version: 0, route: None });
+        assert_eq!(parse_watch_answer(br#"{"generation":3,"changed":{}}"#).unwrap(), vec![]);
+        assert!(parse_watch_answer(b"{\"generation\":3}").is_err(), "changed is required");
+        assert!(parse_watch_answer(b"not json").is_err());
+    }
 
     fn check_quote(input: &str, expected: &str) {
         assert_eq!(String::from_utf8(quote_integer_keys(input.as_bytes()).into_owned()).unwrap(), expected);

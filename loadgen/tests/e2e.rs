@@ -107,6 +107,8 @@ impl Server {
         let dir = TempDir::new("meridian");
         let mut command = Command::new(meridian_bin());
         command.args(["--listen", "127.0.0.1:0", "--shards", "1", "--data-dir"]).arg(dir.0.join("data"));
+        // Servers of tests running in parallel cannot all bind the default metrics port.
+        command.args(["--set", "metrics_listen=off"]);
         command.env("RUST_LOG", "warn,meridian=info");
         Server::start(command, "meridian listening on ", dir)
     }
@@ -334,6 +336,46 @@ fn churn_by_closing_connections() {
     let (_, document) = run_loadgen(&server, &args);
     assert!(event_count(&document, "visible.churn-join") > 0);
     assert!(event_count(&document, "visible.churn-leave") > 0, "a closed connection unregisters the broker");
+}
+
+#[test]
+fn churn_watchers_and_pollers_time_every_event() {
+    let server = Server::meridian();
+    let mut args = vec!["churn"];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(&[
+        "--duration",
+        "2s",
+        "--churn-interval",
+        "200ms",
+        "--watchers",
+        "3",
+        "--pollers",
+        "2",
+        "--poll-interval",
+        "100ms",
+    ]);
+    let (output, document) = run_loadgen(&server, &args);
+    let counts = &document["counts"];
+    let count = |name: &str| counts[name].as_u64().unwrap_or_else(|| panic!("count {name:?} missing: {counts}"));
+    let (joins, leaves) = (count("propagation events (join)"), count("propagation events (leave)"));
+    assert!(joins > 0 && leaves > 0, "churn events were timed");
+    assert!(event_count(&document, "propagation.watch-join") > 0, "watchers saw joins");
+    assert!(event_count(&document, "propagation.watch-leave") > 0, "watchers saw leaves");
+    assert!(count("watch answers") > 0);
+    assert!(count("poll lookups") > 0);
+    // Every event is either seen or counted missed, by every observer (no timing asserted).
+    for (kind, observers) in [("watch", 3), ("poll", 2)] {
+        for (change, events) in [("join", joins), ("leave", leaves)] {
+            let name = format!("propagation.{kind}-{change}");
+            assert!(document["events_us"][&name].is_object(), "{name} is reported even if empty");
+            let seen = event_count(&document, &name);
+            let missed = count(&format!("{name} missed"));
+            assert_eq!(seen + missed, events * observers, "{name}: seen {seen} + missed {missed}");
+            assert_eq!(document["results"]["propagation"][&name]["seen"], seen);
+        }
+    }
+    assert!(String::from_utf8_lossy(&output.stdout).contains("propagation to clients"), "the summary is printed");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Request and response codes, named as in RocketMQ's `RequestCode` / `ResponseCode`.
-//! Holds no logic.
+//! Holds no logic beyond naming them.
 
 // Request codes served by the NameServer (requests.md §1).
 pub const PUT_KV_CONFIG: i32 = 100;
@@ -27,6 +27,10 @@ pub const GET_BROKER_MEMBER_GROUP: i32 = 901;
 pub const BROKER_HEARTBEAT: i32 = 904;
 pub const NOTIFY_MIN_BROKER_ID_CHANGE: i32 = 905;
 
+/// Meridian extension (not RocketMQ): watch topics' routes, long-polled (src/watch.rs). Far
+/// from every RocketMQ range (0–1013, 2000s, 3001–3010, 200050+); stock NameServers answer 3.
+pub const MERIDIAN_WATCH_ROUTES: i32 = 43_701;
+
 // Response codes a NameServer emits (requests.md §0).
 pub const SUCCESS: i32 = 0;
 pub const SYSTEM_ERROR: i32 = 1;
@@ -40,6 +44,21 @@ pub const QUERY_NOT_FOUND: i32 = 22;
 pub const GO_AWAY: i32 = 1500;
 /// `MQVersion.V5_3_1` ordinal: only clients newer than this understand GO_AWAY.
 pub const VERSION_GO_AWAY_AFTER: i32 = 475;
+
+/// RocketMQ's name of a response code a NameServer sends (requests.md §0).
+pub fn response_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        SUCCESS => "SUCCESS",
+        SYSTEM_ERROR => "SYSTEM_ERROR",
+        SYSTEM_BUSY => "SYSTEM_BUSY",
+        REQUEST_CODE_NOT_SUPPORTED => "REQUEST_CODE_NOT_SUPPORTED",
+        NO_PERMISSION => "NO_PERMISSION",
+        TOPIC_NOT_EXIST => "TOPIC_NOT_EXIST",
+        QUERY_NOT_FOUND => "QUERY_NOT_FOUND",
+        GO_AWAY => "GO_AWAY",
+        _ => return None,
+    })
+}
 
 /// `MQVersion.CURRENT_VERSION` ordinal of V5_3_3, stamped on every answer as Java does.
 pub const VERSION_CURRENT: i32 = 479;

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod snapshot;
 pub mod table;
+pub mod warm;
 pub mod writer;
 
 #[cfg(test)]
@@ -15,6 +16,10 @@ mod model_tests;
 pub struct ConnId(pub u64);
 
 impl ConnId {
+    /// No connection: a broker loaded by a warm restart (`warm`), until it registers. An
+    /// accepted connection could carry it only on a 65,536th shard.
+    pub const NONE: ConnId = ConnId(u64::MAX);
+
     pub fn new(shard: usize, seq: u64) -> ConnId {
         debug_assert!(shard < (1 << 16));
         ConnId(((shard as u64) << 48) | (seq & ((1 << 48) - 1)))

@@ -78,6 +78,9 @@ impl RouteModel {
 #[derive(Debug)]
 pub struct TopicRoute {
     pub model: RouteModel,
+    /// Generation of the snapshot that built this route: it changes exactly when the route
+    /// is rebuilt, which is what route watchers compare (0 until published).
+    pub version: u64,
     /// For request version ≥ 401 or `acceptStandardJsonOnly=true`.
     standard: OnceLock<Bytes>,
     /// fastjson default form, for older clients.
@@ -86,7 +89,7 @@ pub struct TopicRoute {
 
 impl TopicRoute {
     pub fn new(model: RouteModel) -> TopicRoute {
-        TopicRoute { model, standard: OnceLock::new(), legacy: OnceLock::new() }
+        TopicRoute { model, version: 0, standard: OnceLock::new(), legacy: OnceLock::new() }
     }
 
     /// The answer body in `flavour`, encoded once per route.
@@ -243,7 +246,8 @@ impl RouteSnapshot {
         next.topics.reserve_for(changes.topics.iter().map(|t| &**t));
         for topic in changes.topics {
             match build_topic_route(table, &topic, options) {
-                Some(route) => {
+                Some(mut route) => {
+                    route.version = next.generation;
                     next.topics.insert(topic, Arc::new(route));
                 }
                 None => {

@@ -11,6 +11,9 @@ use crate::protocol::body::{BrokerData, DataVersion, QueueData, RegisterBrokerBo
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+mod image;
+pub use image::{Restored, SavedLive, TableImage};
+
 /// Hash maps keyed by peer-supplied names: foldhash (seeded per process) instead of SipHash,
 /// which was the largest single cost of applying a 60k-topic registration.
 /// hashbrown rather than std's wrapper for `entry_ref`: one hash of a topic name finds its
@@ -107,6 +110,9 @@ pub struct LiveInfo {
     pub topics_intact: bool,
     /// `RegisterBroker::body_fingerprint` of the last registration applied in full.
     pub body_fingerprint: u64,
+    /// Loaded from the warm-restart file and not heard from since (no connection, served
+    /// like a live broker until it registers, heartbeats or expires; see `image`).
+    pub provisional: bool,
 }
 
 /// REGISTER_BROKER after header and body decoding.
@@ -379,6 +385,8 @@ impl RouteTable {
         }
         let id_known =
             self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
+        // A broker loaded by a warm restart: its registration replaces what was loaded.
+        let was_provisional = self.live.get(&key).is_some_and(|l| l.provisional);
 
         // Step 6: an address change for this id loses against a newer controller epoch.
         if let Some(bd) = self.broker_addr.get(&req.broker_name) {
@@ -453,7 +461,7 @@ impl RouteTable {
         bd.broker_addrs.retain(|id, addr| !(*addr == req.broker_addr && *id != req.broker_id));
         // Step 8.
         let old_addr = bd.broker_addrs.insert(req.broker_id, req.broker_addr.clone());
-        register_first |= old_addr.is_none();
+        register_first |= old_addr.is_none() || was_provisional;
         // Step 9.
         let is_master = req.broker_id == MASTER_ID;
         let min_id = *bd.broker_addrs.keys().next().expect("just inserted an address");
@@ -522,6 +530,7 @@ impl RouteTable {
                 ha_server_addr: req.ha_server_addr.clone(),
                 topics_intact,
                 body_fingerprint,
+                provisional: false,
             },
         );
         // Step 12.
@@ -759,6 +768,7 @@ impl RouteTable {
             Some(live) => {
                 let changed = live.data_version != *dv;
                 live.last_update_ms = now_ms;
+                live.provisional = false;
                 (changed, Some(live.data_version))
             }
             None => (true, None),
@@ -770,6 +780,7 @@ impl RouteTable {
         let key = BrokerAddrKey { cluster: cluster.to_string(), addr: addr.to_string() };
         if let Some(live) = self.live.get_mut(&key) {
             live.last_update_ms = now_ms;
+            live.provisional = false;
         }
     }
 

@@ -12,7 +12,7 @@ use super::snapshot::{RouteBuildOptions, RouteSnapshot};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
-use super::{events, ConnId};
+use super::{events, warm, ConnId};
 use crate::config::Config;
 use crate::logging::{Admit, WarnLimiter};
 use crate::metrics::{RemovalCause, WriterMetrics};
@@ -85,6 +85,12 @@ pub enum RouteUpdate {
         request: AdminRequest,
         reply: Reply<Answer>,
     },
+    /// Graceful stop with `warm_restart` on: save the routes for the next start, after
+    /// everything queued before it; answered once written, or at `deadline`.
+    SaveWarmRestart {
+        deadline: Instant,
+        reply: Reply<Result<(), String>>,
+    },
 }
 
 /// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
@@ -101,6 +107,8 @@ pub struct WriterSetup {
     /// NOTIFY_MIN_BROKER_ID_CHANGE messages for the notifier thread.
     pub notifications: flume::Sender<MinIdNotification>,
     pub metrics: Arc<WriterMetrics>,
+    /// One per shard, capacity 1: "a new snapshot is out" (wakes route watches).
+    pub published_signals: Vec<flume::Sender<()>>,
     pub started_at: Instant,
 }
 
@@ -113,10 +121,13 @@ pub struct Writer {
     closers: Vec<flume::Sender<ConnId>>,
     notifications: flume::Sender<MinIdNotification>,
     metrics: Arc<WriterMetrics>,
+    published_signals: Vec<flume::Sender<()>>,
     started_at: Instant,
     build: RouteBuildOptions,
     /// Warnings about peers (refused registrations): bounded per window.
     peer_warnings: WarnLimiter,
+    /// Periodic and final route saves for a warm restart (`warm_restart` on).
+    warm: Option<warm::WarmRestart>,
 }
 
 enum Pending {
@@ -124,6 +135,7 @@ enum Pending {
     Register(Reply<Option<Answer>>, Option<Answer>),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
+    WarmSave(Reply<Result<(), String>>, Instant),
 }
 
 fn table_limits(config: &Config) -> TableLimits {
@@ -145,11 +157,17 @@ impl Writer {
             closers: setup.closers,
             notifications: setup.notifications,
             metrics: setup.metrics,
+            published_signals: setup.published_signals,
             started_at: setup.started_at,
             build: RouteBuildOptions::default(),
             peer_warnings: WarnLimiter::new("route writer"),
+            warm: None,
         };
         w.apply_switches();
+        // A warm restart loads the saved routes before the first snapshot is published.
+        let now_ms = w.now_ms();
+        w.warm = warm::WarmRestart::start(&w.config, &mut w.table, now_ms);
+        w.record_table_sizes();
         // The first snapshot already carries the switches (e.g. needWaitForService).
         let not_ready_until = w.not_ready_until();
         let first = w.published.load().next(&mut w.table, &w.build, not_ready_until);
@@ -197,6 +215,7 @@ impl Writer {
         loop {
             // Wake for the scan, or to report warnings the limiter suppressed.
             let wake = self.peer_warnings.flush_due().map_or(next_scan, |due| due.min(next_scan));
+            let wake = self.warm.as_ref().map_or(wake, |warm| wake.min(warm.next_due()));
             let timeout = wake.saturating_duration_since(Instant::now());
             match self.updates.recv_timeout(timeout) {
                 Ok(first) => {
@@ -216,6 +235,10 @@ impl Writer {
             if Instant::now() >= next_scan {
                 self.scan();
                 next_scan = Instant::now() + scan_interval;
+            }
+            let (generation, now_ms) = (self.published.load().generation, self.now_ms());
+            if let Some(warm) = &mut self.warm {
+                warm.tick(&self.table, generation, now_ms);
             }
         }
     }
@@ -269,6 +292,7 @@ impl Writer {
                     let answer = self.admin(request);
                     pending.push(Pending::Answer(reply, answer));
                 }
+                RouteUpdate::SaveWarmRestart { deadline, reply } => pending.push(Pending::WarmSave(reply, deadline)),
             }
         }
         self.flush_unregisters(&mut unregisters);
@@ -290,6 +314,7 @@ impl Writer {
                 Pending::Register(r, v) => r.send(v).map_err(|_| ()),
                 Pending::Unit(r) => r.send(()).map_err(|_| ()),
                 Pending::Version(r, v) => r.send(v).map_err(|_| ()),
+                Pending::WarmSave(r, deadline) => r.send(self.save_warm(deadline)).map_err(|_| ()),
             };
         }
     }
@@ -346,8 +371,18 @@ impl Writer {
         }
     }
 
+    /// The final save of a warm restart (a no-op when it is off).
+    fn save_warm(&mut self, deadline: Instant) -> Result<(), String> {
+        let now_ms = self.now_ms();
+        match &mut self.warm {
+            Some(warm) => warm.final_save(&self.table, now_ms, deadline),
+            None => Ok(()),
+        }
+    }
+
     /// Table sizes for the metrics gauges (the (topic, broker) count walks broker names).
     fn record_table_sizes(&self) {
+        self.metrics.brokers_provisional(self.warm.as_ref().map_or(0, |warm| warm.provisional(&self.table)));
         let t = &self.table;
         self.metrics.table_sizes(
             t.clusters().len(),
@@ -390,6 +425,10 @@ impl Writer {
             return; // nothing a reader can see changed
         }
         self.published.store(Arc::new(next));
+        for signal in &self.published_signals {
+            // Full: a signal is already pending, which covers this snapshot too.
+            let _ = signal.try_send(());
+        }
     }
 
     // ---------- admin and KV ----------
