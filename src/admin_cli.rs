@@ -204,7 +204,7 @@ pub enum Verb {
         #[arg(long)]
         probe: bool,
     },
-    /// Compares the routes every NameServer given serves (codes 106, 206, 105); exit 4 if they differ
+    /// Compares the routes every NameServer given serves (codes 106, 206, 105, 43702); exit 4 if they differ
     #[command(
         name = "routeDiff",
         long_about = "Compares what every NameServer given (-n 'a:9876;b:9876') serves, with stock read \
@@ -214,9 +214,12 @@ pub enum Verb {
             name, id, address) some list and others do not; topics with a route on some only; and for \
             topics routed everywhere, per broker name, differing queue data (readQueueNums, \
             writeQueueNums, perm, topicSysFlag) and broker addresses.\n\n\
-            Data versions are not compared: the only stock request that shows them, QUERY_DATA_VERSION \
-            (322), makes a Java NameServer refresh the broker's heartbeat timestamp (it would keep a dead \
-            broker alive), so it is never sent.\n\n\
+            Data versions (what each broker last registered) are compared between Meridians, read with \
+            Meridian's MERIDIAN_BROKER_LIVE_TABLE (43702); a stock NameServer refuses that code and is named \
+            in a note. QUERY_DATA_VERSION (322) is never sent: it makes a Java NameServer refresh the \
+            broker's heartbeat timestamp (a monitor would keep a dead broker alive).\n\n\
+            The report starts with a table per broker name: which NameServers' cluster info lacks it, \
+            how many topics it is routed differently in, and what differs.\n\n\
             The NameServers are read at the same time but not atomically: a broker registering meanwhile \
             can show as a difference; run again to confirm. The human report shows at most 100 rows per \
             kind; --json lists every difference.\n\n\
@@ -1156,25 +1159,9 @@ impl Table {
     }
 
     fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
+        let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
         let mut out = String::new();
-        for row in std::iter::once(&self.header).chain(&self.rows) {
-            let mut line = String::new();
-            for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
-                if index > 0 {
-                    line.push_str("  ");
-                }
-                line.push_str(cell);
-                line.extend(std::iter::repeat_n(' ', width - cell.chars().count()));
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
+        crate::route_diff::render_table(&mut out, &header, &self.rows);
         out
     }
 }

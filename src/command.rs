@@ -159,6 +159,7 @@ impl Command {
                 Command::Admin(AdminRequest::GetKvList { namespace: required(h, "namespace")?.to_string() })
             }
             codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Command::Admin(AdminRequest::AllTopics),
+            codes::MERIDIAN_BROKER_LIVE_TABLE => Command::Admin(AdminRequest::BrokerLiveTable),
             codes::GET_TOPICS_BY_CLUSTER => {
                 Command::Admin(AdminRequest::TopicsByCluster { cluster: required(h, "cluster")?.to_string() })
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Request codes with their own series (everything a NameServer serves); others share "other".
-const REQUEST_CODES: [(i32, &str); 25] = [
+const REQUEST_CODES: [(i32, &str); 26] = [
     (codes::PUT_KV_CONFIG, "PUT_KV_CONFIG"),
     (codes::GET_KV_CONFIG, "GET_KV_CONFIG"),
     (codes::DELETE_KV_CONFIG, "DELETE_KV_CONFIG"),
@@ -43,6 +43,7 @@ const REQUEST_CODES: [(i32, &str); 25] = [
     (codes::BROKER_HEARTBEAT, "BROKER_HEARTBEAT"),
     (codes::NOTIFY_MIN_BROKER_ID_CHANGE, "NOTIFY_MIN_BROKER_ID_CHANGE"),
     (codes::MERIDIAN_WATCH_ROUTES, "MERIDIAN_WATCH_ROUTES"),
+    (codes::MERIDIAN_BROKER_LIVE_TABLE, "MERIDIAN_BROKER_LIVE_TABLE"),
 ];
 const REQUEST_SLOTS: usize = REQUEST_CODES.len() + 1;
 

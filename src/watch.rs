@@ -151,8 +151,13 @@ pub struct RouteChange {
 #[derive(Debug)]
 pub enum WatchError {
     Io(std::io::Error),
-    /// The NameServer does not know the watch request (a stock RocketMQ NameServer): poll.
-    Unsupported,
+    /// The NameServer does not serve the watch request (a stock RocketMQ NameServer: Java
+    /// answers 3 REQUEST_CODE_NOT_SUPPORTED, rocketmq-rust 16 NO_PERMISSION for any code it
+    /// does not know): poll instead.
+    Unsupported {
+        code: i32,
+        remark: Option<String>,
+    },
     /// The NameServer refused the watch (e.g. SYSTEM_BUSY at watches_per_shard_max).
     Refused {
         code: i32,
@@ -165,7 +170,11 @@ impl std::fmt::Display for WatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WatchError::Io(e) => write!(f, "watch connection: {e}"),
-            WatchError::Unsupported => write!(f, "the NameServer does not support route watch (code 3); poll instead"),
+            WatchError::Unsupported { code, remark } => write!(
+                f,
+                "the NameServer does not support route watch (code {code} {}); poll instead",
+                remark.as_deref().unwrap_or("")
+            ),
             WatchError::Refused { code, remark } => {
                 write!(f, "watch refused: code {code} {}", remark.as_deref().unwrap_or(""))
             }
@@ -253,7 +262,11 @@ impl RouteWatcher {
             }
             return match answer.code {
                 codes::SUCCESS => self.apply(&whole[parts.body]),
-                codes::REQUEST_CODE_NOT_SUPPORTED => Err(WatchError::Unsupported),
+                // Meridian answers neither to a watch: these are a stock NameServer's refusal
+                // of a code it does not know.
+                code @ (codes::REQUEST_CODE_NOT_SUPPORTED | codes::NO_PERMISSION) => {
+                    Err(WatchError::Unsupported { code, remark: answer.remark })
+                }
                 code => Err(WatchError::Refused { code, remark: answer.remark }),
             };
         }

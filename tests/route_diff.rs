@@ -7,81 +7,11 @@
 
 mod common;
 
-use common::builders::{crc32, json_body, topic};
-use common::{poll_until, Client, Request, Server, POLL_DEADLINE};
+use common::builders::{call_ok, register_request, topic};
+use common::cli::{admin, dead_addr};
+use common::{poll_until, Client, Server, POLL_DEADLINE};
 use meridian::protocol::body::TopicConfig;
-use meridian::protocol::codes::REGISTER_BROKER;
 use serde_json::{json, Value};
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A CLI run that takes longer than this is killed and the test fails.
-const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
-    }
-
-    #[track_caller]
-    fn expect_code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "exit code; {self:?}");
-        self
-    }
-}
-
-/// `meridian admin ARGS`, without any inherited NAMESRV_ADDR.
-fn admin(args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
-    command.arg("admin").args(args).env_remove("NAMESRV_ADDR").stdin(Stdio::null());
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawning meridian admin");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let end = Instant::now() + ADMIN_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= end {
-            // Child::kill signals this child's PID only.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("meridian admin {args:?} still running after {ADMIN_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: status.code().unwrap_or_else(|| panic!("meridian admin {args:?} killed by a signal: {status:?}")),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// An address nothing listens on: a port the kernel handed out and that was closed again.
-fn dead_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-    let addr = listener.local_addr().expect("local_addr");
-    drop(listener);
-    addr.to_string()
-}
 
 /// Registers a broker over `conn`; it stays registered while `conn` stays open.
 #[track_caller]
@@ -90,18 +20,7 @@ fn register(conn: &mut Client, name: &str, addr: &str, topics: &[TopicConfig]) {
     // §2 step 7): announce the broker with an empty table first.
     let versions: &[(i64, &[TopicConfig])] = if topics.len() == 1 { &[(1, &[]), (2, topics)] } else { &[(2, topics)] };
     for (counter, topics) in versions {
-        let body = json_body(*counter, topics);
-        let request = Request::new(REGISTER_BROKER)
-            .ext("brokerName", name)
-            .ext("brokerAddr", addr)
-            .ext("clusterName", "c1")
-            .ext("brokerId", 0)
-            .ext("haServerAddr", "")
-            .ext("compressed", "false")
-            .ext("bodyCrc32", crc32(&body))
-            .body(body);
-        let reply = conn.call(&request);
-        assert_eq!(reply.code(), 0, "registering {name}: {}", reply.header);
+        call_ok(conn, &register_request("c1", name, 0, addr, "", *counter, topics));
     }
 }
 
@@ -140,6 +59,14 @@ fn assert_staged_differences(report: &Value, a: &str, b: &str) {
         "{report:#}"
     );
     assert_eq!(report["brokerAddrs"], json!([]), "{report:#}");
+    // X registered the same data version on both (counter 2), however its topics differ.
+    assert_eq!(report["dataVersions"], json!([]), "{report:#}");
+    assert_eq!(
+        report["byBrokerName"],
+        json!([{"brokerName": "broker-x", "missingOn": [], "topics": 1, "differs": ["readQueueNums", "writeQueueNums"]},
+               {"brokerName": "broker-y", "missingOn": [b], "topics": 1, "differs": ["cluster info", "route absent"]}]),
+        "{report:#}"
+    );
     assert_eq!((report["brokersCompared"].as_u64(), report["topicsCompared"].as_u64()), (Some(2), Some(3)));
     assert_eq!(report["routesCompared"], true);
 }
@@ -171,8 +98,11 @@ fn route_diff_names_exactly_the_staged_differences_and_exits_by_outcome() {
     row(&["c1", "broker-y", "0", Y_ADDR, &a_addr, &b_addr]);
     row(&["TY", &a_addr, &b_addr]);
     row(&["TQ", "broker-x", &a_addr, "4", "4", "6(R|W)", "0"]);
+    row(&["broker-y", &b_addr, "1", "cluster", "info,route", "absent"]);
+    row(&["broker-x", "-", "1", "readQueueNums,writeQueueNums"]);
     row(&[&b_addr, "8", "8", "6(R|W)", "0"]);
     for title in [
+        "By broker name (the tables below in short) (2):",
         "Brokers in the cluster info of some NameServers only (1):",
         "Topics with a route on some NameServers only (1):",
         "Queue data that differs (1):",
@@ -210,7 +140,7 @@ fn route_diff_names_exactly_the_staged_differences_and_exits_by_outcome() {
 }
 
 #[test]
-fn route_diff_of_identical_namesrvs_exits_0() {
+fn route_diff_of_identical_namesrvs_exits_0_and_a_newer_data_version_on_one_is_named() {
     let c = Server::start(&[]);
     let d = Server::start(&[]);
     let mut x_c = c.client();
@@ -225,6 +155,27 @@ fn route_diff_of_identical_namesrvs_exits_0() {
     );
     let report = admin(&["routeDiff", "-n", &both, "--json"]).expect_code(0).json();
     assert_eq!((report["agree"].clone(), report["differenceCount"].clone()), (json!(true), json!(0)));
+    assert_eq!(report["notes"], json!([]), "both are Meridian: data versions were compared");
+
+    // X registers data version 5 with d only (its registration to c was lost): the routes are
+    // still alike, the data versions are not.
+    let topics = [topic("TX", 4, 6), topic("TQ", 8, 6)];
+    call_ok(&mut x_d, &register_request("c1", "broker-x", 0, X_ADDR, "", 5, &topics));
+    let report = admin(&["routeDiff", "-n", &both, "--json"]).expect_code(4).json();
+    assert_eq!(report["differenceCount"], 1, "{report:#}");
+    let version =
+        |counter: i64| json!({"stateVersion": 0, "timestamp": 1_700_000_000_000i64 + counter, "counter": counter});
+    assert_eq!(
+        report["dataVersions"],
+        json!([{"cluster": "c1", "addr": X_ADDR, "values": [
+            {"namesrvs": [c.addr().to_string()], "value": version(2)},
+            {"namesrvs": [d.addr().to_string()], "value": version(5)}]}]),
+        "{report:#}"
+    );
+    assert_eq!(report["byBrokerName"][0]["differs"], json!(["dataVersion"]), "{report:#}");
+    let human = admin(&["routeDiff", "-n", &both]).expect_code(4).stdout;
+    assert!(human.starts_with("1 difference (1 data version)"), "{human}");
+    assert!(human.contains("Data versions that differ (1):"), "{human}");
 }
 
 /// The value of the sample whose name and labels are exactly `series`.
@@ -280,4 +231,33 @@ fn the_peer_watch_reports_the_staged_differences_in_metrics_and_routediff() {
     // A server without the watch: no peer series, and /routediff says it is off.
     assert!(!b.http_get("/metrics").1.contains("meridian_peer_"));
     assert_eq!(b.http_get("/routediff").0, 404);
+}
+
+/// MERIDIAN_BROKER_LIVE_TABLE (43702): every live broker with its data version, and reading it
+/// refreshes nothing (silentMs keeps growing while only the table is read).
+#[test]
+fn the_broker_live_table_lists_data_versions_and_refreshes_nothing() {
+    use meridian::protocol::codes::MERIDIAN_BROKER_LIVE_TABLE;
+    let server = Server::start(&[]);
+    let mut broker = server.client();
+    register(&mut broker, "broker-x", X_ADDR, &[topic("TX", 4, 6), topic("TQ", 8, 6)]);
+    let mut reader = server.client();
+    let mut read = || {
+        let reply = reader.call(&common::Request::new(MERIDIAN_BROKER_LIVE_TABLE));
+        assert_eq!(reply.code(), 0, "{}", reply.header);
+        serde_json::from_str::<Value>(&reply.body_text()).expect("the live table is JSON")
+    };
+    let table = read();
+    let entry = &table["brokers"][0];
+    assert_eq!(table["brokers"].as_array().map(Vec::len), Some(1), "{table:#}");
+    assert_eq!(
+        (&entry["cluster"], &entry["brokerName"], &entry["brokerId"], &entry["addr"]),
+        (&json!("c1"), &json!("broker-x"), &json!(0), &json!(X_ADDR)),
+        "{table:#}"
+    );
+    assert_eq!(entry["dataVersion"]["counter"], 2, "{table:#}");
+    assert_eq!((&entry["timeoutMs"], &entry["provisional"]), (&json!(120_000), &json!(false)), "{table:#}");
+    let first_silent = entry["silentMs"].as_u64().expect("silentMs");
+    let grew = poll_until(POLL_DEADLINE, || read()["brokers"][0]["silentMs"].as_u64() > Some(first_silent + 50));
+    assert!(grew, "silentMs did not grow past {first_silent} + 50 while only the table was read");
 }

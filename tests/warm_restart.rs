@@ -7,9 +7,7 @@ mod common;
 
 use common::builders::*;
 use common::{poll_until, Client, Request, Server, ServerOptions, TempDir, POLL_DEADLINE};
-use meridian::protocol::codes::{
-    GET_BROKER_CLUSTER_INFO, REGISTER_BROKER, SUCCESS, TOPIC_NOT_EXIST, WIPE_WRITE_PERM_OF_BROKER,
-};
+use meridian::protocol::codes::{GET_BROKER_CLUSTER_INFO, SUCCESS, TOPIC_NOT_EXIST, WIPE_WRITE_PERM_OF_BROKER};
 use std::path::{Path, PathBuf};
 
 const WARM: &str = "warm_restart=true";
@@ -20,22 +18,8 @@ const ALL_TOPICS: [&str; 4] = ["TA1", "TA2", "TB1", "Shared"];
 
 /// A 5.x master's REGISTER_BROKER (port = its address; HA on the next port).
 fn register(name: &str, port: u16, counter: i64, topics: &[&str]) -> Request {
-    let body = json_body(counter, &topics.iter().map(|t| topic(t, 4, 6)).collect::<Vec<_>>());
-    Request::new(REGISTER_BROKER)
-        .ext("brokerName", name)
-        .ext("brokerAddr", format!("127.0.0.1:{port}"))
-        .ext("clusterName", "c1")
-        .ext("brokerId", 0)
-        .ext("haServerAddr", format!("127.0.0.1:{}", port + 1))
-        .ext("compressed", "false")
-        .ext("enableActingMaster", "false")
-        .ext("bodyCrc32", crc32(&body))
-        .body(body)
-}
-
-fn registered(conn: &mut Client, request: &Request) {
-    let reply = conn.call(request);
-    assert_eq!(reply.code(), SUCCESS, "{:?}", reply.remark());
+    let topics: Vec<_> = topics.iter().map(|t| topic(t, 4, 6)).collect();
+    register_request("c1", name, 0, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{}", port + 1), counter, &topics)
 }
 
 /// (code, body) of a route lookup.
@@ -101,9 +85,9 @@ fn saved_dir() -> (TempDir, Before) {
     let server = Server::start_with(on(dir.path(), &[WARM]));
     // The brokers' connections stay open until the server exits (a close would unregister).
     let mut a = server.client();
-    registered(&mut a, &register("broker-a", 10911, 1, &TOPICS_A));
+    call_ok(&mut a, &register("broker-a", 10911, 1, &TOPICS_A));
     let mut b = server.client();
-    registered(&mut b, &register("broker-b", 10921, 1, &TOPICS_B).ext("heartbeatTimeoutMillis", 600_000));
+    call_ok(&mut b, &register("broker-b", 10921, 1, &TOPICS_B).ext("heartbeatTimeoutMillis", 600_000));
     let wiped = b.call(&Request::new(WIPE_WRITE_PERM_OF_BROKER).ext("brokerName", "broker-b"));
     assert_eq!(wiped.ext_field("wipeTopicCount").as_deref(), Some("2"), "{}", wiped.header);
     let before = lookups(&server);
@@ -137,7 +121,7 @@ fn a_broker_that_registers_again_replaces_its_provisional_routes() {
     let server = Server::start_with(on(dir.path(), &[WARM]));
     assert_eq!(provisional(&server), Some(2.0));
     let mut a = server.client();
-    registered(&mut a, &register("broker-a", 10911, 2, &["TA1", "TA2", "Shared", "TA3"]));
+    call_ok(&mut a, &register("broker-a", 10911, 2, &["TA1", "TA2", "Shared", "TA3"]));
     assert!(poll_until(POLL_DEADLINE, || provisional(&server) == Some(1.0)), "{:?}", provisional(&server));
     let mut client = server.client();
     assert_eq!(route(&mut client, "TA3").0, SUCCESS);
@@ -222,7 +206,7 @@ fn a_corrupt_truncated_or_old_file_starts_cold_with_one_warning() {
         assert_eq!(provisional(&server), Some(0.0));
         // It serves as usual, and its next save replaces the bad file.
         let mut a = server.client();
-        registered(&mut a, &register("broker-a", 10911, 1, &TOPICS_A));
+        call_ok(&mut a, &register("broker-a", 10911, 1, &TOPICS_A));
         assert_eq!(route(&mut client, "TA1").0, SUCCESS, "{why}");
         let log = stop(server);
         assert_eq!(log.matches("warm restart: ignoring").count(), 1, "{log}");
@@ -267,10 +251,10 @@ fn crashes_during_periodic_saves_never_leave_a_file_that_fails_to_load() {
         for counter in 2..6 {
             let mut topics: Vec<&str> = many.iter().map(String::as_str).take(1_000 * (counter as usize - 1)).collect();
             topics.extend(TOPICS_A);
-            registered(&mut a, &register("broker-a", 10911, counter, &topics));
+            call_ok(&mut a, &register("broker-a", 10911, counter, &topics));
         }
         assert!(poll_until(POLL_DEADLINE, || server.log_text().matches("warm restart: routes saved").count() >= 2));
-        registered(&mut a, &register("broker-a", 10911, 6, &TOPICS_A));
+        call_ok(&mut a, &register("broker-a", 10911, 6, &TOPICS_A));
         drop(server); // SIGKILL
         loads(dir.path());
     }

@@ -6,27 +6,14 @@ mod common;
 
 use common::builders::*;
 use common::{Client, Request, Server, ServerOptions, POLL_DEADLINE};
-use meridian::protocol::codes::{MERIDIAN_WATCH_ROUTES, REGISTER_BROKER, SUCCESS, SYSTEM_BUSY, SYSTEM_ERROR};
+use meridian::protocol::codes::{MERIDIAN_WATCH_ROUTES, SUCCESS, SYSTEM_BUSY, SYSTEM_ERROR};
 use meridian::watch::{RouteWatcher, WatchError};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 fn register(name: &str, port: u16, topics: &[(&str, i32)], counter: i64) -> Request {
-    let body = json_body(counter, &topics.iter().map(|(t, q)| topic(t, *q, 6)).collect::<Vec<_>>());
-    Request::new(REGISTER_BROKER)
-        .ext("brokerName", name)
-        .ext("brokerAddr", format!("127.0.0.1:{port}"))
-        .ext("clusterName", "c1")
-        .ext("brokerId", 0)
-        .ext("haServerAddr", format!("127.0.0.1:{}", port + 1))
-        .ext("compressed", "false")
-        .ext("bodyCrc32", crc32(&body))
-        .body(body)
-}
-
-fn registered(conn: &mut Client, request: &Request) {
-    let reply = conn.call(request);
-    assert_eq!(reply.code(), SUCCESS, "{:?}", reply.remark());
+    let topics: Vec<_> = topics.iter().map(|(t, q)| topic(t, *q, 6)).collect();
+    register_request("c1", name, 0, &format!("127.0.0.1:{port}"), &format!("127.0.0.1:{}", port + 1), counter, &topics)
 }
 
 fn watch_request(versions: Value, hold_ms: u64) -> Request {
@@ -50,7 +37,7 @@ fn lookup_json(conn: &mut Client, topic: &str) -> Value {
 fn stale_versions_are_answered_at_once_with_the_lookup_route() {
     let server = Server::start(&[]);
     let mut broker = server.client();
-    registered(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
+    call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
     let mut conn = server.client();
     let answer = watch(&mut conn, json!({"T1": 0, "T2": 0, "Absent": 0}), 60_000);
     let changed = answer["changed"].as_object().expect("changed");
@@ -71,7 +58,7 @@ fn stale_versions_are_answered_at_once_with_the_lookup_route() {
 fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
     let server = Server::start_with(ServerOptions::default().env("RUST_LOG", "meridian=debug"));
     let mut broker = server.client();
-    registered(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
+    call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
     let mut watcher =
         RouteWatcher::connect(&server.addr().to_string(), ["T1", "T2"], Duration::from_secs(5)).expect("connect");
     let first = watcher.next_changes(Duration::from_secs(30)).expect("first answer");
@@ -87,7 +74,7 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
     // The third watch request (the first two were answered).
     let third = || server.log_text().matches("request code=43701").count() >= 3;
     assert!(common::poll_until(POLL_DEADLINE, third), "the watch never reached the server");
-    registered(&mut broker, &register("broker-a", 10911, &[("T1", 16), ("T2", 4)], 2));
+    call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 16), ("T2", 4)], 2));
     let (mut watcher, changes) = held.join().expect("watcher thread");
     let changes = changes.expect("a held watch is answered");
     assert_eq!(changes.len(), 1, "{changes:?}");
@@ -130,7 +117,7 @@ fn watch_limits_and_bad_requests_get_error_answers() {
     assert_eq!(reply.code(), SYSTEM_ERROR);
     // A registration releases the held watch, and the slot is free again.
     let mut broker = server.client();
-    registered(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
+    call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
     let reply = first.read_reply().expect("the held watch is answered");
     assert_eq!(reply.code(), SUCCESS);
     assert!(reply.body_text().contains("\"T1\""), "{}", reply.body_text());
@@ -151,30 +138,39 @@ fn sigterm_releases_held_watches() {
     assert_eq!(server.wait_exit(POLL_DEADLINE).and_then(|s| s.code()), Some(0));
 }
 
-/// A stock NameServer answers an unknown code with 3; the client API says "poll instead".
+/// A stock NameServer answers an unknown code with 3 (Java) or 16 (rocketmq-rust, "Authentication
+/// credentials are invalid"); the client API says "poll instead" for both.
 #[test]
 fn a_server_without_the_extension_is_reported_as_unsupported() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap().to_string();
-    let fake = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        let mut prefix = [0u8; 4];
-        s.read_exact(&mut prefix).unwrap();
-        let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        s.read_exact(&mut rest).unwrap();
-        let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
-        let request: Value = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
-        let answer = json!({"code": 3, "flag": 1, "opaque": request["opaque"], "language": "JAVA", "version": 479,
-            "remark": " request type 43701 not supported"})
-        .to_string();
-        let mut frame = ((4 + answer.len()) as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
-        frame.extend_from_slice(answer.as_bytes());
-        s.write_all(&frame).unwrap();
-    });
-    let mut watcher = RouteWatcher::connect(&addr, ["T1"], Duration::from_secs(5)).expect("connect");
-    let result = watcher.next_changes(Duration::from_secs(1));
-    assert!(matches!(result, Err(WatchError::Unsupported)), "{result:?}");
-    fake.join().unwrap();
+    for (code, remark) in [(3, " request type 43701 not supported"), (16, "Authentication credentials are invalid")] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap().to_string();
+        let fake = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut prefix = [0u8; 4];
+            s.read_exact(&mut prefix).unwrap();
+            let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
+            s.read_exact(&mut rest).unwrap();
+            let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
+            let request: Value = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
+            let answer = json!({"code": code, "flag": 1, "opaque": request["opaque"], "language": "JAVA",
+                "version": 479, "remark": remark})
+            .to_string();
+            let mut frame = ((4 + answer.len()) as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+            frame.extend_from_slice(answer.as_bytes());
+            s.write_all(&frame).unwrap();
+        });
+        let mut watcher = RouteWatcher::connect(&addr, ["T1"], Duration::from_secs(5)).expect("connect");
+        let result = watcher.next_changes(Duration::from_secs(1));
+        match &result {
+            Err(WatchError::Unsupported { code: c, remark: r }) => {
+                assert_eq!((*c, r.as_deref()), (code, Some(remark)));
+            }
+            other => panic!("code {code}: {other:?}"),
+        }
+        assert!(result.unwrap_err().to_string().contains("poll instead"));
+        fake.join().unwrap();
+    }
 }

@@ -496,7 +496,10 @@ impl Observers {
                         true
                     }
                 },
-                Ok(answer) if answer.header.code == codes::REQUEST_CODE_NOT_SUPPORTED => {
+                // Java answers an unknown code with 3, rocketmq-rust with 16.
+                Ok(answer)
+                    if matches!(answer.header.code, codes::REQUEST_CODE_NOT_SUPPORTED | codes::NO_PERMISSION) =>
+                {
                     if !self.unsupported_reported.replace(true) {
                         worker.metrics.borrow_mut().error("watch not supported".into(), || {
                             format!(

@@ -30,6 +30,9 @@ pub const NOTIFY_MIN_BROKER_ID_CHANGE: i32 = 905;
 /// Meridian extension (not RocketMQ): watch topics' routes, long-polled (src/watch.rs). Far
 /// from every RocketMQ range (0–1013, 2000s, 3001–3010, 200050+); stock NameServers answer 3.
 pub const MERIDIAN_WATCH_ROUTES: i32 = 43_701;
+/// Meridian extension: every live broker's data version and liveness, read without side
+/// effects (stock QUERY_DATA_VERSION refreshes the broker's heartbeat); used by routeDiff.
+pub const MERIDIAN_BROKER_LIVE_TABLE: i32 = 43_702;
 
 // Response codes a NameServer emits (requests.md §0).
 pub const SUCCESS: i32 = 0;

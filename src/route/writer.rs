@@ -35,19 +35,46 @@ pub type Reply<T> = flume::Sender<T>;
 /// Admin and KV requests: rare, answered by the writer from the table it owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminRequest {
-    PutKv { namespace: String, key: String, value: String },
-    GetKv { namespace: String, key: String },
-    DeleteKv { namespace: String, key: String },
-    GetKvList { namespace: String },
+    PutKv {
+        namespace: String,
+        key: String,
+        value: String,
+    },
+    GetKv {
+        namespace: String,
+        key: String,
+    },
+    DeleteKv {
+        namespace: String,
+        key: String,
+    },
+    GetKvList {
+        namespace: String,
+    },
     AllTopics,
-    TopicsByCluster { cluster: String },
+    TopicsByCluster {
+        cluster: String,
+    },
     SystemTopics,
     UnitTopics(UnitList),
-    DeleteTopic { topic: String, cluster: Option<String> },
-    WritePerm { broker_name: String, wipe: bool },
-    MemberGroup { cluster: String, broker_name: String },
+    DeleteTopic {
+        topic: String,
+        cluster: Option<String>,
+    },
+    WritePerm {
+        broker_name: String,
+        wipe: bool,
+    },
+    MemberGroup {
+        cluster: String,
+        broker_name: String,
+    },
     GetConfig,
-    UpdateConfig { body: Vec<u8> },
+    UpdateConfig {
+        body: Vec<u8>,
+    },
+    /// MERIDIAN_BROKER_LIVE_TABLE: read only, refreshes nothing.
+    BrokerLiveTable,
 }
 
 pub enum RouteUpdate {
@@ -539,6 +566,7 @@ impl Writer {
                     body: out.into(),
                 }
             }
+            AdminRequest::BrokerLiveTable => Answer::ok(self.broker_live_table()),
             AdminRequest::GetConfig => {
                 let mut out = String::new();
                 for (k, v) in self.config.properties() {
@@ -608,6 +636,43 @@ impl Writer {
         self.config = next;
         self.apply_switches();
         Answer::ok(Vec::new())
+    }
+}
+
+impl Writer {
+    /// MERIDIAN_BROKER_LIVE_TABLE body: `{"brokers":[{cluster, brokerName, brokerId, addr,
+    /// dataVersion, silentMs, timeoutMs, provisional}]}`, sorted by cluster then address.
+    fn broker_live_table(&self) -> Vec<u8> {
+        let now_ms = self.now_ms();
+        let mut names: std::collections::HashMap<(&str, &str), (&str, i64)> = std::collections::HashMap::new();
+        for bd in self.table.brokers().values() {
+            for (id, addr) in &bd.broker_addrs {
+                names.insert((&*bd.cluster, addr.as_str()), (&*bd.broker_name, *id));
+            }
+        }
+        let mut entries: Vec<_> = self.table.live_entries().iter().collect();
+        entries.sort_by(|(a, _), (b, _)| (&a.cluster, &a.addr).cmp(&(&b.cluster, &b.addr)));
+        let brokers: Vec<serde_json::Value> = entries
+            .into_iter()
+            .map(|(key, live)| {
+                let (name, id) = names.get(&(key.cluster.as_str(), key.addr.as_str())).copied().unzip();
+                serde_json::json!({
+                    "cluster": key.cluster,
+                    "brokerName": name,
+                    "brokerId": id,
+                    "addr": key.addr,
+                    "dataVersion": {
+                        "counter": live.data_version.counter,
+                        "stateVersion": live.data_version.state_version,
+                        "timestamp": live.data_version.timestamp,
+                    },
+                    "silentMs": now_ms.saturating_sub(live.last_update_ms),
+                    "timeoutMs": live.timeout_ms,
+                    "provisional": live.provisional,
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "brokers": brokers })).expect("JSON of plain values")
     }
 }
 

@@ -5,11 +5,14 @@
 //! ([`PIPELINE_WINDOW`] in flight, answers matched by opaque, so a NameServer that answers
 //! out of order — Java's executors — is fine).
 //!
+//! Plus, for data versions, Meridian's MERIDIAN_BROKER_LIVE_TABLE (43702): a stock
+//! NameServer answers it with an error (Java 3, rocketmq-rust 16) and nothing else happens.
+//!
 //! Must not: send QUERY_DATA_VERSION (322) or any other request with side effects (Java's
 //! 322 refreshes the broker's heartbeat timestamp), or hold more than
 //! `max_topics` topics' routes.
 
-use super::{BrokerAddrs, BrokerEntry, NamesrvView, QueueData, TopicRoute, Unreadable};
+use super::{BrokerAddrs, BrokerEntry, DataVersion, LiveKey, NamesrvView, QueueData, TopicRoute, Unreadable};
 use crate::admin_cli::encode_request;
 use crate::protocol::body::decode_answer_json;
 use crate::protocol::codes;
@@ -60,8 +63,11 @@ pub struct Fetched {
     pub topics_nowhere: Vec<String>,
 }
 
-/// A NameServer after the first phase: its connection, brokers and listed topics.
-type Started = (Conn, BTreeSet<BrokerEntry>, Vec<String>);
+/// Data versions by broker address (`None`: not served, a stock NameServer).
+type DataVersions = Option<BTreeMap<LiveKey, DataVersion>>;
+
+/// A NameServer after the first phase: its connection, brokers, data versions and listed topics.
+type Started = (Conn, BTreeSet<BrokerEntry>, DataVersions, Vec<String>);
 
 /// Reads every NameServer in `addrs` (in parallel). A NameServer that fails any request is
 /// [`Unreadable`]; the others are still read.
@@ -70,15 +76,16 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     let first: Vec<Result<Started, String>> = parallel(addrs, |addr| {
         let mut conn = Conn::open(addr, options.timeout)?;
         let brokers = conn.cluster_info()?;
+        let data_versions = conn.live_table()?;
         let listed = match options.topics {
             Some(_) => Vec::new(),
             None => conn.topic_list()?,
         };
-        Ok((conn, brokers, listed))
+        Ok((conn, brokers, data_versions, listed))
     });
     let topics: BTreeSet<String> = match &options.topics {
         Some(given) => given.iter().cloned().collect(),
-        None => first.iter().flatten().flat_map(|(_, _, listed)| listed.iter().cloned()).collect(),
+        None => first.iter().flatten().flat_map(|(_, _, _, listed)| listed.iter().cloned()).collect(),
     };
     let presence_only = topics.len() > options.max_topics;
     if presence_only && !(options.presence_only_above_max && options.topics.is_none()) {
@@ -88,7 +95,7 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     // Phase 2: every topic's route, on the same connections, everywhere at once.
     let mut work: Vec<(String, Result<Started, String>)> = addrs.iter().cloned().zip(first).collect();
     let second: Vec<Result<NamesrvView, String>> = parallel_mut(&mut work, |(_, state)| {
-        let (conn, brokers, listed) = match state {
+        let (conn, brokers, data_versions, listed) = match state {
             Ok(s) => s,
             Err(e) => return Err(e.clone()),
         };
@@ -97,7 +104,7 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
         } else {
             conn.routes(&topics)?.into_iter().map(|(t, r)| (t, Some(r))).collect()
         };
-        Ok(NamesrvView { brokers: std::mem::take(brokers), topics })
+        Ok(NamesrvView { brokers: std::mem::take(brokers), data_versions: data_versions.take(), topics })
     });
     let mut fetched = Fetched { topics_asked: if presence_only { 0 } else { topics.len() }, ..Fetched::default() };
     for ((addr, _), result) in work.into_iter().zip(second) {
@@ -163,6 +170,20 @@ struct QueueDataWire {
 struct TopicRouteWire {
     broker_datas: Vec<BrokerDataWire>,
     queue_datas: Vec<QueueDataWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct LiveTableWire {
+    brokers: Vec<LiveBrokerWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveBrokerWire {
+    cluster: String,
+    addr: String,
+    data_version: DataVersion,
 }
 
 #[derive(Deserialize, Default)]
@@ -350,6 +371,18 @@ impl Conn {
         let info: ClusterInfoWire =
             decode_answer_json(&answer.body, "ClusterInfo").map_err(|e| format!("malformed answer: {e}"))?;
         Ok(broker_entries(&info))
+    }
+
+    /// Data versions from MERIDIAN_BROKER_LIVE_TABLE; `None` when any error code answers it
+    /// (a stock NameServer: the request is unknown there).
+    fn live_table(&mut self) -> Result<DataVersions, String> {
+        let answer = self.call(codes::MERIDIAN_BROKER_LIVE_TABLE, &[])?;
+        if answer.header.code != codes::SUCCESS {
+            return Ok(None);
+        }
+        let table: LiveTableWire =
+            serde_json::from_slice(&answer.body).map_err(|e| format!("malformed broker live table: {e}"))?;
+        Ok(Some(table.brokers.into_iter().map(|b| ((b.cluster, b.addr), b.data_version)).collect()))
     }
 
     fn topic_list(&mut self) -> Result<Vec<String>, String> {

@@ -3,12 +3,15 @@
 //! routes; a broker that cannot reach one NameServer makes that one's clients see other
 //! routes, and nobody notices. This module compares what several NameServers serve.
 //!
-//! - [`fetch`]: reads each NameServer with stock requests only (106 cluster info, 206 topic
-//!   list, 105 route per topic, pipelined on one connection per NameServer). Never
-//!   QUERY_DATA_VERSION (322): Java's refreshes the broker's heartbeat timestamp.
+//! - [`fetch`]: reads each NameServer with stock requests (106 cluster info, 206 topic
+//!   list, 105 route per topic, pipelined on one connection per NameServer) plus Meridian's
+//!   MERIDIAN_BROKER_LIVE_TABLE (43702) for data versions, which a stock NameServer refuses
+//!   (its data versions are then not compared). Never QUERY_DATA_VERSION (322): Java's
+//!   refreshes the broker's heartbeat timestamp, so a monitor would keep dead brokers alive.
 //! - [`compare`] (here): pure, on [`NamesrvView`]s; finds brokers listed by some NameServers
 //!   only, topics routed by some only, and, for topics routed everywhere, per broker name,
-//!   differing queue data (read/write queue counts, perm, topicSysFlag) and broker addresses.
+//!   differing queue data (read/write queue counts, perm, topicSysFlag) and broker addresses;
+//!   differing data versions of a broker address; and rolls it all up per broker name.
 //! - [`peer`]: the server side: a background thread comparing this server with its peers
 //!   (`peer_namesrv_addrs`), read by the metrics endpoint.
 //!
@@ -55,11 +58,26 @@ pub struct TopicRoute {
     pub broker_addrs: BTreeMap<String, BrokerAddrs>,
 }
 
+/// A broker's topic config data version, as it registered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataVersion {
+    pub state_version: i64,
+    pub timestamp: i64,
+    pub counter: i64,
+}
+
+/// (cluster, broker address): how a NameServer's live table keys a broker.
+pub type LiveKey = (String, String);
+
 /// What one NameServer serves.
 #[derive(Debug, Clone, Default)]
 pub struct NamesrvView {
     /// Every broker address of its cluster info.
     pub brokers: BTreeSet<BrokerEntry>,
+    /// Data version of each live broker address; `None` when the NameServer does not serve
+    /// MERIDIAN_BROKER_LIVE_TABLE (a stock NameServer).
+    pub data_versions: Option<BTreeMap<LiveKey, DataVersion>>,
     /// Topics it has: a route lookup answered SUCCESS (with the route), or, when routes were
     /// not read (too many topics), listed by 206 (`None`).
     pub topics: BTreeMap<String, Option<TopicRoute>>,
@@ -102,6 +120,30 @@ pub struct ValueDiff<T> {
     pub values: Vec<ValueGroup<T>>,
 }
 
+/// One broker address whose data version differs between NameServers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataVersionDiff {
+    pub cluster: String,
+    pub addr: String,
+    pub values: Vec<ValueGroup<DataVersion>>,
+}
+
+/// Every difference that concerns one broker name, rolled up: what an operator acts on.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerNameRollup {
+    pub broker_name: String,
+    /// NameServers whose cluster info lacks some address of this broker name that others list.
+    pub missing_on: Vec<String>,
+    /// Topics whose route differs for this broker name (queue data, addresses, or the topic
+    /// itself routed by some NameServers only).
+    pub topics: usize,
+    /// What differs: `cluster info`, `route absent`, `readQueueNums`, `writeQueueNums`,
+    /// `perm`, `topicSysFlag`, `addresses`, `dataVersion`.
+    pub differs: Vec<String>,
+}
+
 /// A NameServer that could not be read, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,12 +165,15 @@ pub struct DiffReport {
     pub topics_compared: usize,
     /// False when routes were not read (too many topics): only presence was compared.
     pub routes_compared: bool,
-    /// brokers + topics + queueData + brokerAddrs entries.
+    /// brokers + topics + queueData + brokerAddrs + dataVersions entries.
     pub difference_count: usize,
     pub brokers: Vec<BrokerPresence>,
     pub topics: Vec<TopicPresence>,
     pub queue_data: Vec<ValueDiff<QueueData>>,
     pub broker_addrs: Vec<ValueDiff<BrokerAddrs>>,
+    pub data_versions: Vec<DataVersionDiff>,
+    /// The differences above, per broker name (not counted again in `difference_count`).
+    pub by_broker_name: Vec<BrokerNameRollup>,
     /// Remarks that are not differences (e.g. a topic asked for that no NameServer has).
     pub notes: Vec<String>,
 }
@@ -215,9 +260,133 @@ pub fn compare(views: &[(&str, &NamesrvView)]) -> DiffReport {
             }
         }
     }
-    report.difference_count =
-        report.brokers.len() + report.topics.len() + report.queue_data.len() + report.broker_addrs.len();
+    compare_data_versions(views, &mut report);
+    report.difference_count = report.brokers.len()
+        + report.topics.len()
+        + report.queue_data.len()
+        + report.broker_addrs.len()
+        + report.data_versions.len();
+    report.by_broker_name = roll_up(views, &report);
     report
+}
+
+/// Data versions of the broker addresses listed by at least two NameServers that serve them;
+/// NameServers that do not are named in a note.
+fn compare_data_versions(views: &[(&str, &NamesrvView)], report: &mut DiffReport) {
+    let serving: Vec<(&str, &BTreeMap<LiveKey, DataVersion>)> =
+        views.iter().filter_map(|(n, v)| v.data_versions.as_ref().map(|d| (*n, d))).collect();
+    let stock: Vec<&str> = views.iter().filter(|(_, v)| v.data_versions.is_none()).map(|(n, _)| *n).collect();
+    if !stock.is_empty() {
+        report.notes.push(format!(
+            "data versions not compared on {} (no MERIDIAN_BROKER_LIVE_TABLE: a stock NameServer)",
+            stock.join(",")
+        ));
+    }
+    if serving.len() < 2 {
+        return;
+    }
+    let keys: BTreeSet<&LiveKey> = serving.iter().flat_map(|(_, d)| d.keys()).collect();
+    for key in keys {
+        // Only where the address is live: an address missing somewhere is a presence difference.
+        let values: Vec<(&str, Option<DataVersion>)> =
+            serving.iter().filter_map(|(n, d)| d.get(key).map(|v| (*n, Some(*v)))).collect();
+        if values.len() < 2 {
+            continue;
+        }
+        let groups = group(&values);
+        if groups.len() > 1 {
+            report.data_versions.push(DataVersionDiff { cluster: key.0.clone(), addr: key.1.clone(), values: groups });
+        }
+    }
+}
+
+/// What differs between the queue data values of a group.
+fn queue_fields(values: &[ValueGroup<QueueData>]) -> Vec<&'static str> {
+    let present: Vec<&QueueData> = values.iter().filter_map(|g| g.value.as_ref()).collect();
+    let mut fields = Vec::new();
+    if present.len() < values.len() {
+        fields.push("route absent");
+    }
+    type Field = fn(&QueueData) -> i32;
+    let fields_of: [(&str, Field); 4] = [
+        ("readQueueNums", |q| q.read_queue_nums),
+        ("writeQueueNums", |q| q.write_queue_nums),
+        ("perm", |q| q.perm),
+        ("topicSysFlag", |q| q.topic_sys_flag),
+    ];
+    for (name, get) in fields_of {
+        if present.windows(2).any(|w| get(w[0]) != get(w[1])) {
+            fields.push(name);
+        }
+    }
+    fields
+}
+
+/// The report's differences per broker name, in broker-name order.
+fn roll_up(views: &[(&str, &NamesrvView)], report: &DiffReport) -> Vec<BrokerNameRollup> {
+    #[derive(Default)]
+    struct Acc {
+        missing_on: BTreeSet<String>,
+        topics: BTreeSet<String>,
+        differs: BTreeSet<&'static str>,
+    }
+    let mut by_name: BTreeMap<String, Acc> = BTreeMap::new();
+    for b in &report.brokers {
+        let acc = by_name.entry(b.broker.broker_name.clone()).or_default();
+        acc.missing_on.extend(b.missing_on.iter().cloned());
+        acc.differs.insert("cluster info");
+    }
+    for t in &report.topics {
+        // Attributed to the broker names the NameServers that have it route it to.
+        for (_, view) in views.iter().filter(|(n, _)| t.present_on.iter().any(|p| p == n)) {
+            if let Some(Some(route)) = view.topics.get(&t.topic) {
+                for name in route.queue_datas.keys() {
+                    let acc = by_name.entry(name.clone()).or_default();
+                    acc.topics.insert(t.topic.clone());
+                    acc.differs.insert("route absent");
+                }
+            }
+        }
+    }
+    for d in &report.queue_data {
+        let acc = by_name.entry(d.broker_name.clone()).or_default();
+        acc.topics.insert(d.topic.clone());
+        acc.differs.extend(queue_fields(&d.values));
+    }
+    for d in &report.broker_addrs {
+        let acc = by_name.entry(d.broker_name.clone()).or_default();
+        acc.topics.insert(d.topic.clone());
+        acc.differs.insert(if d.values.iter().any(|g| g.value.is_none()) { "route absent" } else { "addresses" });
+    }
+    for d in &report.data_versions {
+        let names: BTreeSet<&str> = views
+            .iter()
+            .flat_map(|(_, v)| &v.brokers)
+            .filter(|b| b.cluster == d.cluster && b.addr == d.addr)
+            .map(|b| b.broker_name.as_str())
+            .collect();
+        let name = names.into_iter().next().map_or_else(|| format!("({})", d.addr), str::to_string);
+        by_name.entry(name).or_default().differs.insert("dataVersion");
+    }
+    let order = [
+        "cluster info",
+        "route absent",
+        "readQueueNums",
+        "writeQueueNums",
+        "perm",
+        "topicSysFlag",
+        "addresses",
+        "dataVersion",
+    ];
+    by_name
+        .into_iter()
+        .map(|(broker_name, acc)| BrokerNameRollup {
+            broker_name,
+            missing_on: views.iter().map(|(n, _)| n.to_string()).filter(|n| acc.missing_on.contains(n)).collect(),
+            topics: acc.topics.len(),
+            differs: order.iter().filter(|f| acc.differs.contains(*f)).map(|f| f.to_string()).collect(),
+        })
+        .collect()
 }
 
 /// Rows of each kind the human report prints; `--json` (or `/routediff`) lists every one.
@@ -243,8 +412,9 @@ fn addrs_text(addrs: &BrokerAddrs) -> String {
     addrs.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
 }
 
-/// Columns aligned on their widest cell, two spaces apart; no trailing spaces.
-fn render_table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+/// Columns aligned on their widest cell, two spaces apart; no trailing spaces (also the
+/// admin CLI's tables).
+pub(crate) fn render_table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -310,6 +480,7 @@ impl DiffReport {
             (self.topics.len(), "topic", "topics"),
             (self.queue_data.len(), "queue data", "queue data"),
             (self.broker_addrs.len(), "broker addresses", "broker addresses"),
+            (self.data_versions.len(), "data version", "data versions"),
         ] {
             if n > 0 {
                 kinds.push(plural(n, one, many));
@@ -345,6 +516,16 @@ impl DiffReport {
             if self.routes_compared { "" } else { " (presence only: routes not read)" }
         );
         let join = |v: &[String]| v.join(",");
+        section(
+            &mut out,
+            "By broker name (the tables below in short)",
+            &["#Broker Name", "#Cluster Info Lacks It On", "#Topics", "#What Differs"],
+            &self.by_broker_name,
+            |r, rows| {
+                let missing = if r.missing_on.is_empty() { "-".to_string() } else { join(&r.missing_on) };
+                rows.push(vec![r.broker_name.clone(), missing, r.topics.to_string(), r.differs.join(",")])
+            },
+        );
         section(
             &mut out,
             "Brokers in the cluster info of some NameServers only",
@@ -406,6 +587,27 @@ impl DiffReport {
                 }
             },
         );
+        section(
+            &mut out,
+            "Data versions that differ",
+            &["#Cluster", "#Addr", "#NameServers", "#State Version", "#Timestamp", "#Counter"],
+            &self.data_versions,
+            |d, rows| {
+                for (i, g) in d.values.iter().enumerate() {
+                    let (cluster, addr) =
+                        if i == 0 { (d.cluster.clone(), d.addr.clone()) } else { ("".into(), "".into()) };
+                    let v = g.value.expect("only live addresses are compared");
+                    rows.push(vec![
+                        cluster,
+                        addr,
+                        join(&g.namesrvs),
+                        v.state_version.to_string(),
+                        v.timestamp.to_string(),
+                        v.counter.to_string(),
+                    ]);
+                }
+            },
+        );
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -438,6 +640,7 @@ mod tests {
     fn view(brokers: &[BrokerEntry], topics: &[(&str, Option<TopicRoute>)]) -> NamesrvView {
         NamesrvView {
             brokers: brokers.iter().cloned().collect(),
+            data_versions: None,
             topics: topics.iter().map(|(t, r)| (t.to_string(), r.clone())).collect(),
         }
     }
@@ -502,6 +705,64 @@ mod tests {
     }
 
     #[test]
+    fn the_rollup_names_each_broker_once_with_what_differs() {
+        // The staged partition of interop/partition.sh: bx everywhere but its write permission
+        // wiped on b; by registered with a only (its own topic TY exists on a only).
+        let x = broker("c1", "bx", 0, "10.0.0.1:10911");
+        let y = broker("c1", "by", 0, "10.0.0.2:10911");
+        let both = route(&[("bx", 4, "10.0.0.1:10911"), ("by", 4, "10.0.0.2:10911")]);
+        let mut wiped = route(&[("bx", 4, "10.0.0.1:10911")]).unwrap();
+        wiped.queue_datas.get_mut("bx").unwrap().perm = 4;
+        let a = view(&[x.clone(), y], &[("T", both.clone()), ("TY", route(&[("by", 4, "10.0.0.2:10911")]))]);
+        let b = view(std::slice::from_ref(&x), &[("T", Some(wiped))]);
+        let c = view(std::slice::from_ref(&x), &[("T", route(&[("bx", 4, "10.0.0.1:10911")]))]);
+        let report = compare(&[("a:1", &a), ("b:1", &b), ("c:1", &c)]);
+        let rollup: Vec<(&str, Vec<String>, usize, Vec<String>)> = report
+            .by_broker_name
+            .iter()
+            .map(|r| (r.broker_name.as_str(), r.missing_on.clone(), r.topics, r.differs.clone()))
+            .collect();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            rollup,
+            vec![("bx", vec![], 1, s(&["perm"])), ("by", s(&["b:1", "c:1"]), 2, s(&["cluster info", "route absent"])),],
+            "{report:#?}"
+        );
+        let human = report.render_human();
+        assert!(human.contains("By broker name (the tables below in short) (2):"), "{human}");
+        assert!(
+            human.contains("by            b:1,c:1                    2        cluster info,route absent"),
+            "{human}"
+        );
+    }
+
+    #[test]
+    fn data_versions_are_compared_where_served_and_stock_namesrvs_are_noted() {
+        let x = broker("c1", "bx", 0, "10.0.0.1:10911");
+        let dv = |counter| DataVersion { state_version: 0, timestamp: 1_700_000_000_000, counter };
+        let key = ("c1".to_string(), "10.0.0.1:10911".to_string());
+        let mut a = view(std::slice::from_ref(&x), &[]);
+        a.data_versions = Some(BTreeMap::from([(key.clone(), dv(7))]));
+        let mut b = a.clone();
+        b.data_versions = Some(BTreeMap::from([(key.clone(), dv(6))]));
+        let stock = view(std::slice::from_ref(&x), &[]);
+        let report = compare(&[("a:1", &a), ("b:1", &b), ("s:1", &stock)]);
+        assert_eq!(report.difference_count, 1, "{report:#?}");
+        let d = &report.data_versions[0];
+        assert_eq!((d.cluster.as_str(), d.addr.as_str(), d.values.len()), ("c1", "10.0.0.1:10911", 2));
+        assert_eq!((d.values[1].namesrvs.clone(), d.values[1].value), (vec!["b:1".to_string()], Some(dv(6))));
+        assert_eq!(report.notes.len(), 1);
+        assert!(report.notes[0].starts_with("data versions not compared on s:1"), "{:?}", report.notes);
+        assert_eq!(report.by_broker_name[0].differs, vec!["dataVersion".to_string()]);
+        assert_eq!(report.summary(), "1 difference (1 data version)");
+        // The same version everywhere, or served by one NameServer only: nothing to report.
+        let report = compare(&[("a:1", &a), ("a2:1", &a.clone()), ("s:1", &stock)]);
+        assert!(report.data_versions.is_empty());
+        let report = compare(&[("a:1", &a), ("s:1", &stock)]);
+        assert_eq!(report.difference_count, 0);
+    }
+
+    #[test]
     fn per_broker_name_differences_group_namesrvs_by_value() {
         // Three NameServers: a and c agree, b lacks broker by in the route and lists another
         // slave address for bx.
@@ -553,7 +814,7 @@ mod tests {
     fn long_sections_are_cut_in_the_human_report_only() {
         let topics: Vec<(String, Option<TopicRoute>)> =
             (0..HUMAN_ROWS_PER_KIND_MAX + 5).map(|i| (format!("T{i:04}"), None)).collect();
-        let a = NamesrvView { brokers: BTreeSet::new(), topics: topics.into_iter().collect() };
+        let a = NamesrvView { topics: topics.into_iter().collect(), ..NamesrvView::default() };
         let b = NamesrvView::default();
         let report = compare(&[("a:1", &a), ("b:1", &b)]);
         assert_eq!(report.topics.len(), HUMAN_ROWS_PER_KIND_MAX + 5);

@@ -3,7 +3,7 @@
 
 use super::Request;
 use meridian::protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
-use meridian::protocol::codes::GET_ROUTEINFO_BY_TOPIC;
+use meridian::protocol::codes::{GET_ROUTEINFO_BY_TOPIC, REGISTER_BROKER, SUCCESS};
 
 /// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32 (bodies.md §4).
 pub fn crc32(body: &[u8]) -> u32 {
@@ -36,6 +36,37 @@ pub fn json_body(counter: i64, topics: &[TopicConfig]) -> Vec<u8> {
     let mut out = Vec::new();
     body::encode_register_body_json(&mut out, &register_body(counter, topics));
     out
+}
+
+/// A 5.x broker's REGISTER_BROKER (as a rocketmq-rust or Java 5.x broker sends it): a JSON
+/// body of `topics` at data version `counter`.
+pub fn register_request(
+    cluster: &str,
+    name: &str,
+    id: i64,
+    addr: &str,
+    ha_addr: &str,
+    counter: i64,
+    topics: &[TopicConfig],
+) -> Request {
+    let body = json_body(counter, topics);
+    Request::new(REGISTER_BROKER)
+        .ext("brokerName", name)
+        .ext("brokerAddr", addr)
+        .ext("clusterName", cluster)
+        .ext("brokerId", id)
+        .ext("haServerAddr", ha_addr)
+        .ext("compressed", "false")
+        .ext("enableActingMaster", "false")
+        .ext("bodyCrc32", crc32(&body))
+        .body(body)
+}
+
+/// Sends `request` on `conn` and asserts SUCCESS.
+#[track_caller]
+pub fn call_ok(conn: &mut super::Client, request: &Request) {
+    let reply = conn.call(request);
+    assert_eq!(reply.code(), SUCCESS, "{}", reply.header);
 }
 
 pub fn route_request(topic: &str) -> Request {

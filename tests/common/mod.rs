@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod builders;
+pub mod cli;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
