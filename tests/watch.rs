@@ -92,6 +92,28 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
     assert_eq!(watcher.versions().values().copied().collect::<Vec<_>>(), [0, 0]);
 }
 
+/// A broker that stops heartbeating while its connection stays open is removed by the
+/// expiry scan; a held watch is answered with the route gone.
+#[test]
+fn a_held_watch_is_answered_when_the_broker_expires() {
+    let server = Server::start(&["scan_not_active_broker_interval_ms=100"]);
+    let mut broker = server.client();
+    // heartbeatTimeoutMillis: the broker's own expiry (5.x brokers may send it).
+    let request = register("broker-a", 10911, &[("T1", 8)], 1).ext("heartbeatTimeoutMillis", 1000);
+    call_ok(&mut broker, &register("broker-a", 10911, &[], 1));
+    call_ok(&mut broker, &request);
+    let mut watcher =
+        RouteWatcher::connect(&server.addr().to_string(), ["T1"], Duration::from_secs(5)).expect("connect");
+    let first = watcher.next_changes(Duration::from_secs(30)).expect("first answer");
+    assert!(first[0].route.is_some(), "{first:?}");
+    // Held for up to 60 s; the expiry (1 s after the registration) answers it much sooner.
+    let changes = watcher.next_changes(Duration::from_secs(60)).expect("answered on expiry");
+    let gone: Vec<(&str, bool)> = changes.iter().map(|c| (c.topic.as_str(), c.route.is_none())).collect();
+    assert_eq!(gone, [("T1", true)]);
+    server.expect_log_line(&["broker-a", "expired"]);
+    drop(broker);
+}
+
 #[test]
 fn watch_limits_and_bad_requests_get_error_answers() {
     let options = ServerOptions::default()

@@ -102,6 +102,17 @@ pub fn connection_closed(u: &Unregister, conn: ConnId) {
 pub fn expired(e: &Expired) {
     let u = &e.broker;
     let (cluster, broker, id, addr) = (&u.cluster_name, &u.broker_name, u.broker_id, &u.broker_addr);
+    if e.conn == ConnId::NONE {
+        // Loaded by warm restart and never heard from since: there is no connection.
+        tracing::warn!(
+            %cluster, %broker, id, %addr, cause = %"heartbeat_timeout", silent_ms = e.silent_ms,
+            timeout_ms = e.timeout_ms, provisional = true,
+            "broker expired: provisional (from the warm-restart file) and not heard from for {} ms (timeout {} ms); unregistered",
+            e.silent_ms,
+            e.timeout_ms
+        );
+        return;
+    }
     tracing::warn!(
         %cluster, %broker, id, %addr, cause = %"heartbeat_timeout", silent_ms = e.silent_ms, timeout_ms = e.timeout_ms,
         conn = e.conn.0,

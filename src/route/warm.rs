@@ -514,9 +514,9 @@ impl WarmRestart {
                                 brokers = r.brokers,
                                 topics = r.topics,
                                 age_ms,
-                                "warm restart: loaded {} brokers ({} broker groups, {} clusters) and {} topics \
-                                 provisionally from {} (saved {:.1} s ago by {}, read in {} ms); each is served \
-                                 until it re-registers or its heartbeat timeout passes",
+                                "warm restart: loaded provisionally: brokers {}, broker groups {}, clusters {}, \
+                                 topics {}, from {} (saved {:.1} s ago by {}, read in {} ms); each broker is \
+                                 served until it re-registers or its heartbeat timeout passes",
                                 r.brokers,
                                 r.broker_names,
                                 r.clusters,
