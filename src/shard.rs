@@ -229,6 +229,9 @@ pub async fn run(setup: ShardSetup) {
                 // executor (and so the open connections) running while the process drains.
                 // The listener stays open (its fd must stay ours: the main thread used it).
                 tracing::debug!(shard = state.id, "stopped accepting");
+                // Held watches wake on this event only (no polling): they see `stopping`
+                // and answer at once.
+                state.snapshot_published.notify(usize::MAX);
                 let _listener = listener;
                 return std::future::pending::<()>().await;
             }

@@ -25,9 +25,6 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// A held watch also wakes this often to see whether the server is stopping.
-const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(250);
-
 /// Holds a count of held watches on the shard; released on drop (also when the
 /// connection ends while the watch is held).
 struct Held<'s>(&'s ShardState);
@@ -87,7 +84,9 @@ pub async fn watch_routes(shard: &ShardState, header: &Header, body: &[u8]) -> A
             }
             Ok(None) => {}
         }
-        let wait = deadline.saturating_duration_since(now).min(STOP_CHECK_INTERVAL);
+        // A held watch costs nothing until a publish, the stop (the shard notifies the same
+        // event when it stops accepting) or its deadline.
+        let wait = deadline.saturating_duration_since(now);
         futures_lite::future::or(published, glommio::timer::sleep(wait)).await;
     }
 }

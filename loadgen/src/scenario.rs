@@ -941,7 +941,8 @@ async fn churn_driver(
     let mut present: Vec<Option<BrokerSim>> = (0..count).map(|_| None).collect();
     let mut next = worker.t0() + interval;
     let mut event: u64 = 0;
-    while sleep_until(&worker, next).await && Instant::now() < end {
+    // Never past the end: an interval longer than the run must not hold the teardown.
+    while sleep_until(&worker, next.min(end)).await && Instant::now() < end {
         let c = (event % count as u64) as usize;
         event += 1;
         let group = first + c as u32;

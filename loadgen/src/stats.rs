@@ -163,18 +163,7 @@ impl Metrics {
 
 /// `code 17 TOPIC_NOT_EXIST`: the error key of an unexpected response code.
 pub fn code_key(code: i32) -> String {
-    let name = match code {
-        codes::SUCCESS => "SUCCESS",
-        codes::SYSTEM_ERROR => "SYSTEM_ERROR",
-        codes::SYSTEM_BUSY => "SYSTEM_BUSY",
-        codes::REQUEST_CODE_NOT_SUPPORTED => "REQUEST_CODE_NOT_SUPPORTED",
-        codes::NO_PERMISSION => "NO_PERMISSION",
-        codes::TOPIC_NOT_EXIST => "TOPIC_NOT_EXIST",
-        codes::QUERY_NOT_FOUND => "QUERY_NOT_FOUND",
-        1500 => "GO_AWAY",
-        _ => "unknown code",
-    };
-    format!("code {code} {name}")
+    format!("code {code} {}", codes::response_name(code).unwrap_or("unknown code"))
 }
 
 /// Percentiles of a histogram, for the table and the JSON.
