@@ -2,8 +2,9 @@
 //! client names topics with the route versions it holds and is answered as soon as any of
 //! them differs — at once if one already does, else when a published snapshot changes one
 //! (registration, removal by close or expiry, admin change), else empty after the hold.
-//! Stock brokers and clients never send it; stock NameServers answer 3 (not supported), which
-//! `RouteWatcher` reports so a client can fall back to polling.
+//! Stock brokers and clients never send it; stock NameServers refuse it (Java 3, rocketmq-rust
+//! 16), which `RouteWatcher` reports as `WatchError::Unsupported` so a client can fall back to
+//! polling (`examples/watch_routes.rs` shows both).
 //!
 //! Wire form. Request: ext `holdMs` (optional; default and cap `watch_hold_ms_max`; 0 =
 //! answer now), body a JSON object `{"TopicA": 7, "TopicB": 0}` (0 = "I hold no route").
