@@ -127,7 +127,7 @@ for mode in $MODES; do
   stop_server
 
   IFS=$'\t' read -r answered ok errors kinds other < <(lookup_errors "$dir/clients.json")
-  loaded=$(grep -o "loaded [0-9]* brokers[^;]*topics" "$dir/meridian-2.log" || echo "nothing loaded")
+  loaded=$(grep -o "loaded provisionally: brokers [0-9]*, broker groups [0-9]*, clusters [0-9]*, topics [0-9]*" "$dir/meridian-2.log" || echo "nothing loaded")
   back=$(back_after "$dir/meridian-2.log")
   RESULT[$mode]=$(printf '%-19s down %4.2fs  lookups %7d  ok %7d  errors %6d  %s\n%19s %s; brokers back after %s' \
     "warm_restart=$mode" "$(echo "$listening - $stopped" | bc -l)" "$answered" "$ok" "$errors" "$kinds" "" "$loaded" "$back")
