@@ -231,6 +231,12 @@ pub struct LoadArgs {
     /// Fraction of lookups for topics nobody registered (answered TOPIC_NOT_EXIST).
     #[arg(long, default_value_t = 0.0)]
     pub unknown_fraction: f64,
+    /// A client connection the server closes (or that fails) is opened again after this
+    /// pause, as RocketMQ clients do, until the load ends; what was in flight counts as
+    /// unanswered. `0s`: never reopened (the connection stays out for the rest of the run).
+    #[arg(long, default_value = "1s")]
+    #[serde(rename = "reconnect_delay_ms")]
+    pub reconnect_delay: Dur,
 }
 
 fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {

@@ -50,6 +50,8 @@ pub struct LoadPlan {
     pub timeout: Duration,
     /// Open loop: the pacer wakes at most this often, batching what fell due meanwhile.
     pub tick: Duration,
+    /// Pause before a closed or failed connection is opened again; `None`: never.
+    pub reconnect_delay: Option<Duration>,
     pub seed: u64,
 }
 
@@ -135,6 +137,11 @@ struct ClientConn {
     abandoned: Cell<bool>,
     /// The reader ended; the writer ends too.
     closed: Cell<bool>,
+    /// The writer is in the middle of writing a batch (the reader waits for it to end
+    /// before replacing the socket).
+    writing: Cell<bool>,
+    /// The reader is replacing the socket: the writer tells it when a batch ends.
+    reopening: Cell<bool>,
 }
 
 /// The client connections of one worker.
@@ -174,6 +181,8 @@ impl ClientEngine {
                         stopping: Cell::new(spec.quota == Some(0)),
                         abandoned: Cell::new(false),
                         closed: Cell::new(false),
+                        writing: Cell::new(false),
+                        reopening: Cell::new(false),
                     }));
                 }
                 Err(e) => worker.metrics.borrow_mut().error("connect failed".into(), || e),
@@ -256,7 +265,8 @@ impl ClientEngine {
     /// Puts as many requests into `conn`'s out buffer as the window (and, in open loop, the
     /// schedule) allows at `now`.
     fn fill(&self, conn: &ClientConn, now: Instant) {
-        if conn.stopping.get() {
+        // While reopening, nothing may be issued: it would never be sent on the new socket.
+        if conn.stopping.get() || conn.reopening.get() {
             return;
         }
         if now >= self.end.get() || self.worker.stopped() {
@@ -390,13 +400,37 @@ async fn reader(engine: Rc<ClientEngine>, conn: Rc<ClientConn>) {
     let mut buf = ReadBuf::default();
     engine.fill(&conn, Instant::now());
     let reason = loop {
+        match read_answers(&engine, &conn, &mut buf).await {
+            None => break None,
+            Some((reason, reopenable)) => {
+                if reopenable && engine.reopen(&conn, reason, &mut buf).await {
+                    continue;
+                }
+                break Some(reason);
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        conn.abandoned.set(true);
+        conn.stopping.set(true);
+        engine.abandon_in_flight(&conn, reason);
+        conn.conn.shutdown();
+    }
+    conn.closed.set(true);
+    conn.writer_wake.notify();
+}
+
+/// Reads and checks answers until the connection is done (`None`) or ends early: the
+/// reason, and whether opening it again may help (the server closed it, or it failed).
+async fn read_answers(engine: &ClientEngine, conn: &ClientConn, buf: &mut ReadBuf) -> Option<(&'static str, bool)> {
+    loop {
         if conn.abandoned.get() {
-            break Some("drain time over");
+            return Some(("drain time over", false));
         }
         if conn.stopping.get() && conn.slots.borrow().inflight == 0 {
-            break None;
+            return None;
         }
-        let read = futures_lite::future::or(async { Some(conn.conn.read(&mut buf).await) }, async {
+        let read = futures_lite::future::or(async { Some(conn.conn.read(buf).await) }, async {
             conn.reader_wake.wait().await;
             None
         })
@@ -407,17 +441,18 @@ async fn reader(engine: Rc<ClientEngine>, conn: Rc<ClientConn>) {
                 engine.worker.metrics.borrow_mut().error("connection closed by the server".into(), || {
                     format!("{} closed a client connection", conn.conn.peer)
                 });
-                break Some("connection closed");
+                return Some(("connection closed", true));
             }
             Some(Err(e)) => {
-                if !conn.abandoned.get() {
-                    engine
-                        .worker
-                        .metrics
-                        .borrow_mut()
-                        .error("client connection failed".into(), || format!("{}: {e}", conn.conn.peer));
+                if conn.abandoned.get() {
+                    return Some(("drain time over", false));
                 }
-                break Some("connection failed");
+                engine
+                    .worker
+                    .metrics
+                    .borrow_mut()
+                    .error("client connection failed".into(), || format!("{}: {e}", conn.conn.peer));
+                return Some(("connection failed", true));
             }
             Some(Ok(_)) => {}
         }
@@ -425,7 +460,7 @@ async fn reader(engine: Rc<ClientEngine>, conn: Rc<ClientConn>) {
         let mut broken = None;
         loop {
             let consumed = match wire::next_frame(buf.unread()) {
-                Ok(Some((frame, n))) => match engine.on_answer(&conn, &frame, now) {
+                Ok(Some((frame, n))) => match engine.on_answer(conn, &frame, now) {
                     Ok(()) => n,
                     Err(e) => {
                         broken = Some(e);
@@ -446,18 +481,55 @@ async fn reader(engine: Rc<ClientEngine>, conn: Rc<ClientConn>) {
                 .metrics
                 .borrow_mut()
                 .error("undecodable answer stream".into(), || format!("{}: {e}", conn.conn.peer));
-            break Some("stream undecodable");
+            // A server bug, not an outage: reconnecting would only repeat it.
+            return Some(("stream undecodable", false));
         }
-        engine.fill(&conn, now);
-    };
-    if let Some(reason) = reason {
-        conn.abandoned.set(true);
-        conn.stopping.set(true);
-        engine.abandon_in_flight(&conn, reason);
-        conn.conn.shutdown();
+        engine.fill(conn, now);
     }
-    conn.closed.set(true);
-    conn.writer_wake.notify();
+}
+
+impl ClientEngine {
+    /// After the server closed `conn` or it failed: counts what was in flight as unanswered
+    /// (`reason`), then connects again every `reconnect_delay` until it works or the load
+    /// ends, as a RocketMQ client does on its next request. True when open again.
+    async fn reopen(&self, conn: &ClientConn, reason: &'static str, buf: &mut ReadBuf) -> bool {
+        let Some(delay) = self.plan.reconnect_delay else { return false };
+        // No half-written batch may go on over the new socket: end the old one and wait
+        // for the writer to be between batches.
+        conn.reopening.set(true);
+        conn.conn.shutdown();
+        while conn.writing.get() {
+            conn.reader_wake.wait().await;
+        }
+        conn.out.borrow_mut().clear();
+        self.abandon_in_flight(conn, reason);
+        *buf = ReadBuf::default();
+        let give_up =
+            || conn.stopping.get() || conn.abandoned.get() || self.worker.stopped() || Instant::now() >= self.end.get();
+        loop {
+            if give_up() {
+                conn.reopening.set(false);
+                return false;
+            }
+            // The supervisor's stop wakes this pause early.
+            futures_lite::future::or(glommio::timer::sleep(delay), conn.reader_wake.wait()).await;
+            if give_up() {
+                conn.reopening.set(false);
+                return false;
+            }
+            match Conn::connect(conn.conn.peer, self.plan.timeout).await {
+                Ok(fresh) => {
+                    conn.conn.replace_with(fresh);
+                    conn.reopening.set(false);
+                    self.worker.metrics.borrow_mut().count("client connections reopened", 1);
+                    self.fill(conn, Instant::now());
+                    conn.writer_wake.notify();
+                    return true;
+                }
+                Err(e) => self.worker.metrics.borrow_mut().error("reconnect failed".into(), || e),
+            }
+        }
+    }
 }
 
 async fn writer(conn: Rc<ClientConn>) {
@@ -475,13 +547,19 @@ async fn writer(conn: Rc<ClientConn>) {
         if conn.closed.get() {
             return;
         }
-        if conn.conn.write_all(&batch).await.is_err() {
-            // The reader sees the failure too and does the accounting.
-            conn.abandoned.set(true);
-            conn.reader_wake.notify();
-            return;
-        }
+        conn.writing.set(true);
+        let written = conn.conn.write_all(&batch).await;
+        conn.writing.set(false);
         batch.clear();
+        if conn.reopening.get() {
+            conn.reader_wake.notify();
+        }
+        if written.is_err() {
+            // The reader does the accounting (and the reopening, if any): make sure it
+            // sees the failure even if its read would not.
+            conn.conn.shutdown();
+            conn.reader_wake.notify();
+        }
     }
 }
 

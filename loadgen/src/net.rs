@@ -75,6 +75,28 @@ impl Conn {
         Ok(())
     }
 
+    /// Goes on over `fresh`'s socket (the old one closes). Callers make sure no write of
+    /// the old socket is half done, or its rest would land on the new one.
+    pub fn replace_with(&self, fresh: Conn) {
+        *self.stream.borrow_mut() = fresh.stream.into_inner();
+    }
+
+    /// Whether the peer has closed the connection (or it failed), seen without reading:
+    /// a non-blocking peek. For a connection with no answer pending, as a broker's between
+    /// calls; a Netty client learns the same from its channel going inactive.
+    pub fn peer_closed(&self) -> bool {
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&*self.stream.borrow());
+        let mut byte = 0u8;
+        // SAFETY: a 1-byte recv into a local on the stream's own open fd; MSG_PEEK leaves
+        // the data in the socket and MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        match n {
+            0 => true,
+            n if n > 0 => false,
+            _ => !matches!(io::Error::last_os_error().kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+        }
+    }
+
     /// Ends both directions now; a pending read in another task then sees EOF or an error.
     pub fn shutdown(&self) {
         let fd = std::os::unix::io::AsRawFd::as_raw_fd(&*self.stream.borrow());
@@ -202,7 +224,7 @@ impl RpcConn {
     }
 
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.broken || self.conn.peer_closed()
     }
 
     fn take_opaque(&mut self) -> i32 {

@@ -244,6 +244,7 @@ fn load_plan(
         rate_per_conn: load.rate.map(|r| r / load.connections as f64),
         timeout: run.timeout.0,
         tick: load.tick.0.max(Duration::from_micros(1)),
+        reconnect_delay: (!load.reconnect_delay.0.is_zero()).then_some(load.reconnect_delay.0),
         seed: run.seed,
     }))
 }

@@ -444,3 +444,55 @@ fn ctrl_c_stops_cleanly_and_still_reports() {
     assert!(ok_lookups(&document) > 0);
     assert_eq!(document["errors_unexpected"], 0, "{text}");
 }
+
+/// A server that goes away mid-run: client connections are opened again once it is back
+/// (`--reconnect-delay`), and lookups go on against the new server; what the outage cost is
+/// counted as errors (the run exits 3 for them).
+#[test]
+fn lookup_connections_reopen_after_a_server_restart() {
+    let mut server = Server::meridian();
+    let addr = server.addr.clone();
+    let dir = TempDir::new("restart");
+    let json = dir.0.join("result.json");
+    let mut child = Command::new(loadgen_bin())
+        .args(["lookup", "-n", &addr, "--duration", "8s", "--topics", "200", "--brokers", "2", "--connections", "4"])
+        .args(["--register-period", "1s", "--reconnect-delay", "200ms", "--progress-interval", "200ms", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning meridian-loadgen");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let load_line = |rx: &mpsc::Receiver<String>| loop {
+        let line = rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
+        if line.contains("] load") {
+            return line;
+        }
+    };
+    load_line(&rx);
+    // The server dies (SIGKILL: connections reset) and a new one takes its address.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let dir2 = TempDir::new("meridian-again");
+    let mut command = Command::new(meridian_bin());
+    command
+        .args(["--listen", &addr, "--shards", "1", "--set", "metrics_listen=off", "--data-dir"])
+        .arg(dir2.0.join("data"));
+    command.env("RUST_LOG", "warn,meridian=info");
+    let _again = Server::start(command, "meridian listening on ", dir2);
+    // Lookups are answered again (first TOPIC_NOT_EXIST, then routes once the brokers re-register).
+    let answered = (0..100).map(|_| load_line(&rx)).any(|l| l.contains("lookups ") && !l.contains("lookups 0/s"));
+    let output = wait_with_deadline(child, RUN_DEADLINE);
+    assert!(answered, "no lookups answered after the restart");
+    assert_eq!(output.status.code(), Some(3), "the outage's errors make the exit code 3");
+    let document: Value = serde_json::from_slice(&std::fs::read(&json).expect("the --json file exists")).unwrap();
+    assert_eq!(document["counts"]["client connections reopened"], 4, "{document:#}");
+    assert!(ok_lookups(&document) > 0);
+}
