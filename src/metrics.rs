@@ -181,6 +181,8 @@ pub struct ShardMetrics {
     registration_body_bytes: AtomicU64,
     registrations_unread: AtomicU64,
     registration_decode: Histogram,
+    /// Route watches (43701) held now: a gauge written by the shard only.
+    watches_held: AtomicU64,
 }
 
 impl Default for ShardMetrics {
@@ -194,6 +196,7 @@ impl Default for ShardMetrics {
             registration_body_bytes: AtomicU64::new(0),
             registrations_unread: AtomicU64::new(0),
             registration_decode: Histogram::default(),
+            watches_held: AtomicU64::new(0),
         }
     }
 }
@@ -208,6 +211,10 @@ impl ShardMetrics {
 
     pub fn accepted(&self) {
         add(&self.connections_accepted, 1);
+    }
+
+    pub fn watches_held(&self, n: usize) {
+        self.watches_held.store(n as u64, Relaxed);
     }
 
     pub fn refused(&self) {
@@ -422,6 +429,13 @@ impl prometheus_client::collector::Collector for Metrics {
                 ConstCounter::new(n).encode(family.encode_family(&[("cause", *cause)])?)?;
             }
         }
+        let watches: u64 = shards.iter().map(|s| s.watches_held.load(Relaxed)).sum();
+        gauge(
+            &mut enc,
+            "meridian_watches_held",
+            "Route watches (request code 43701) held, waiting for a change (also counted in meridian_requests_in_flight).",
+            watches as i64,
+        )?;
         gauge(
             &mut enc,
             "meridian_requests_in_flight",

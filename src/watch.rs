@@ -30,9 +30,18 @@ use std::time::{Duration, Instant};
 /// connection ends while the watch is held).
 struct Held<'s>(&'s ShardState);
 
+impl Held<'_> {
+    fn start(shard: &ShardState) -> Held<'_> {
+        shard.watches_held.set(shard.watches_held.get() + 1);
+        shard.metrics.watches_held(shard.watches_held.get());
+        Held(shard)
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.0.watches_held.set(self.0.watches_held.get() - 1);
+        self.0.metrics.watches_held(self.0.watches_held.get());
     }
 }
 
@@ -68,8 +77,7 @@ pub async fn watch_routes(shard: &ShardState, header: &Header, body: &[u8]) -> A
             format!("watches_per_shard_max {} watches already held; poll instead", config.watches_per_shard_max),
         );
     }
-    shard.watches_held.set(shard.watches_held.get() + 1);
-    let _held = Held(shard);
+    let _held = Held::start(shard);
     let deadline = Instant::now() + Duration::from_millis(hold_ms);
     loop {
         // Listening before looking: a publish in between still wakes us.

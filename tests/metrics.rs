@@ -196,8 +196,19 @@ fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
 /// The dashboard and alert rules in tuning/ only name metrics a scrape really has.
 #[test]
 fn dashboard_and_alerts_name_only_metrics_that_exist() {
-    let server = Server::start(&[]);
-    let text = scrape(&server);
+    // A peer watch (of an address nothing listens on) so its series exist too.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        listener.local_addr().expect("local_addr").to_string()
+    };
+    let peers = format!("peer_namesrv_addrs={dead}");
+    let server = Server::start(&[&peers, "peer_check_interval_ms=100"]);
+    let mut text = scrape(&server);
+    let checked = common::poll_until(common::POLL_DEADLINE, || {
+        text = scrape(&server);
+        text.contains("meridian_peer_route_differences{")
+    });
+    assert!(checked, "the peer watch never reported:\n{text}");
     let declared: std::collections::BTreeSet<&str> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning");

@@ -74,8 +74,15 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
     // The third watch request (the first two were answered).
     let third = || server.log_text().matches("request code=43701").count() >= 3;
     assert!(common::poll_until(POLL_DEADLINE, third), "the watch never reached the server");
+    let held_gauge = || {
+        let (status, text) = server.http_get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text.lines().find_map(|l| l.strip_prefix("meridian_watches_held ")).map(|v| v.trim().to_string())
+    };
+    assert!(common::poll_until(POLL_DEADLINE, || held_gauge().as_deref() == Some("1")), "{:?}", held_gauge());
     call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 16), ("T2", 4)], 2));
     let (mut watcher, changes) = held.join().expect("watcher thread");
+    assert_eq!(held_gauge().as_deref(), Some("0"));
     let changes = changes.expect("a held watch is answered");
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].topic, "T1");
