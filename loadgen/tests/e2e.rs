@@ -191,6 +191,38 @@ fn event_count(document: &Value, name: &str) -> u64 {
     document["events_us"][name]["count"].as_u64().unwrap_or(0)
 }
 
+/// Starts loadgen with `args` plus `--json json`, streaming its stderr lines (progress) to the
+/// receiver; the caller waits for it with `wait_with_deadline`.
+fn spawn_loadgen(args: &[&str], json: &Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(loadgen_bin())
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning meridian-loadgen");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// The next progress line of the load phase.
+fn load_line(rx: &mpsc::Receiver<String>) -> String {
+    loop {
+        let line = rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
+        if line.contains("] load") {
+            return line;
+        }
+    }
+}
+
 /// Small, fast settings shared by the load scenarios.
 const SMALL: &[&str] = &["--topics", "200", "--brokers", "2", "--connections", "4", "-q"];
 
@@ -413,26 +445,10 @@ fn ctrl_c_stops_cleanly_and_still_reports() {
     let server = Server::meridian();
     let dir = TempDir::new("sigint");
     let json = dir.0.join("result.json");
-    let mut child = Command::new(loadgen_bin())
-        .args(["lookup", "-n", &server.addr, "--duration", "60s", "--topics", "200", "--connections", "2"])
-        .args(["--progress-interval", "200ms", "--json"])
-        .arg(&json)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning meridian-loadgen");
+    let args = ["lookup", "-n", &server.addr, "--duration", "60s", "--topics", "200", "--connections", "2"];
+    let (child, rx) = spawn_loadgen(&[&args[..], &["--progress-interval", "200ms"]].concat(), &json);
     // Wait until the load runs (a progress line of the load phase), then interrupt.
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("] load") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
+    load_line(&rx);
     // SAFETY: kill(2) with the PID of our own child and a plain signal number.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let output = wait_with_deadline(child, RUN_DEADLINE);
@@ -454,28 +470,9 @@ fn lookup_connections_reopen_after_a_server_restart() {
     let addr = server.addr.clone();
     let dir = TempDir::new("restart");
     let json = dir.0.join("result.json");
-    let mut child = Command::new(loadgen_bin())
-        .args(["lookup", "-n", &addr, "--duration", "8s", "--topics", "200", "--brokers", "2", "--connections", "4"])
-        .args(["--register-period", "1s", "--reconnect-delay", "200ms", "--progress-interval", "200ms", "--json"])
-        .arg(&json)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning meridian-loadgen");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let load_line = |rx: &mpsc::Receiver<String>| loop {
-        let line = rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
-        if line.contains("] load") {
-            return line;
-        }
-    };
+    let args = ["lookup", "-n", &addr, "--duration", "8s", "--topics", "200", "--brokers", "2", "--connections", "4"];
+    let more = ["--register-period", "1s", "--reconnect-delay", "200ms", "--progress-interval", "200ms"];
+    let (child, rx) = spawn_loadgen(&[&args[..], &more[..]].concat(), &json);
     load_line(&rx);
     // The server dies (SIGKILL: connections reset) and a new one takes its address.
     let _ = server.child.kill();
