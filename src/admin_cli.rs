@@ -1,27 +1,25 @@
 //! `meridian admin <verb>`: an admin CLI that speaks the RocketMQ remoting protocol to any
 //! NameServer (Meridian or Java's), with verbs and option letters named like Apache RocketMQ's
-//! `mqadmin`. A small blocking client over `std::net::TcpStream`: one connection per
-//! NameServer address, connecting and every request bounded by `--timeout`, answers bounded
-//! by [`ANSWER_FRAME_BYTES_MAX`].
+//! `mqadmin`, over the tools' blocking client ([`crate::admin_client`]): one connection per
+//! NameServer address, connecting and every request bounded by `--timeout`.
 //!
 //! Read verbs ask the first address that gives a usable answer, as RocketMQ clients do;
 //! write verbs go to every address and report each one, as mqadmin does. Exit codes are
 //! [`EXIT_OK`], [`EXIT_ANSWER_ERROR`], [`EXIT_USAGE`] (clap's own) and [`EXIT_UNUSABLE`].
-//! Must not: start a server, or use anything of Meridian's but `protocol` (it is a client,
-//! like `loadgen`). Reference: ../shared/protocol/requests.md for codes, headers and bodies.
+//! Must not: start a server, or use anything of Meridian's but `protocol`, `admin_client` and
+//! `route_diff` (it is a client, like `loadgen`). Reference: ../shared/protocol/requests.md for codes, headers and bodies.
 
+use crate::admin_client::{
+    self, broker_entries, BrokerData, BrokerEntry, ClusterInfo, QueueData, Reply, TopicList, TopicRouteData,
+};
 use crate::protocol::body::decode_answer_json;
 use crate::protocol::codes;
-use crate::protocol::frame::{self, SerializeType};
-use crate::protocol::header::{Header, HeaderOut};
 use clap::{Args, Subcommand};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::io::{self, Write};
+use std::time::Duration;
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -40,11 +38,6 @@ pub const NAMESRV_ADDR_DEFAULT: &str = "127.0.0.1:9876";
 pub const NAMESRV_ADDR_ENV: &str = "NAMESRV_ADDR";
 /// Default bound on connecting and on each request (Java clients use 3 s for route queries).
 pub const TIMEOUT_MS_DEFAULT: u64 = 3000;
-/// Largest answer frame accepted (prefix included). A Java NameServer sends at most 16 MiB
-/// and Meridian at most its `frame_bytes_max`; anything past this is garbage, not an answer.
-pub const ANSWER_FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
-/// `LanguageCode.RUST` (framing.md §5): this client is not Java, and says so.
-const LANGUAGE_RUST: u8 = 12;
 /// brokerStatus --probe connects to at most this many brokers at once.
 const PROBE_PARALLEL_MAX: usize = 64;
 /// mqadmin's `topicList -c` leaves out consumer-group topics (MixAll's prefixes).
@@ -533,17 +526,22 @@ fn failure_json(addr: &str, failure: &Failure) -> Value {
 // ---------------------------------------------------------------------------------------
 
 /// One connection to one NameServer.
-struct Connection {
-    addr: String,
-    stream: TcpStream,
-    timeout: Duration,
-    opaque_next: i32,
-}
+/// A connection whose failures name the NameServer, as the verbs report them.
+struct Connection(admin_client::Conn);
 
-/// An answer whose opaque matched the request.
-struct Reply {
-    header: Header,
-    body: Vec<u8>,
+impl Connection {
+    fn open(addr: &str, timeout: Duration) -> Result<Connection, Failure> {
+        admin_client::Conn::open(addr, timeout).map(Connection).map_err(|e| Failure::unusable(addr, e.to_string()))
+    }
+
+    fn addr(&self) -> &str {
+        self.0.addr()
+    }
+
+    /// Sends one request and reads its answer, all within the timeout.
+    fn call(&mut self, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Result<Reply, Failure> {
+        self.0.call(code, ext, body).map_err(|e| Failure::unusable(self.0.addr(), e.to_string()))
+    }
 }
 
 impl Reply {
@@ -565,120 +563,6 @@ impl Reply {
     fn json<T: serde::de::DeserializeOwned>(&self, addr: &str, body_name: &'static str) -> Result<T, Failure> {
         decode_answer_json(&self.body, body_name).map_err(|e| Failure::unusable(addr, format!("malformed answer: {e}")))
     }
-}
-
-impl Connection {
-    fn open(addr: &str, timeout: Duration) -> Result<Connection, Failure> {
-        let resolved: Vec<_> =
-            addr.to_socket_addrs().map_err(|e| Failure::unusable(addr, format!("cannot resolve: {e}")))?.collect();
-        let mut last_error = None;
-        for socket_addr in &resolved {
-            match TcpStream::connect_timeout(socket_addr, timeout) {
-                Ok(stream) => {
-                    // Requests are small and answered one at a time: no Nagle delay.
-                    let _ = stream.set_nodelay(true);
-                    return Ok(Connection { addr: addr.to_string(), stream, timeout, opaque_next: 1 });
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let detail = match last_error {
-            Some(e) if is_timeout(&e) => format!("cannot connect within {} ms", timeout.as_millis()),
-            Some(e) => format!("cannot connect: {e}"),
-            None => "cannot resolve: no address".to_string(),
-        };
-        Err(Failure::unusable(addr, detail))
-    }
-
-    /// Sends one request and reads its answer, all within the timeout.
-    fn call(&mut self, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Result<Reply, Failure> {
-        let opaque = self.opaque_next;
-        self.opaque_next = self.opaque_next.wrapping_add(1);
-        let frame = encode_request(code, opaque, ext, body);
-        let deadline = Instant::now() + self.timeout;
-        self.stream.set_write_timeout(Some(self.timeout)).map_err(|e| self.io_failure(e, "writing"))?;
-        self.stream.write_all(&frame).map_err(|e| self.io_failure(e, "sending the request"))?;
-        loop {
-            let (serialize_type, header_bytes, body) = self.read_frame(deadline)?;
-            let header = Header::decode(serialize_type, &header_bytes)
-                .map_err(|e| Failure::unusable(&self.addr, format!("malformed answer header: {e}")))?;
-            // NameServers send nothing but answers on a client connection; anything else
-            // (an answer to another opaque, a request) is skipped until the deadline.
-            if header.is_response() && header.opaque == opaque {
-                return Ok(Reply { header, body });
-            }
-        }
-    }
-
-    /// Reads one whole frame: (serialize type, header bytes, body bytes).
-    fn read_frame(&mut self, deadline: Instant) -> Result<(SerializeType, Vec<u8>, Vec<u8>), Failure> {
-        let mut prefix = [0u8; frame::LENGTH_PREFIX_BYTES];
-        self.read_exact_by(&mut prefix, deadline)?;
-        let frame_bytes = frame::peek_frame_len(&prefix, ANSWER_FRAME_BYTES_MAX)
-            .map_err(|e| Failure::unusable(&self.addr, format!("malformed answer: {e}")))?;
-        let mut whole = vec![0u8; frame_bytes];
-        whole[..prefix.len()].copy_from_slice(&prefix);
-        self.read_exact_by(&mut whole[prefix.len()..], deadline)?;
-        let checked = frame::check(&whole, ANSWER_FRAME_BYTES_MAX, ANSWER_FRAME_BYTES_MAX)
-            .map_err(|e| Failure::unusable(&self.addr, format!("malformed answer: {e}")))?;
-        debug_assert_eq!(checked, frame_bytes);
-        let parts = frame::split(&whole, frame_bytes);
-        Ok((parts.serialize_type, whole[parts.header].to_vec(), whole[parts.body].to_vec()))
-    }
-
-    /// `read_exact`, but the whole read ends at `deadline` however the bytes trickle in.
-    fn read_exact_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(self.timed_out());
-            }
-            self.stream.set_read_timeout(Some(left)).map_err(|e| self.io_failure(e, "reading"))?;
-            match self.stream.read(&mut buf[filled..]) {
-                Ok(0) => return Err(Failure::unusable(&self.addr, "connection closed before the answer was complete")),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(self.timed_out()),
-                Err(e) => return Err(self.io_failure(e, "reading the answer")),
-            }
-        }
-        Ok(())
-    }
-
-    fn timed_out(&self) -> Failure {
-        Failure::unusable(&self.addr, format!("no answer within {} ms", self.timeout.as_millis()))
-    }
-
-    fn io_failure(&self, e: io::Error, doing: &str) -> Failure {
-        if is_timeout(&e) {
-            return self.timed_out();
-        }
-        Failure::unusable(&self.addr, format!("{doing}: {e}"))
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// A request frame with a JSON header, as a 5.3.3 client sends it (framing.md §2.1, §6).
-pub(crate) fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let header = HeaderOut {
-        code,
-        language: LANGUAGE_RUST,
-        version: codes::VERSION_CURRENT,
-        opaque,
-        flag: 0,
-        remark: None,
-        // Java leaves extFields out (null) for a request without a custom header.
-        ext_fields: if ext.is_empty() { None } else { Some(ext) },
-    };
-    let mut header_bytes = Vec::with_capacity(160);
-    header.encode(SerializeType::Json, &mut header_bytes);
-    let mut out = Vec::with_capacity(frame::LENGTH_PREFIX_BYTES + frame::HEADER_WORD_BYTES + header_bytes.len());
-    frame::encode(&mut out, SerializeType::Json, &header_bytes, body);
-    out
 }
 
 /// One `key=value` line of Java properties text with everything escaped that
@@ -727,106 +611,13 @@ fn push_properties_escaped(out: &mut String, text: &str, is_key: bool) {
 // Answer bodies (bodies.md §6–§8), read leniently: unknown keys ignored, missing ones empty
 // ---------------------------------------------------------------------------------------
 
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ClusterInfo {
-    broker_addr_table: BTreeMap<String, BrokerData>,
-    cluster_addr_table: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct BrokerData {
-    cluster: String,
-    broker_name: String,
-    /// brokerId → `ip:port`; id 0 is the master.
-    broker_addrs: BTreeMap<i64, String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct QueueData {
-    broker_name: String,
-    read_queue_nums: i32,
-    write_queue_nums: i32,
-    perm: i32,
-    topic_sys_flag: i32,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TopicRouteData {
-    broker_datas: Vec<BrokerData>,
-    queue_datas: Vec<QueueData>,
-    order_topic_conf: Option<String>,
-    filter_server_table: BTreeMap<String, Vec<String>>,
-    topic_queue_mapping_by_broker: Option<BTreeMap<String, Value>>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TopicList {
-    topic_list: Vec<String>,
-}
-
-/// One broker address as the NameServer lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BrokerRow {
-    cluster: String,
-    broker_name: String,
-    broker_id: i64,
-    addr: String,
-}
-
-impl BrokerRow {
-    fn role(&self) -> &'static str {
-        if self.broker_id == 0 {
-            "MASTER"
-        } else {
-            "SLAVE"
-        }
-    }
-}
-
-/// Every broker address, by cluster, broker name and id (mqadmin's clusterList order).
-/// Brokers no cluster lists (never seen in practice) come last under their own `cluster`.
-fn broker_rows(info: &ClusterInfo) -> Vec<BrokerRow> {
-    fn push(cluster: &str, broker: &BrokerData, rows: &mut Vec<BrokerRow>) {
-        for (id, addr) in &broker.broker_addrs {
-            rows.push(BrokerRow {
-                cluster: cluster.to_string(),
-                broker_name: broker.broker_name.clone(),
-                broker_id: *id,
-                addr: addr.clone(),
-            });
-        }
-    }
-    let mut rows = Vec::new();
-    let mut listed = BTreeSet::new();
-    for (cluster, names) in &info.cluster_addr_table {
-        let names: BTreeSet<&String> = names.iter().collect();
-        for name in names {
-            if let Some(broker) = info.broker_addr_table.get(name) {
-                listed.insert(name.as_str());
-                push(cluster, broker, &mut rows);
-            }
-        }
-    }
-    for (name, broker) in &info.broker_addr_table {
-        if !listed.contains(name.as_str()) {
-            push(&broker.cluster, broker, &mut rows);
-        }
-    }
-    rows
-}
-
 fn cluster_info(conn: &mut Connection) -> Result<ClusterInfo, Failure> {
-    let addr = conn.addr.clone();
+    let addr = conn.addr().to_string();
     conn.call(codes::GET_BROKER_CLUSTER_INFO, &[], b"")?.success(&addr)?.json(&addr, "ClusterInfo")
 }
 
 fn topics(conn: &mut Connection, code: i32, ext: &[(&str, &str)]) -> Result<Vec<String>, Failure> {
-    let addr = conn.addr.clone();
+    let addr = conn.addr().to_string();
     let list: TopicList = conn.call(code, ext, b"")?.success(&addr)?.json(&addr, "TopicList")?;
     Ok(list.topic_list)
 }
@@ -847,8 +638,8 @@ fn perm_text(perm: i32) -> String {
 
 fn cluster_list(ctx: &Ctx, cluster: Option<&str>) -> Result<Report, Failure> {
     let (namesrv, info, mut notes) = ctx.read(cluster_info)?;
-    let rows: Vec<BrokerRow> =
-        broker_rows(&info).into_iter().filter(|r| cluster.is_none_or(|c| r.cluster == c)).collect();
+    let rows: Vec<BrokerEntry> =
+        broker_entries(&info).into_iter().filter(|r| cluster.is_none_or(|c| r.cluster == c)).collect();
     if let (Some(cluster), true) = (cluster, rows.is_empty()) {
         notes.push(format!("NameServer {namesrv} lists no broker in cluster {cluster:?}"));
     }
@@ -870,7 +661,7 @@ fn cluster_list(ctx: &Ctx, cluster: Option<&str>) -> Result<Report, Failure> {
 
 fn topic_route(ctx: &Ctx, topic: &str) -> Result<Report, Failure> {
     let (_, (document, route), notes) = ctx.read(|conn| {
-        let addr = conn.addr.clone();
+        let addr = conn.addr().to_string();
         let reply = conn.call(codes::GET_ROUTEINFO_BY_TOPIC, &[("topic", topic)], b"")?.success(&addr)?;
         let document: Value = reply.json(&addr, "TopicRouteData")?;
         let route: TopicRouteData = serde_json::from_value(document.clone())
@@ -968,7 +759,7 @@ fn topic_list(ctx: &Ctx, cluster_model: bool) -> Result<Report, Failure> {
 
 fn get_kv_config(ctx: &Ctx, namespace: &str, key: &str) -> Result<Report, Failure> {
     let (namesrv, value, notes) = ctx.read(|conn| {
-        let addr = conn.addr.clone();
+        let addr = conn.addr().to_string();
         let reply = conn.call(codes::GET_KV_CONFIG, &[("namespace", namespace), ("key", key)], b"")?;
         let reply = reply.success(&addr)?;
         match reply.header.ext("value") {
@@ -988,7 +779,7 @@ fn get_kv_config(ctx: &Ctx, namespace: &str, key: &str) -> Result<Report, Failur
 
 fn get_namesrv_config(ctx: &Ctx) -> Result<Report, Failure> {
     let (namesrv, body, notes) = ctx.read(|conn| {
-        let addr = conn.addr.clone();
+        let addr = conn.addr().to_string();
         Ok(conn.call(codes::GET_NAMESRV_CONFIG, &[], b"")?.success(&addr)?.body)
     })?;
     // Java writes `key=value` lines without escaping (MixAll.properties2String), so the text
@@ -1008,13 +799,13 @@ fn get_namesrv_config(ctx: &Ctx) -> Result<Report, Failure> {
 
 fn broker_status(ctx: &Ctx, broker_addr: Option<&str>, cluster: Option<&str>, probe: bool) -> Result<Report, Failure> {
     let (namesrv, info, mut notes) = ctx.read(cluster_info)?;
-    let rows: Vec<BrokerRow> = broker_rows(&info)
+    let rows: Vec<BrokerEntry> = broker_entries(&info)
         .into_iter()
         .filter(|r| cluster.is_none_or(|c| r.cluster == c) && broker_addr.is_none_or(|a| r.addr == a))
         .collect();
     let mut exit_code = EXIT_OK;
     // The addresses to report: what the NameServer lists, or the one asked about.
-    let mut entries: Vec<(Option<&BrokerRow>, &str)> = rows.iter().map(|r| (Some(r), r.addr.as_str())).collect();
+    let mut entries: Vec<(Option<&BrokerEntry>, &str)> = rows.iter().map(|r| (Some(r), r.addr.as_str())).collect();
     if let (Some(addr), true) = (broker_addr, rows.is_empty()) {
         notes.push(format!(
             "NameServer {namesrv} does not list broker {addr}{} (it drops brokers silent for longer than their \
@@ -1126,16 +917,7 @@ fn probe_all(addrs: &[&str], timeout: Duration) -> Vec<Result<(), String>> {
 }
 
 fn probe(addr: &str, timeout: Duration) -> Result<(), String> {
-    let resolved: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve: {e}"))?.collect();
-    let mut last_error = "cannot resolve: no address".to_string();
-    for socket_addr in resolved {
-        match TcpStream::connect_timeout(&socket_addr, timeout) {
-            Ok(_) => return Ok(()),
-            Err(e) if is_timeout(&e) => last_error = format!("no connection within {} ms", timeout.as_millis()),
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    Err(last_error)
+    admin_client::connect(addr, timeout).map(drop)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1169,7 +951,6 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::header::language_name;
 
     #[test]
     fn namesrv_addrs_are_split_checked_and_deduplicated() {
@@ -1181,24 +962,6 @@ mod tests {
         for bad in ["", ";", "host", "host:", ":9876", "h:99999", "h:0", "h:x", "a:1;nope"] {
             assert!(parse_namesrv_addrs(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn request_frames_decode_as_sent() {
-        assert_eq!(language_name(LANGUAGE_RUST), Some("RUST"));
-        let bytes = encode_request(codes::PUT_KV_CONFIG, 7, &[("namespace", "ns"), ("key", "k\"1")], b"body");
-        let len = frame::check(&bytes, ANSWER_FRAME_BYTES_MAX, ANSWER_FRAME_BYTES_MAX).unwrap();
-        assert_eq!(len, bytes.len());
-        let parts = frame::split(&bytes, len);
-        let header = Header::decode(parts.serialize_type, &bytes[parts.header]).unwrap();
-        assert_eq!((header.code, header.opaque, header.flag, header.version), (100, 7, 0, 479));
-        assert_eq!(header.ext("key"), Some("k\"1"));
-        assert_eq!(header.ext("namespace"), Some("ns"));
-        assert_eq!(&bytes[parts.body], b"body");
-        // No custom header: no extFields at all, as Java sends it.
-        let bytes = encode_request(codes::GET_BROKER_CLUSTER_INFO, 1, &[], b"");
-        let parts = frame::split(&bytes, bytes.len());
-        assert_eq!(Header::decode(parts.serialize_type, &bytes[parts.header]).unwrap().ext_fields, None);
     }
 
     #[test]
@@ -1218,38 +981,6 @@ mod tests {
         }
         // Outside the BMP: a UTF-16 surrogate pair, as Java's Properties.load reads it.
         assert_eq!(properties_line("k", "😀"), "k=\\uD83D\\uDE00\n");
-    }
-
-    #[test]
-    fn cluster_info_in_java_legacy_form_gives_sorted_rows() {
-        let body = br#"{"brokerAddrTable":{"broker-b":{"brokerAddrs":{0:"10.0.0.2:10911"},"brokerName":"broker-b","cluster":"c1","enableActingMaster":false},"broker-a":{"brokerAddrs":{1:"10.0.0.3:10911",0:"10.0.0.1:10911"},"brokerName":"broker-a","cluster":"c1","enableActingMaster":false},"lost":{"brokerAddrs":{0:"10.0.0.9:10911"},"brokerName":"lost","cluster":"c9"}},"clusterAddrTable":{"c1":["broker-b","broker-a"]}}"#;
-        let info: ClusterInfo = decode_answer_json(body, "ClusterInfo").unwrap();
-        let rows: Vec<(String, String, i64, String)> =
-            broker_rows(&info).into_iter().map(|r| (r.cluster, r.broker_name, r.broker_id, r.addr)).collect();
-        let row = |c: &str, n: &str, id: i64, a: &str| (c.to_string(), n.to_string(), id, a.to_string());
-        assert_eq!(
-            rows,
-            vec![
-                row("c1", "broker-a", 0, "10.0.0.1:10911"),
-                row("c1", "broker-a", 1, "10.0.0.3:10911"),
-                row("c1", "broker-b", 0, "10.0.0.2:10911"),
-                row("c9", "lost", 0, "10.0.0.9:10911"),
-            ]
-        );
-    }
-
-    #[test]
-    fn route_in_both_flavours_decodes_the_same() {
-        let standard = br#"{"brokerDatas":[{"brokerAddrs":{"0":"10.0.0.1:10911"},"brokerName":"broker-a","cluster":"c1","enableActingMaster":false}],"filterServerTable":{},"orderTopicConf":"broker-a:4","queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":8}]}"#;
-        let legacy = String::from_utf8(standard.to_vec()).unwrap().replace(r#"{"0":"#, "{0:");
-        for body in [&standard[..], legacy.as_bytes()] {
-            let route: TopicRouteData = decode_answer_json(body, "TopicRouteData").unwrap();
-            assert_eq!(route.broker_datas[0].broker_addrs.get(&0).map(String::as_str), Some("10.0.0.1:10911"));
-            let q = &route.queue_datas[0];
-            assert_eq!((q.read_queue_nums, q.write_queue_nums, q.perm, q.topic_sys_flag), (4, 8, 6, 0));
-            assert_eq!(route.order_topic_conf.as_deref(), Some("broker-a:4"));
-        }
-        assert!(decode_answer_json::<TopicRouteData>(b"{\"brokerDatas\":[", "TopicRouteData").is_err());
     }
 
     #[test]

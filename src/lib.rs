@@ -20,6 +20,7 @@
 //! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
 
 pub mod admin_cli;
+pub mod admin_client;
 pub mod command;
 pub mod config;
 pub mod connection;

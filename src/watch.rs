@@ -194,7 +194,7 @@ impl std::fmt::Display for WatchError {
 impl std::error::Error for WatchError {}
 
 /// Largest watch answer accepted (many topics' routes).
-const WATCH_ANSWER_BYTES_MAX: usize = 256 * 1024 * 1024;
+const WATCH_ANSWER_BYTES_MAX: u32 = 256 * 1024 * 1024;
 
 /// A blocking route-watch client on a connection of its own:
 ///
@@ -212,29 +212,31 @@ const WATCH_ANSWER_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// The first call answers at once with every topic's current route (the watcher starts
 /// holding version 0 for each).
 pub struct RouteWatcher {
-    stream: std::net::TcpStream,
-    io_timeout: Duration,
-    opaque_next: i32,
+    conn: crate::admin_client::Conn,
     versions: BTreeMap<String, u64>,
 }
 
+impl From<crate::admin_client::ClientError> for WatchError {
+    fn from(e: crate::admin_client::ClientError) -> WatchError {
+        match e {
+            crate::admin_client::ClientError::Io(text) => WatchError::Io(std::io::Error::other(text)),
+            crate::admin_client::ClientError::Malformed(text) => WatchError::Malformed(text),
+        }
+    }
+}
+
 impl RouteWatcher {
+    /// Connects within `io_timeout`, which also bounds sending each watch and, beyond its
+    /// hold, waiting for the answer.
     pub fn connect<S: Into<String>>(
         addr: &str,
         topics: impl IntoIterator<Item = S>,
         io_timeout: Duration,
     ) -> Result<RouteWatcher, WatchError> {
-        let stream = std::net::TcpStream::connect(addr).map_err(WatchError::Io)?;
-        stream.set_nodelay(true).map_err(WatchError::Io)?;
-        Ok(RouteWatcher {
-            stream,
-            io_timeout,
-            opaque_next: 1,
-            versions: topics.into_iter().map(|t| (t.into(), 0)).collect(),
-        })
+        let conn = crate::admin_client::Conn::open(addr, io_timeout)?.with_answer_bytes_max(WATCH_ANSWER_BYTES_MAX);
+        Ok(RouteWatcher { conn, versions: topics.into_iter().map(|t| (t.into(), 0)).collect() })
     }
 
-    /// The versions held now, by topic.
     pub fn versions(&self) -> &BTreeMap<String, u64> {
         &self.versions
     }
@@ -243,40 +245,19 @@ impl RouteWatcher {
     /// from the versions held; returns them (empty when the hold passed without a change)
     /// and holds their new versions from then on.
     pub fn next_changes(&mut self, hold: Duration) -> Result<Vec<RouteChange>, WatchError> {
-        use std::io::{Read, Write};
         let body = serde_json::to_vec(&self.versions).map_err(|e| WatchError::Malformed(e.to_string()))?;
-        let opaque = self.opaque_next;
-        self.opaque_next = self.opaque_next.wrapping_add(1);
         let hold_ms = hold.as_millis().to_string();
-        let frame =
-            crate::admin_cli::encode_request(codes::MERIDIAN_WATCH_ROUTES, opaque, &[("holdMs", &hold_ms)], &body);
-        self.stream.set_write_timeout(Some(self.io_timeout)).map_err(WatchError::Io)?;
-        self.stream.write_all(&frame).map_err(WatchError::Io)?;
         // The answer may take the whole hold.
-        self.stream.set_read_timeout(Some(hold + self.io_timeout)).map_err(WatchError::Io)?;
-        loop {
-            let mut prefix = [0u8; crate::protocol::frame::LENGTH_PREFIX_BYTES];
-            self.stream.read_exact(&mut prefix).map_err(WatchError::Io)?;
-            let frame_bytes = crate::protocol::frame::peek_frame_len(&prefix, WATCH_ANSWER_BYTES_MAX as u32)
-                .map_err(|e| WatchError::Malformed(e.to_string()))?;
-            let mut whole = vec![0u8; frame_bytes];
-            whole[..prefix.len()].copy_from_slice(&prefix);
-            self.stream.read_exact(&mut whole[prefix.len()..]).map_err(WatchError::Io)?;
-            let parts = crate::protocol::frame::split(&whole, frame_bytes);
-            let answer = Header::decode(parts.serialize_type, &whole[parts.header.clone()])
-                .map_err(|e| WatchError::Malformed(e.to_string()))?;
-            if !answer.is_response() || answer.opaque != opaque {
-                continue;
+        let deadline = Instant::now() + hold + self.conn.timeout();
+        let answer = self.conn.call_by(codes::MERIDIAN_WATCH_ROUTES, &[("holdMs", &hold_ms)], &body, deadline)?;
+        match answer.header.code {
+            codes::SUCCESS => self.apply(&answer.body),
+            // Meridian answers neither to a watch: these are a stock NameServer's refusal
+            // of a code it does not know.
+            code @ (codes::REQUEST_CODE_NOT_SUPPORTED | codes::NO_PERMISSION) => {
+                Err(WatchError::Unsupported { code, remark: answer.header.remark })
             }
-            return match answer.code {
-                codes::SUCCESS => self.apply(&whole[parts.body]),
-                // Meridian answers neither to a watch: these are a stock NameServer's refusal
-                // of a code it does not know.
-                code @ (codes::REQUEST_CODE_NOT_SUPPORTED | codes::NO_PERMISSION) => {
-                    Err(WatchError::Unsupported { code, remark: answer.remark })
-                }
-                code => Err(WatchError::Refused { code, remark: answer.remark }),
-            };
+            code => Err(WatchError::Refused { code, remark: answer.header.remark }),
         }
     }
 

@@ -167,29 +167,37 @@ fn sigterm_releases_held_watches() {
     assert_eq!(server.wait_exit(POLL_DEADLINE).and_then(|s| s.code()), Some(0));
 }
 
+/// A one-shot fake NameServer: reads one request and writes `answer(request header)` back.
+fn fake_server(answer: impl FnOnce(Value) -> Vec<u8> + Send + 'static) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap().to_string();
+    let fake = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut prefix = [0u8; 4];
+        s.read_exact(&mut prefix).unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        s.read_exact(&mut rest).unwrap();
+        let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
+        let request: Value = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
+        s.write_all(&answer(request)).unwrap();
+    });
+    (addr, fake)
+}
+
 /// A stock NameServer answers an unknown code with 3 (Java) or 16 (rocketmq-rust, "Authentication
 /// credentials are invalid"); the client API says "poll instead" for both.
 #[test]
 fn a_server_without_the_extension_is_reported_as_unsupported() {
-    use std::io::{Read, Write};
     for (code, remark) in [(3, " request type 43701 not supported"), (16, "Authentication credentials are invalid")] {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().unwrap().to_string();
-        let fake = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().expect("accept");
-            let mut prefix = [0u8; 4];
-            s.read_exact(&mut prefix).unwrap();
-            let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
-            s.read_exact(&mut rest).unwrap();
-            let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
-            let request: Value = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
+        let (addr, fake) = fake_server(move |request| {
             let answer = json!({"code": code, "flag": 1, "opaque": request["opaque"], "language": "JAVA",
                 "version": 479, "remark": remark})
             .to_string();
             let mut frame = ((4 + answer.len()) as u32).to_be_bytes().to_vec();
             frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
             frame.extend_from_slice(answer.as_bytes());
-            s.write_all(&frame).unwrap();
+            frame
         });
         let mut watcher = RouteWatcher::connect(&addr, ["T1"], Duration::from_secs(5)).expect("connect");
         let result = watcher.next_changes(Duration::from_secs(1));
@@ -202,4 +210,20 @@ fn a_server_without_the_extension_is_reported_as_unsupported() {
         assert!(result.unwrap_err().to_string().contains("poll instead"));
         fake.join().unwrap();
     }
+}
+
+/// An answer frame whose header length runs past the frame is a malformed answer, not a
+/// panic (the watch client once sliced it unchecked).
+#[test]
+fn a_malformed_answer_frame_is_an_error() {
+    let (addr, fake) = fake_server(|_| {
+        let mut frame = 8u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(&1000u32.to_be_bytes()); // header length 1000 in an 8-byte frame
+        frame.extend_from_slice(b"{}{}");
+        frame
+    });
+    let mut watcher = RouteWatcher::connect(&addr, ["T1"], Duration::from_secs(5)).expect("connect");
+    let result = watcher.next_changes(Duration::from_secs(1));
+    assert!(matches!(&result, Err(WatchError::Malformed(why)) if why.starts_with("malformed answer")), "{result:?}");
+    fake.join().unwrap();
 }

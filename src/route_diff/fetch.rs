@@ -12,23 +12,17 @@
 //! 322 refreshes the broker's heartbeat timestamp), or hold more than
 //! `max_topics` topics' routes.
 
-use super::{BrokerAddrs, BrokerEntry, DataVersion, LiveKey, NamesrvView, QueueData, TopicRoute, Unreadable};
-use crate::admin_cli::encode_request;
+use super::{BrokerEntry, DataVersion, LiveKey, NamesrvView, QueueData, TopicRoute, Unreadable};
+use crate::admin_client::{broker_entries, ClusterInfo, Conn, Reply, TopicList, TopicRouteData};
 use crate::protocol::body::decode_answer_json;
 use crate::protocol::codes;
-use crate::protocol::frame;
-use crate::protocol::header::Header;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// Route requests in flight on one connection. Requests are ~200 bytes, so a window's worth
 /// always fits the socket buffers and writing never waits for the NameServer to be read.
 pub const PIPELINE_WINDOW: usize = 32;
-/// Largest answer frame accepted (as the admin CLI: a Java NameServer sends at most 16 MiB).
-const ANSWER_FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
 /// Default bound on the topics whose routes are read (`--max-topics`).
 pub const MAX_TOPICS_DEFAULT: usize = 100_000;
 
@@ -73,13 +67,13 @@ type Started = (Conn, BTreeSet<BrokerEntry>, DataVersions, Vec<String>);
 /// [`Unreadable`]; the others are still read.
 pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, TooManyTopics> {
     // Phase 1: cluster info and topic list, everywhere at once.
-    let first: Vec<Result<Started, String>> = parallel(addrs, |addr| {
+    let first: Vec<Result<Started, String>> = in_parallel(&mut addrs.to_vec(), |addr| {
         let mut conn = Conn::open(addr, options.timeout)?;
-        let brokers = conn.cluster_info()?;
-        let data_versions = conn.live_table()?;
+        let brokers = cluster_info(&mut conn)?;
+        let data_versions = live_table(&mut conn)?;
         let listed = match options.topics {
             Some(_) => Vec::new(),
-            None => conn.topic_list()?,
+            None => topic_list(&mut conn)?,
         };
         Ok((conn, brokers, data_versions, listed))
     });
@@ -94,7 +88,7 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     let topics: Vec<String> = topics.into_iter().collect();
     // Phase 2: every topic's route, on the same connections, everywhere at once.
     let mut work: Vec<(String, Result<Started, String>)> = addrs.iter().cloned().zip(first).collect();
-    let second: Vec<Result<NamesrvView, String>> = parallel_mut(&mut work, |(_, state)| {
+    let second: Vec<Result<NamesrvView, String>> = in_parallel(&mut work, |(_, state)| {
         let (conn, brokers, data_versions, listed) = match state {
             Ok(s) => s,
             Err(e) => return Err(e.clone()),
@@ -102,7 +96,7 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
         let topics = if presence_only {
             listed.iter().map(|t| (t.clone(), None)).collect()
         } else {
-            conn.routes(&topics)?.into_iter().map(|(t, r)| (t, Some(r))).collect()
+            routes(conn, &topics)?.into_iter().map(|(t, r)| (t, Some(r))).collect()
         };
         Ok(NamesrvView { brokers: std::mem::take(brokers), data_versions: data_versions.take(), topics })
     });
@@ -120,15 +114,8 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     Ok(fetched)
 }
 
-fn parallel<T: Send>(addrs: &[String], work: impl Fn(&str) -> T + Sync) -> Vec<T> {
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = addrs.iter().map(|addr| scope.spawn(move || work(addr))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
-}
-
-fn parallel_mut<S: Send, T: Send>(items: &mut [S], work: impl Fn(&mut S) -> T + Sync) -> Vec<T> {
+/// `work` on every item, each on a thread of its own; results in the items' order.
+fn in_parallel<S: Send, T: Send>(items: &mut [S], work: impl Fn(&mut S) -> T + Sync) -> Vec<T> {
     std::thread::scope(|scope| {
         let work = &work;
         let handles: Vec<_> = items.iter_mut().map(|item| scope.spawn(move || work(item))).collect();
@@ -137,40 +124,8 @@ fn parallel_mut<S: Send, T: Send>(items: &mut [S], work: impl Fn(&mut S) -> T + 
 }
 
 // ---------------------------------------------------------------------------------------
-// Answer bodies (bodies.md §6–§8), read leniently: unknown keys ignored, missing ones empty
+// Requests (the bodies other than 43702's are admin_client's)
 // ---------------------------------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ClusterInfoWire {
-    broker_addr_table: BTreeMap<String, BrokerDataWire>,
-    cluster_addr_table: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct BrokerDataWire {
-    cluster: String,
-    broker_name: String,
-    broker_addrs: BrokerAddrs,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct QueueDataWire {
-    broker_name: String,
-    read_queue_nums: i32,
-    write_queue_nums: i32,
-    perm: i32,
-    topic_sys_flag: i32,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TopicRouteWire {
-    broker_datas: Vec<BrokerDataWire>,
-    queue_datas: Vec<QueueDataWire>,
-}
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -186,44 +141,7 @@ struct LiveBrokerWire {
     data_version: DataVersion,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TopicListWire {
-    topic_list: Vec<String>,
-}
-
-/// Every broker address of a cluster info, under each cluster that lists its name (brokers
-/// no cluster lists under their own `cluster`).
-fn broker_entries(info: &ClusterInfoWire) -> BTreeSet<BrokerEntry> {
-    let mut out = BTreeSet::new();
-    let mut push = |cluster: &str, b: &BrokerDataWire| {
-        for (id, addr) in &b.broker_addrs {
-            out.insert(BrokerEntry {
-                cluster: cluster.to_string(),
-                broker_name: b.broker_name.clone(),
-                broker_id: *id,
-                addr: addr.clone(),
-            });
-        }
-    };
-    let mut listed = BTreeSet::new();
-    for (cluster, names) in &info.cluster_addr_table {
-        for name in names {
-            if let Some(b) = info.broker_addr_table.get(name) {
-                listed.insert(name.as_str());
-                push(cluster, b);
-            }
-        }
-    }
-    for (name, b) in &info.broker_addr_table {
-        if !listed.contains(name.as_str()) {
-            push(&b.cluster, b);
-        }
-    }
-    out
-}
-
-fn topic_route(wire: TopicRouteWire) -> TopicRoute {
+fn topic_route(wire: TopicRouteData) -> TopicRoute {
     TopicRoute {
         queue_datas: wire
             .queue_datas
@@ -242,216 +160,84 @@ fn topic_route(wire: TopicRouteWire) -> TopicRoute {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The connection
-// ---------------------------------------------------------------------------------------
-
-struct Conn {
-    stream: TcpStream,
-    timeout: Duration,
-    opaque_next: i32,
+fn failed(request: &str, answer: &Reply) -> String {
+    format!(
+        "{request} answered code {}: {}",
+        answer.header.code,
+        answer.header.remark.as_deref().unwrap_or("(no remark)")
+    )
 }
 
-struct Answer {
-    header: Header,
-    body: Vec<u8>,
+fn cluster_info(conn: &mut Conn) -> Result<BTreeSet<BrokerEntry>, String> {
+    let answer = conn.call(codes::GET_BROKER_CLUSTER_INFO, &[], b"")?;
+    if answer.header.code != codes::SUCCESS {
+        return Err(failed("GET_BROKER_CLUSTER_INFO (106)", &answer));
+    }
+    let info: ClusterInfo =
+        decode_answer_json(&answer.body, "ClusterInfo").map_err(|e| format!("malformed answer: {e}"))?;
+    Ok(broker_entries(&info).into_iter().collect())
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+/// Data versions from MERIDIAN_BROKER_LIVE_TABLE; `None` when any error code answers it
+/// (a stock NameServer: the request is unknown there).
+fn live_table(conn: &mut Conn) -> Result<DataVersions, String> {
+    let answer = conn.call(codes::MERIDIAN_BROKER_LIVE_TABLE, &[], b"")?;
+    if answer.header.code != codes::SUCCESS {
+        return Ok(None);
+    }
+    let table: LiveTableWire =
+        serde_json::from_slice(&answer.body).map_err(|e| format!("malformed broker live table: {e}"))?;
+    Ok(Some(table.brokers.into_iter().map(|b| ((b.cluster, b.addr), b.data_version)).collect()))
 }
 
-impl Conn {
-    fn open(addr: &str, timeout: Duration) -> Result<Conn, String> {
-        let resolved: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve: {e}"))?.collect();
-        let mut last_error = None;
-        for socket_addr in &resolved {
-            match TcpStream::connect_timeout(socket_addr, timeout) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    stream.set_write_timeout(Some(timeout)).map_err(|e| format!("socket: {e}"))?;
-                    return Ok(Conn { stream, timeout, opaque_next: 1 });
-                }
-                Err(e) => last_error = Some(e),
-            }
+fn topic_list(conn: &mut Conn) -> Result<Vec<String>, String> {
+    let answer = conn.call(codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, &[], b"")?;
+    if answer.header.code != codes::SUCCESS {
+        let mut e = failed("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206)", &answer);
+        e.push_str(" (enableAllTopicList=false? name the topics with --topics)");
+        return Err(e);
+    }
+    let list: TopicList =
+        decode_answer_json(&answer.body, "TopicList").map_err(|e| format!("malformed answer: {e}"))?;
+    Ok(list.topic_list)
+}
+
+/// The routes of `topics` that exist here (TOPIC_NOT_EXIST leaves a topic out),
+/// [`PIPELINE_WINDOW`] requests in flight; each answer within the timeout.
+fn routes(conn: &mut Conn, topics: &[String]) -> Result<BTreeMap<String, TopicRoute>, String> {
+    let mut out = BTreeMap::new();
+    let mut pending: HashMap<i32, usize> = HashMap::with_capacity(PIPELINE_WINDOW);
+    let mut next = 0;
+    let mut bytes = Vec::with_capacity(PIPELINE_WINDOW * 256);
+    while next < topics.len() || !pending.is_empty() {
+        bytes.clear();
+        while next < topics.len() && pending.len() < PIPELINE_WINDOW {
+            let opaque = conn.encode(&mut bytes, codes::GET_ROUTEINFO_BY_TOPIC, &[("topic", &topics[next])], b"");
+            pending.insert(opaque, next);
+            next += 1;
         }
-        Err(match last_error {
-            Some(e) if is_timeout(&e) => format!("cannot connect within {} ms", timeout.as_millis()),
-            Some(e) => format!("cannot connect: {e}"),
-            None => "cannot resolve: no address".to_string(),
-        })
-    }
-
-    /// Appends one request to `out`; returns its opaque.
-    fn encode(&mut self, out: &mut Vec<u8>, code: i32, ext: &[(&str, &str)]) -> i32 {
-        let opaque = self.opaque_next;
-        self.opaque_next = self.opaque_next.wrapping_add(1);
-        out.extend_from_slice(&encode_request(code, opaque, ext, b""));
-        opaque
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream.write_all(bytes).map_err(|e| {
-            if is_timeout(&e) {
-                format!("request not taken within {} ms", self.timeout.as_millis())
-            } else {
-                format!("sending requests: {e}")
+        if !bytes.is_empty() {
+            conn.send(&bytes)?;
+        }
+        let answer = conn.read_reply(Instant::now() + conn.timeout())?;
+        let Some(index) = pending.remove(&answer.header.opaque) else { continue };
+        let topic = &topics[index];
+        match answer.header.code {
+            codes::SUCCESS => {
+                let wire: TopicRouteData = decode_answer_json(&answer.body, "TopicRouteData")
+                    .map_err(|e| format!("malformed route of {topic}: {e}"))?;
+                out.insert(topic.clone(), topic_route(wire));
             }
-        })
-    }
-
-    /// One request, its answer (matched by opaque; anything else is skipped).
-    fn call(&mut self, code: i32, ext: &[(&str, &str)]) -> Result<Answer, String> {
-        let mut bytes = Vec::new();
-        let opaque = self.encode(&mut bytes, code, ext);
-        self.send(&bytes)?;
-        loop {
-            let answer = self.read_answer()?;
-            if answer.header.opaque == opaque {
-                return Ok(answer);
-            }
+            codes::TOPIC_NOT_EXIST => {}
+            _ => return Err(failed(&format!("GET_ROUTEINFO_BY_TOPIC (105) of {topic}"), &answer)),
         }
     }
-
-    /// The next answer frame, within the timeout.
-    fn read_answer(&mut self) -> Result<Answer, String> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let mut prefix = [0u8; frame::LENGTH_PREFIX_BYTES];
-            self.read_exact_by(&mut prefix, deadline)?;
-            let frame_bytes =
-                frame::peek_frame_len(&prefix, ANSWER_FRAME_BYTES_MAX).map_err(|e| format!("malformed answer: {e}"))?;
-            let mut whole = vec![0u8; frame_bytes];
-            whole[..prefix.len()].copy_from_slice(&prefix);
-            self.read_exact_by(&mut whole[prefix.len()..], deadline)?;
-            frame::check(&whole, ANSWER_FRAME_BYTES_MAX, ANSWER_FRAME_BYTES_MAX)
-                .map_err(|e| format!("malformed answer: {e}"))?;
-            let parts = frame::split(&whole, frame_bytes);
-            let header = Header::decode(parts.serialize_type, &whole[parts.header])
-                .map_err(|e| format!("malformed answer header: {e}"))?;
-            // A NameServer sends nothing but answers to a client; skip anything else.
-            if header.is_response() {
-                return Ok(Answer { header, body: whole[parts.body].to_vec() });
-            }
-        }
-    }
-
-    fn read_exact_by(&mut self, buf: &mut [u8], deadline: Instant) -> Result<(), String> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!("no answer within {} ms", self.timeout.as_millis()));
-            }
-            self.stream.set_read_timeout(Some(left)).map_err(|e| format!("socket: {e}"))?;
-            match self.stream.read(&mut buf[filled..]) {
-                Ok(0) => return Err("connection closed before the answer was complete".to_string()),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
-                Err(e) => return Err(format!("reading the answer: {e}")),
-            }
-        }
-        Ok(())
-    }
-
-    fn failed(request: &str, answer: &Answer) -> String {
-        format!(
-            "{request} answered code {}: {}",
-            answer.header.code,
-            answer.header.remark.as_deref().unwrap_or("(no remark)")
-        )
-    }
-
-    fn cluster_info(&mut self) -> Result<BTreeSet<BrokerEntry>, String> {
-        let answer = self.call(codes::GET_BROKER_CLUSTER_INFO, &[])?;
-        if answer.header.code != codes::SUCCESS {
-            return Err(Conn::failed("GET_BROKER_CLUSTER_INFO (106)", &answer));
-        }
-        let info: ClusterInfoWire =
-            decode_answer_json(&answer.body, "ClusterInfo").map_err(|e| format!("malformed answer: {e}"))?;
-        Ok(broker_entries(&info))
-    }
-
-    /// Data versions from MERIDIAN_BROKER_LIVE_TABLE; `None` when any error code answers it
-    /// (a stock NameServer: the request is unknown there).
-    fn live_table(&mut self) -> Result<DataVersions, String> {
-        let answer = self.call(codes::MERIDIAN_BROKER_LIVE_TABLE, &[])?;
-        if answer.header.code != codes::SUCCESS {
-            return Ok(None);
-        }
-        let table: LiveTableWire =
-            serde_json::from_slice(&answer.body).map_err(|e| format!("malformed broker live table: {e}"))?;
-        Ok(Some(table.brokers.into_iter().map(|b| ((b.cluster, b.addr), b.data_version)).collect()))
-    }
-
-    fn topic_list(&mut self) -> Result<Vec<String>, String> {
-        let answer = self.call(codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, &[])?;
-        if answer.header.code != codes::SUCCESS {
-            let mut e = Conn::failed("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206)", &answer);
-            e.push_str(" (enableAllTopicList=false? name the topics with --topics)");
-            return Err(e);
-        }
-        let list: TopicListWire =
-            decode_answer_json(&answer.body, "TopicList").map_err(|e| format!("malformed answer: {e}"))?;
-        Ok(list.topic_list)
-    }
-
-    /// The routes of `topics` that exist here (TOPIC_NOT_EXIST leaves a topic out),
-    /// [`PIPELINE_WINDOW`] requests in flight.
-    fn routes(&mut self, topics: &[String]) -> Result<BTreeMap<String, TopicRoute>, String> {
-        let mut out = BTreeMap::new();
-        let mut pending: HashMap<i32, usize> = HashMap::with_capacity(PIPELINE_WINDOW);
-        let mut next = 0;
-        let mut bytes = Vec::with_capacity(PIPELINE_WINDOW * 256);
-        while next < topics.len() || !pending.is_empty() {
-            bytes.clear();
-            while next < topics.len() && pending.len() < PIPELINE_WINDOW {
-                let opaque = self.encode(&mut bytes, codes::GET_ROUTEINFO_BY_TOPIC, &[("topic", &topics[next])]);
-                pending.insert(opaque, next);
-                next += 1;
-            }
-            if !bytes.is_empty() {
-                self.send(&bytes)?;
-            }
-            let answer = self.read_answer()?;
-            let Some(index) = pending.remove(&answer.header.opaque) else { continue };
-            let topic = &topics[index];
-            match answer.header.code {
-                codes::SUCCESS => {
-                    let wire: TopicRouteWire = decode_answer_json(&answer.body, "TopicRouteData")
-                        .map_err(|e| format!("malformed route of {topic}: {e}"))?;
-                    out.insert(topic.clone(), topic_route(wire));
-                }
-                codes::TOPIC_NOT_EXIST => {}
-                _ => return Err(Conn::failed(&format!("GET_ROUTEINFO_BY_TOPIC (105) of {topic}"), &answer)),
-            }
-        }
-        Ok(out)
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cluster_info_in_java_legacy_form_gives_every_address() {
-        let body = br#"{"brokerAddrTable":{"broker-b":{"brokerAddrs":{0:"10.0.0.2:10911"},"brokerName":"broker-b","cluster":"c1"},"broker-a":{"brokerAddrs":{1:"10.0.0.3:10911",0:"10.0.0.1:10911"},"brokerName":"broker-a","cluster":"c1"},"lost":{"brokerAddrs":{0:"10.0.0.9:10911"},"brokerName":"lost","cluster":"c9"}},"clusterAddrTable":{"c1":["broker-b","broker-a"]}}"#;
-        let info: ClusterInfoWire = decode_answer_json(body, "ClusterInfo").unwrap();
-        let entries: Vec<(String, String, i64, String)> =
-            broker_entries(&info).into_iter().map(|b| (b.cluster, b.broker_name, b.broker_id, b.addr)).collect();
-        let e = |c: &str, n: &str, id: i64, a: &str| (c.to_string(), n.to_string(), id, a.to_string());
-        assert_eq!(
-            entries,
-            vec![
-                e("c1", "broker-a", 0, "10.0.0.1:10911"),
-                e("c1", "broker-a", 1, "10.0.0.3:10911"),
-                e("c1", "broker-b", 0, "10.0.0.2:10911"),
-                e("c9", "lost", 0, "10.0.0.9:10911"),
-            ]
-        );
-    }
 
     #[test]
     fn route_bodies_keep_queue_data_and_addresses_by_broker_name() {

@@ -26,15 +26,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-/// One broker address as a NameServer's cluster info (106) lists it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BrokerEntry {
-    pub cluster: String,
-    pub broker_name: String,
-    pub broker_id: i64,
-    pub addr: String,
-}
+pub use crate::admin_client::BrokerEntry;
 
 /// A broker name's queue data in a topic's route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
