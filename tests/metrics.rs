@@ -88,11 +88,13 @@ fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
     }
     assert_eq!(client.call(&Request::new(9999)).code(), 3);
 
-    // Wait until B's close and D's expiry are applied, then read everything at once.
+    // Wait until B's close and D's expiry are applied, and D's socket (closed by the shard
+    // after the writer counted the expiry) is gone, then read everything at once.
     let settled = poll_until(POLL_DEADLINE, || {
         let text = scrape(&server);
         sample(&text, "meridian_broker_removals_total{cause=\"timeout\"}") == Some(1.0)
             && sample(&text, "meridian_broker_removals_total{cause=\"connection_closed\"}") == Some(1.0)
+            && sample(&text, "meridian_connections_closed_total{cause=\"peer_closed\"}") == Some(2.0)
     });
     assert!(settled, "removals never counted:\n{}", scrape(&server));
     let text = scrape(&server);
