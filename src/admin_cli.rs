@@ -12,7 +12,6 @@
 use crate::admin_client::{
     self, broker_entries, BrokerData, BrokerEntry, ClusterInfo, QueueData, Reply, TopicList, TopicRouteData,
 };
-use crate::protocol::body::decode_answer_json;
 use crate::protocol::codes;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -560,8 +559,9 @@ impl Reply {
             .map_err(|_| Failure::unusable(addr, format!("answer field {field}={text:?} is not a number")))
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, addr: &str, body_name: &'static str) -> Result<T, Failure> {
-        decode_answer_json(&self.body, body_name).map_err(|e| Failure::unusable(addr, format!("malformed answer: {e}")))
+    /// [`Reply::json`], failing as `addr`'s.
+    fn json_of<T: serde::de::DeserializeOwned>(&self, addr: &str, body_name: &'static str) -> Result<T, Failure> {
+        self.json(body_name).map_err(|e| Failure::unusable(addr, e.to_string()))
     }
 }
 
@@ -613,12 +613,12 @@ fn push_properties_escaped(out: &mut String, text: &str, is_key: bool) {
 
 fn cluster_info(conn: &mut Connection) -> Result<ClusterInfo, Failure> {
     let addr = conn.addr().to_string();
-    conn.call(codes::GET_BROKER_CLUSTER_INFO, &[], b"")?.success(&addr)?.json(&addr, "ClusterInfo")
+    conn.call(codes::GET_BROKER_CLUSTER_INFO, &[], b"")?.success(&addr)?.json_of(&addr, "ClusterInfo")
 }
 
 fn topics(conn: &mut Connection, code: i32, ext: &[(&str, &str)]) -> Result<Vec<String>, Failure> {
     let addr = conn.addr().to_string();
-    let list: TopicList = conn.call(code, ext, b"")?.success(&addr)?.json(&addr, "TopicList")?;
+    let list: TopicList = conn.call(code, ext, b"")?.success(&addr)?.json_of(&addr, "TopicList")?;
     Ok(list.topic_list)
 }
 
@@ -663,7 +663,7 @@ fn topic_route(ctx: &Ctx, topic: &str) -> Result<Report, Failure> {
     let (_, (document, route), notes) = ctx.read(|conn| {
         let addr = conn.addr().to_string();
         let reply = conn.call(codes::GET_ROUTEINFO_BY_TOPIC, &[("topic", topic)], b"")?.success(&addr)?;
-        let document: Value = reply.json(&addr, "TopicRouteData")?;
+        let document: Value = reply.json_of(&addr, "TopicRouteData")?;
         let route: TopicRouteData = serde_json::from_value(document.clone())
             .map_err(|e| Failure::unusable(&addr, format!("malformed answer: Failed to decode TopicRouteData: {e}")))?;
         Ok((document, route))

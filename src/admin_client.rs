@@ -10,9 +10,11 @@
 //! which NameServer. Must not: use anything of Meridian's
 //! but `protocol` (it is a client).
 
+use crate::protocol::body::decode_answer_json;
 use crate::protocol::codes;
 use crate::protocol::frame::{self, SerializeType};
 use crate::protocol::header::{Header, HeaderOut};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,6 +99,13 @@ impl From<ClientError> for String {
 pub(crate) struct Reply {
     pub header: Header,
     pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as the JSON of `body_name` (bodies.md), read as leniently as a Java client does.
+    pub fn json<T: DeserializeOwned>(&self, body_name: &'static str) -> Result<T, ClientError> {
+        decode_answer_json(&self.body, body_name).map_err(|e| ClientError::Malformed(format!("malformed answer: {e}")))
+    }
 }
 
 /// One connection to one NameServer.
@@ -323,7 +332,6 @@ pub(crate) fn broker_entries(info: &ClusterInfo) -> Vec<BrokerEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::body::decode_answer_json;
 
     #[test]
     fn request_frames_decode_as_sent() {

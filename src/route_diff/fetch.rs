@@ -173,8 +173,7 @@ fn cluster_info(conn: &mut Conn) -> Result<BTreeSet<BrokerEntry>, String> {
     if answer.header.code != codes::SUCCESS {
         return Err(failed("GET_BROKER_CLUSTER_INFO (106)", &answer));
     }
-    let info: ClusterInfo =
-        decode_answer_json(&answer.body, "ClusterInfo").map_err(|e| format!("malformed answer: {e}"))?;
+    let info: ClusterInfo = answer.json("ClusterInfo")?;
     Ok(broker_entries(&info).into_iter().collect())
 }
 
@@ -197,8 +196,7 @@ fn topic_list(conn: &mut Conn) -> Result<Vec<String>, String> {
         e.push_str(" (enableAllTopicList=false? name the topics with --topics)");
         return Err(e);
     }
-    let list: TopicList =
-        decode_answer_json(&answer.body, "TopicList").map_err(|e| format!("malformed answer: {e}"))?;
+    let list: TopicList = answer.json("TopicList")?;
     Ok(list.topic_list)
 }
 
