@@ -237,6 +237,7 @@ impl RouteWatcher {
         Ok(RouteWatcher { conn, versions: topics.into_iter().map(|t| (t.into(), 0)).collect() })
     }
 
+    /// The versions held now, by topic.
     pub fn versions(&self) -> &BTreeMap<String, u64> {
         &self.versions
     }
