@@ -11,12 +11,12 @@ mod common;
 
 use common::builders::{call_ok, register_request, route_request, topic};
 use common::cli::{admin, admin_with_env, dead_addr};
-use common::{frame, header_json, split_frame, Client, Request, Server, SERIALIZE_JSON};
+use common::{frame, read_request_opaque, Client, Request, Server, SERIALIZE_JSON};
 use meridian::protocol::body::TopicConfig;
 use meridian::protocol::codes::{GET_KV_CONFIG, GET_NAMESRV_CONFIG};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 
 fn addr_of(server: &Server) -> String {
@@ -148,16 +148,6 @@ fn fake_namesrv(behaviour: Fake) -> SocketAddr {
         }
     });
     addr
-}
-
-fn read_request_opaque(stream: &mut TcpStream) -> Option<i64> {
-    let mut prefix = [0u8; 4];
-    stream.read_exact(&mut prefix).ok()?;
-    let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut rest).ok()?;
-    let whole: Vec<u8> = prefix.iter().chain(&rest).copied().collect();
-    let (serialize_type, header, _) = split_frame(&whole);
-    header_json(serialize_type, &header)["opaque"].as_i64()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -199,10 +199,7 @@ fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
 #[test]
 fn dashboard_and_alerts_name_only_metrics_that_exist() {
     // A peer watch (of an address nothing listens on) so its series exist too.
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-        listener.local_addr().expect("local_addr").to_string()
-    };
+    let dead = common::cli::dead_addr();
     let peers = format!("peer_namesrv_addrs={dead}");
     let server = Server::start(&[&peers, "peer_check_interval_ms=100"]);
     let mut text = scrape(&server);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::builders::*;
-use common::{Client, Request, Server, ServerOptions, POLL_DEADLINE};
+use common::{frame, read_request_opaque, Client, Request, Server, ServerOptions, POLL_DEADLINE, SERIALIZE_JSON};
 use meridian::protocol::codes::{MERIDIAN_WATCH_ROUTES, SUCCESS, SYSTEM_BUSY, SYSTEM_ERROR};
 use meridian::watch::{RouteWatcher, WatchError};
 use serde_json::{json, Value};
@@ -167,20 +167,15 @@ fn sigterm_releases_held_watches() {
     assert_eq!(server.wait_exit(POLL_DEADLINE).and_then(|s| s.code()), Some(0));
 }
 
-/// A one-shot fake NameServer: reads one request and writes `answer(request header)` back.
-fn fake_server(answer: impl FnOnce(Value) -> Vec<u8> + Send + 'static) -> (String, std::thread::JoinHandle<()>) {
-    use std::io::{Read, Write};
+/// A one-shot fake NameServer: reads one request and writes `answer(its opaque)` back.
+fn fake_server(answer: impl FnOnce(i64) -> Vec<u8> + Send + 'static) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().unwrap().to_string();
     let fake = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
-        let mut prefix = [0u8; 4];
-        s.read_exact(&mut prefix).unwrap();
-        let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        s.read_exact(&mut rest).unwrap();
-        let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
-        let request: Value = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
-        s.write_all(&answer(request)).unwrap();
+        let opaque = read_request_opaque(&mut s).expect("a request");
+        s.write_all(&answer(opaque)).unwrap();
     });
     (addr, fake)
 }
@@ -190,14 +185,11 @@ fn fake_server(answer: impl FnOnce(Value) -> Vec<u8> + Send + 'static) -> (Strin
 #[test]
 fn a_server_without_the_extension_is_reported_as_unsupported() {
     for (code, remark) in [(3, " request type 43701 not supported"), (16, "Authentication credentials are invalid")] {
-        let (addr, fake) = fake_server(move |request| {
-            let answer = json!({"code": code, "flag": 1, "opaque": request["opaque"], "language": "JAVA",
+        let (addr, fake) = fake_server(move |opaque| {
+            let answer = json!({"code": code, "flag": 1, "opaque": opaque, "language": "JAVA",
                 "version": 479, "remark": remark})
             .to_string();
-            let mut frame = ((4 + answer.len()) as u32).to_be_bytes().to_vec();
-            frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
-            frame.extend_from_slice(answer.as_bytes());
-            frame
+            frame(SERIALIZE_JSON, answer.as_bytes(), b"")
         });
         let mut watcher = RouteWatcher::connect(&addr, ["T1"], Duration::from_secs(5)).expect("connect");
         let result = watcher.next_changes(Duration::from_secs(1));

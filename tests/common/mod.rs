@@ -717,6 +717,18 @@ pub fn without_opaque(header: &serde_json::Value) -> serde_json::Value {
     header
 }
 
+/// For fake NameServers: reads one request frame off `stream` and returns its opaque;
+/// `None` when the stream ends or errs first.
+pub fn read_request_opaque(stream: &mut TcpStream) -> Option<i64> {
+    let mut prefix = [0u8; PREFIX_BYTES];
+    stream.read_exact(&mut prefix).ok()?;
+    let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut rest).ok()?;
+    let whole: Vec<u8> = prefix.iter().chain(&rest).copied().collect();
+    let (serialize_type, header, _) = split_frame(&whole);
+    header_json(serialize_type, &header)["opaque"].as_i64()
+}
+
 /// Splits a whole frame into (serialize type, header bytes, body).
 pub fn split_frame(frame: &[u8]) -> (u8, Vec<u8>, Vec<u8>) {
     assert!(frame.len() >= 8, "frame of {} bytes", frame.len());
