@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes seed inputs for the fuzz targets from the golden frames (../shared/protocol/golden):
+"""Writes seed inputs for the fuzz targets from the golden frames (testdata/golden):
 whole frames for `frame`, JSON and binary headers, and registration bodies (prefixed with the
 selector byte `register_body` reads). Deterministic names, so re-running adds nothing new."""
 import json
@@ -7,11 +7,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-GOLDEN = next(
-    (p for p in (os.path.join(ROOT, "..", "..", "shared", "protocol", "golden"), "/work/shared/protocol/golden")
-     if os.path.isdir(p)),
-    None,
-)
+GOLDEN = os.path.join(ROOT, "..", "testdata", "golden")
 FILES = ["java-5.3.3-examples.jsonl", "rocketmq-rust-broker-1.0.0.jsonl"]
 
 
@@ -23,8 +19,8 @@ def write(target, name, data):
 
 
 def main():
-    if GOLDEN is None:
-        sys.exit("fuzz/seed.py: golden frames not found (../shared/protocol/golden)")
+    if not os.path.isdir(GOLDEN):
+        sys.exit("fuzz/seed.py: golden frames not found (testdata/golden)")
     n = 0
     for file in FILES:
         with open(os.path.join(GOLDEN, file)) as f:

@@ -2,8 +2,8 @@
 //! must never panic, and `check` must never accept a frame it cannot split.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meridian::protocol::frame::{self, FrameError};
-use meridian::protocol::header::Header;
+use meridian_protocol::frame::{self, FrameError};
+use meridian_protocol::header::Header;
 
 const FRAME_BYTES_MAX: u32 = 1 << 20;
 const HEADER_BYTES_MAX: u32 = 64 * 1024;

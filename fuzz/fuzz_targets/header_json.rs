@@ -2,8 +2,8 @@
 //! agree whenever the scanner answers, and neither may panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meridian::protocol::header::decode_json_serde;
-use meridian::protocol::scan;
+use meridian_protocol::header::decode_json_serde;
+use meridian_protocol::scan;
 
 fuzz_target!(|data: &[u8]| {
     let reference = decode_json_serde(data);

@@ -3,8 +3,8 @@
 //! never more than the decompression cap, and for JSON the scanner agrees with serde.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use meridian::protocol::body::{decode_register_body, decode_register_body_json_serde, BodyEncoding};
-use meridian::protocol::scan;
+use meridian_protocol::body::{decode_register_body, decode_register_body_json_serde, BodyEncoding};
+use meridian_protocol::scan;
 
 const DECOMPRESSED_BYTES_MAX: usize = 1 << 20;
 

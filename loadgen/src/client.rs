@@ -16,7 +16,7 @@ use crate::rng::{Rng, TopicPicker};
 use crate::stats::code_key;
 use crate::wire::{self, FrameRef, RequestStyle};
 use crate::workload::Workload;
-use meridian::protocol::codes;
+use meridian_protocol::codes;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -12,10 +12,10 @@ use crate::runtime::{self, Placement};
 use crate::scenario::parse_targets;
 use crate::wire;
 use glommio::net::{TcpListener, TcpStream};
-use meridian::protocol::body::{encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
-use meridian::protocol::codes;
-use meridian::protocol::frame::{SerializeType, HEADER_WORD_BYTES};
-use meridian::protocol::header::{Header, FLAG_ONEWAY};
+use meridian_protocol::body::{encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
+use meridian_protocol::codes;
+use meridian_protocol::frame::{SerializeType, HEADER_WORD_BYTES};
+use meridian_protocol::header::{Header, FLAG_ONEWAY};
 use std::collections::BTreeMap;
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -246,7 +246,7 @@ fn serve_all(args: EchoArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meridian::protocol::header::HeaderOut;
+    use meridian_protocol::header::HeaderOut;
 
     #[test]
     fn answers_match_meridians_encoder_byte_for_byte() {
@@ -258,7 +258,7 @@ mod tests {
             let mut header = Vec::new();
             HeaderOut::response(0, opaque, None, None).encode(SerializeType::Json, &mut header);
             let mut theirs = Vec::new();
-            meridian::protocol::frame::encode(&mut theirs, SerializeType::Json, &header, &body);
+            meridian_protocol::frame::encode(&mut theirs, SerializeType::Json, &header, &body);
             assert_eq!(mine, theirs, "opaque {opaque}");
         }
         assert!(wire::check_route(&body, ["lg-broker-0"]).is_ok());

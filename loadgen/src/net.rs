@@ -7,7 +7,7 @@
 use crate::wire::{self, RequestStyle};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use meridian::protocol::header::Header;
+use meridian_protocol::header::Header;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;

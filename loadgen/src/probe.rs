@@ -8,7 +8,7 @@
 use crate::ctx::Worker;
 use crate::net::RpcConn;
 use crate::wire::{self, RequestStyle};
-use meridian::protocol::codes;
+use meridian_protocol::codes;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;

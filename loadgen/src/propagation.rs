@@ -26,7 +26,7 @@ use crate::net::{LocalNotify, RpcConn};
 use crate::rng::Rng;
 use crate::stats::code_key;
 use crate::wire::{self, RequestStyle};
-use meridian::protocol::codes;
+use meridian_protocol::codes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -6,7 +6,7 @@
 //! (monoio's "aggregate per thread, merge on demand"). Must not: print or do I/O.
 
 use hdrhistogram::Histogram;
-use meridian::protocol::codes;
+use meridian_protocol::codes;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

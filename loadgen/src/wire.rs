@@ -4,9 +4,9 @@
 //!
 //! Must not: do I/O or keep state between calls; the caller owns buffers and caches.
 
-use meridian::protocol::codes;
-use meridian::protocol::frame::{self, FrameError, SerializeType, HEADER_LEN_FIELD_MAX, HEADER_WORD_BYTES};
-use meridian::protocol::header::{Header, HeaderOut, FLAG_ONEWAY, FLAG_RESPONSE};
+use meridian_protocol::codes;
+use meridian_protocol::frame::{self, FrameError, SerializeType, HEADER_LEN_FIELD_MAX, HEADER_WORD_BYTES};
+use meridian_protocol::header::{Header, HeaderOut, FLAG_ONEWAY, FLAG_RESPONSE};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -424,7 +424,7 @@ pub fn quote_integer_keys(json: &[u8]) -> Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meridian::protocol::codes;
+    use meridian_protocol::codes;
 
     const STANDARD: &str = r#"{"brokerDatas":[{"brokerAddrs":{"0":"10.0.0.1:10911","1":"10.0.0.2:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#;
     const LEGACY: &str = r#"{"brokerDatas":[{"brokerAddrs":{0:"10.0.0.1:10911",1:"10.0.0.2:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}],"filterServerTable":{},"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"topicSysFlag":0,"writeQueueNums":4}]}"#;

@@ -7,8 +7,8 @@
 //! do I/O or read the clock (timestamps are passed in).
 
 use crate::rng::Rng;
-use meridian::protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
-use meridian::protocol::header::write_json_str;
+use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
+use meridian_protocol::header::write_json_str;
 use serde::Serialize;
 
 /// Largest topic count a run may simulate; 10M names of ~35 bytes is ~0.5 GB of memory.
@@ -465,7 +465,7 @@ pub fn identity_ext_fields(group: &BrokerGroup, instance: &BrokerInstance) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meridian::protocol::body::{decode_register_body, BodyEncoding};
+    use meridian_protocol::body::{decode_register_body, BodyEncoding};
 
     fn spec(topics: u32, groups: u32, width: u32) -> WorkloadSpec {
         WorkloadSpec {

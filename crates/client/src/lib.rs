@@ -1,0 +1,38 @@
+//! Meridian's blocking NameServer client, for tools (never a shard): `meridian admin`, the
+//! route-watch client, routeDiff and the server's peer watch. Speaks only the wire format of
+//! `meridian-protocol`; links nothing of the server.
+//!
+//! - [`conn`]: one `std::net::TcpStream` per NameServer, bounded answers, the answer bodies.
+//! - [`watch`]: [`watch::RouteWatcher`], the route-watch (43701) client.
+//! - [`route_diff`]: reads several NameServers ([`route_diff::fetch`]) and compares them.
+
+pub mod conn;
+pub mod route_diff;
+pub mod watch;
+
+/// Where RocketMQ tools look when neither `-n` nor `NAMESRV_ADDR` says otherwise.
+pub const NAMESRV_ADDR_DEFAULT: &str = "127.0.0.1:9876";
+/// The environment variable RocketMQ's tools read the NameServer list from.
+pub const NAMESRV_ADDR_ENV: &str = "NAMESRV_ADDR";
+/// Default bound on connecting and on each request (Java clients use 3 s for route queries).
+pub const TIMEOUT_MS_DEFAULT: u64 = 3000;
+
+/// Splits a NAMESRV_ADDR list (`host:port;host:port`), dropping empty entries and repeats.
+pub fn parse_namesrv_addrs(text: &str) -> Result<Vec<String>, String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for addr in text.split(';').map(str::trim).filter(|a| !a.is_empty()) {
+        let valid = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+        if !valid {
+            return Err(format!("NameServer address {addr:?} is not host:port (expected e.g. 127.0.0.1:9876)"));
+        }
+        if !addrs.iter().any(|a| a == addr) {
+            addrs.push(addr.to_string());
+        }
+    }
+    if addrs.is_empty() {
+        return Err(format!("no NameServer address in {text:?} (expected host:port;host:port)"));
+    }
+    Ok(addrs)
+}

@@ -1,0 +1,87 @@
+//! Request and body builders shared by the end-to-end suites. Bodies are made with
+//! Meridian's encoders, whose byte-exactness against Java is checked in `protocol::body`.
+
+use super::Request;
+use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
+use meridian_protocol::codes::{GET_ROUTEINFO_BY_TOPIC, REGISTER_BROKER, SUCCESS};
+
+/// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32 (bodies.md §4).
+pub fn crc32(body: &[u8]) -> u32 {
+    crc32fast::hash(body) & 0x7FFF_FFFF
+}
+
+pub fn topic(name: &str, queue_nums: i32, perm: i32) -> TopicConfig {
+    let mut t = TopicConfig::new(name);
+    t.read_queue_nums = queue_nums;
+    t.write_queue_nums = queue_nums;
+    t.perm = perm;
+    t
+}
+
+pub fn data_version(counter: i64) -> DataVersion {
+    DataVersion { counter, state_version: 0, timestamp: 1_700_000_000_000 + counter }
+}
+
+pub fn register_body(counter: i64, topics: &[TopicConfig]) -> RegisterBrokerBody {
+    RegisterBrokerBody {
+        data_version: data_version(counter),
+        topic_configs: topics.to_vec(),
+        filter_server_list: Some(Vec::new()),
+        topic_queue_mapping_infos: Vec::new(),
+    }
+}
+
+/// A 5.x RegisterBrokerBody JSON (bodies.md §2).
+pub fn json_body(counter: i64, topics: &[TopicConfig]) -> Vec<u8> {
+    let mut out = Vec::new();
+    body::encode_register_body_json(&mut out, &register_body(counter, topics));
+    out
+}
+
+/// A 5.x broker's REGISTER_BROKER (as a rocketmq-rust or Java 5.x broker sends it): a JSON
+/// body of `topics` at data version `counter`.
+pub fn register_request(
+    cluster: &str,
+    name: &str,
+    id: i64,
+    addr: &str,
+    ha_addr: &str,
+    counter: i64,
+    topics: &[TopicConfig],
+) -> Request {
+    let body = json_body(counter, topics);
+    Request::new(REGISTER_BROKER)
+        .ext("brokerName", name)
+        .ext("brokerAddr", addr)
+        .ext("clusterName", cluster)
+        .ext("brokerId", id)
+        .ext("haServerAddr", ha_addr)
+        .ext("compressed", "false")
+        .ext("enableActingMaster", "false")
+        .ext("bodyCrc32", crc32(&body))
+        .body(body)
+}
+
+/// Sends `request` on `conn` and asserts SUCCESS.
+#[track_caller]
+pub fn call_ok(conn: &mut super::Client, request: &Request) {
+    let reply = conn.call(request);
+    assert_eq!(reply.code(), SUCCESS, "{}", reply.header);
+}
+
+pub fn route_request(topic: &str) -> Request {
+    Request::new(GET_ROUTEINFO_BY_TOPIC).ext("topic", topic)
+}
+
+pub fn route_code(client: &mut super::Client, topic: &str) -> i32 {
+    client.call(&route_request(topic)).code()
+}
+
+/// brokerAddrs in the standard (`"0":`) or legacy (`0:`) form.
+pub fn addrs_json(addrs: &[(i64, &str)], standard: bool) -> String {
+    let entries: Vec<String> = addrs
+        .iter()
+        .map(|(id, addr)| if standard { format!("\"{id}\":\"{addr}\"") } else { format!("{id}:\"{addr}\"") })
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
