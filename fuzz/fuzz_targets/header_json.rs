@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meridian_protocol::header::decode_json_serde;
-use meridian_protocol::scan;
+use meridian_protocol::header::scan;
 
 fuzz_target!(|data: &[u8]| {
     let reference = decode_json_serde(data);

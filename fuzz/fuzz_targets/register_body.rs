@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meridian_protocol::body::{decode_register_body, decode_register_body_json_serde, BodyEncoding};
-use meridian_protocol::scan;
+use meridian_protocol::body::scan;
 
 const DECOMPRESSED_BYTES_MAX: usize = 1 << 20;
 

@@ -1,7 +1,7 @@
 //! Request and response codes, named as in RocketMQ's `RequestCode` / `ResponseCode`.
 //! Holds no logic beyond naming them.
 
-// Request codes served by the NameServer (requests.md §1).
+// Request codes served by the NameServer.
 pub const PUT_KV_CONFIG: i32 = 100;
 pub const GET_KV_CONFIG: i32 = 101;
 pub const DELETE_KV_CONFIG: i32 = 102;
@@ -34,7 +34,7 @@ pub const MERIDIAN_WATCH_ROUTES: i32 = 43_701;
 /// effects (stock QUERY_DATA_VERSION refreshes the broker's heartbeat); used by routeDiff.
 pub const MERIDIAN_BROKER_LIVE_TABLE: i32 = 43_702;
 
-// Response codes a NameServer emits (requests.md §0).
+// Response codes a NameServer emits.
 pub const SUCCESS: i32 = 0;
 pub const SYSTEM_ERROR: i32 = 1;
 pub const SYSTEM_BUSY: i32 = 2;
@@ -48,7 +48,7 @@ pub const GO_AWAY: i32 = 1500;
 /// `MQVersion.V5_3_1` ordinal: only clients newer than this understand GO_AWAY.
 pub const VERSION_GO_AWAY_AFTER: i32 = 475;
 
-/// RocketMQ's name of a response code a NameServer sends (requests.md §0).
+/// RocketMQ's name of a response code a NameServer sends.
 pub fn response_name(code: i32) -> Option<&'static str> {
     Some(match code {
         SUCCESS => "SUCCESS",

@@ -3,7 +3,7 @@
 //!
 //! `check` answers "is a whole frame buffered?" without allocating, and keeps *incomplete*
 //! (wait for more bytes) apart from *invalid* (close the peer). Must not: do I/O or know
-//! what a request code means. Reference: ../shared/protocol/framing.md §1.
+//! what a request code means. Java's side is `NettyDecoder` and `RemotingCommand.decode`.
 
 use bytes::{Bytes, BytesMut};
 use std::fmt;
@@ -12,7 +12,7 @@ use std::fmt;
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 /// Bytes of the header word that follows the length prefix.
 pub const HEADER_WORD_BYTES: usize = 4;
-/// The header length field is 24 bits wide (framing.md §1).
+/// The header length field is 24 bits wide.
 pub const HEADER_LEN_FIELD_MAX: u32 = 0x00FF_FFFF;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn binary_request_example_splits() {
-        // framing.md §8.2
+        // A Java client's GET_ROUTEINFO_BY_TOPIC request with a binary header.
         let bytes = hex("0000002d 01000029 00690001 df000000 01000000 00000000 00000000 14000574
              6f706963 00000009 546f7069 63546573 74");
         check_result(&bytes, Ok(49));
@@ -199,7 +199,7 @@ mod tests {
         assert!(matches!(check(&hex("80000000"), MAX, 1024), Err(FrameError::Invalid(_))));
         // Shorter than the header word.
         assert!(matches!(check(&hex("00000003"), MAX, 1024), Err(FrameError::Invalid(_))));
-        // Over frame_bytes_max: 16,777,212 is the largest accepted prefix value (framing.md §1).
+        // Over frame_bytes_max: 16,777,212 is the largest accepted prefix value.
         assert_eq!(peek_frame_len(&hex("00fffffc"), MAX), Ok(MAX as usize));
         assert!(matches!(peek_frame_len(&hex("00fffffd"), MAX), Err(FrameError::Invalid(_))));
         // Over header_bytes_max.

@@ -1,0 +1,95 @@
+//! Typed bodies of the NameServer requests and answers, and their JSON / compressed forms.
+//!
+//! Owns: decoding registration bodies (RegisterBrokerBody JSON in its 4.x and 5.x shapes,
+//! the pre-V3_0_11 bare TopicConfigSerializeWrapper, RocketMQ's deflate "compressed" layout
+//! wrapped in zlib (Java brokers) or raw deflate (rocketmq-rust brokers), and Meridian's
+//! opt-in zstd extension), the CRC32 check, and encoding every answer body in Java's exact
+//! JSON flavours (fastjson default "legacy" form and the "standard" form).
+//! Must not: touch route state, or allocate past `decompressed_bytes_max` before checking it.
+//!
+//! Layout: `model` holds the types; `decode` (serde), `scan` (the fast path), `encode` and
+//! `compress` read and write bytes and import only `model` and each other downwards
+//! (compress → decode → scan); this module picks among them.
+
+mod compress;
+mod decode;
+mod encode;
+mod model;
+pub mod scan;
+#[cfg(test)]
+mod tests;
+
+pub use compress::encode_register_body_compressed;
+pub use decode::{
+    decode_answer_json, decode_data_version, decode_register_body_json_serde, decode_register_topic_queue_datas,
+};
+pub use encode::*;
+pub use model::*;
+
+use compress::{decode_compressed_register_body, is_zlib_header, zstd_decompress_capped};
+use decode::decode_register_body_json;
+
+/// CRC-32 (IEEE) of the body exactly as sent, masked to 31 bits like Java's
+/// `UtilAll.crc32`, so it fits the positive range of the `bodyCrc32` header.
+pub fn body_crc32(body: &[u8]) -> i32 {
+    crc32_field(crc32fast::hash(body))
+}
+
+/// A CRC32 as the `bodyCrc32` field carries it (Java masks it to a non-negative int).
+pub fn crc32_field(crc: u32) -> i32 {
+    // The mask keeps the value within i32::MAX, so the cast cannot change it.
+    (crc & 0x7FFF_FFFF) as i32
+}
+
+/// Checks a `bodyCrc32` header value; 0 means the sender did not ask for a check.
+/// An empty body has CRC 0, so a non-zero value with no body fails, as in Java.
+pub fn check_body_crc32(body: &[u8], crc32_expected: i32) -> Result<(), BodyError> {
+    if crc32_expected == 0 {
+        return Ok(());
+    }
+    let crc32_actual = body_crc32(body);
+    if crc32_actual == crc32_expected {
+        Ok(())
+    } else {
+        Err(BodyError::Crc32Mismatch { crc32_expected, crc32_actual })
+    }
+}
+
+/// Decodes a REGISTER_BROKER body sent with request `version`.
+///
+/// Never inflates past `decompressed_bytes_max`. An empty body is an empty registration
+/// with a zero DataVersion, as in Java's `DefaultRequestProcessor.registerBroker`.
+pub fn decode_register_body(
+    body: &[u8],
+    version: i32,
+    encoding: BodyEncoding,
+    decompressed_bytes_max: usize,
+) -> Result<RegisterBrokerBody, BodyError> {
+    if body.is_empty() {
+        return Ok(RegisterBrokerBody::default());
+    }
+    if version < 0 {
+        return Err(BodyError::VersionNegative { version });
+    }
+    match encoding {
+        BodyEncoding::Json => {
+            // 5.x Java brokers compress with `compressed=false` in the header
+            // (BrokerOuterAPI.registerBrokerAll), which a stock NameServer rejects; we
+            // accept the body when it cannot be JSON and carries a valid zlib header.
+            if version >= VERSION_REGISTER_BODY_MIN && !starts_like_json(body) && is_zlib_header(body) {
+                decode_compressed_register_body(body, version, decompressed_bytes_max)
+            } else {
+                decode_register_body_json(body, version)
+            }
+        }
+        BodyEncoding::Compressed => decode_compressed_register_body(body, version, decompressed_bytes_max),
+        BodyEncoding::Zstd => {
+            let json = zstd_decompress_capped(body, decompressed_bytes_max)?;
+            decode_register_body_json(&json, version)
+        }
+    }
+}
+
+fn starts_like_json(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'{')
+}
