@@ -6,15 +6,16 @@
 //! Read verbs ask the first address that gives a usable answer, as RocketMQ clients do;
 //! write verbs go to every address and report each one, as mqadmin does. Exit codes are
 //! [`EXIT_OK`], [`EXIT_ANSWER_ERROR`], [`EXIT_USAGE`] (clap's own) and [`EXIT_UNUSABLE`].
-//! Must not: start a server, or use anything of Meridian's but `protocol`, `admin_client` and
-//! `route_diff` (it is a client, like `loadgen`). Reference: ../shared/protocol/requests.md for codes, headers and bodies.
+//! Must not: start a server, or use anything of Meridian's but `meridian-protocol` and
+//! `meridian-client` (it is a client, like `loadgen`). The requests, headers and bodies are
+//! those of Java's mqadmin (`MQAdminImpl`, `DefaultMQAdminExt`) against a NameServer.
 
 use clap::{Args, Subcommand};
 use meridian_client::conn::{
     self, broker_entries, BrokerData, BrokerEntry, ClusterInfo, QueueData, Reply, TopicList, TopicRouteData,
 };
 use meridian_client::{parse_namesrv_addrs, NAMESRV_ADDR_DEFAULT, NAMESRV_ADDR_ENV, TIMEOUT_MS_DEFAULT};
-use meridian_protocol::codes;
+use meridian_protocol::{codes, perm};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
@@ -36,8 +37,6 @@ pub const EXIT_DIFFERENT: i32 = 4;
 const PROBE_PARALLEL_MAX: usize = 64;
 /// mqadmin's `topicList -c` leaves out consumer-group topics (MixAll's prefixes).
 const GROUP_TOPIC_PREFIXES: [&str; 2] = ["%RETRY%", "%DLQ%"];
-/// perm bits (bodies.md §1), in the order they are printed.
-const PERM_BITS: [(i32, &str); 4] = [(4, "READ"), (2, "WRITE"), (1, "INHERIT"), (8, "PRIORITY")];
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes: 0 ok; 1 a NameServer answered an error (its code and remark are printed), or
@@ -590,7 +589,7 @@ fn push_properties_escaped(out: &mut String, text: &str, is_key: bool) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Answer bodies (bodies.md §6–§8), read leniently: unknown keys ignored, missing ones empty
+// Answer bodies (ClusterInfo, TopicRouteData, TopicList), read leniently: unknown keys ignored, missing ones empty
 // ---------------------------------------------------------------------------------------
 
 fn cluster_info(conn: &mut Connection) -> Result<ClusterInfo, Failure> {
@@ -606,7 +605,7 @@ fn topics(conn: &mut Connection, code: i32, ext: &[(&str, &str)]) -> Result<Vec<
 
 /// `6 (READ|WRITE)`.
 fn perm_text(perm: i32) -> String {
-    let names: Vec<&str> = PERM_BITS.iter().filter(|(bit, _)| perm & bit != 0).map(|(_, name)| *name).collect();
+    let names: Vec<&str> = perm::NAMES.iter().filter(|(bit, _)| perm & bit != 0).map(|(_, name)| *name).collect();
     if names.is_empty() {
         format!("{perm} (none)")
     } else {
@@ -670,7 +669,7 @@ fn topic_route(ctx: &Ctx, topic: &str) -> Result<Report, Failure> {
     queue_datas.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     for q in queue_datas {
         queues.row(vec![
-            q.broker_name.clone(),
+            q.broker_name.to_string(),
             q.read_queue_nums.to_string(),
             q.write_queue_nums.to_string(),
             perm_text(q.perm),

@@ -1,4 +1,4 @@
-//! The blocking client the tools share: `meridian admin` (admin_cli), routeDiff and the peer
+//! The blocking client the tools share: `meridian admin` (meridian-admin), routeDiff and the peer
 //! watch (route_diff::fetch), and the route-watch client (watch). One `std::net::TcpStream`
 //! per NameServer; connecting and every answer bounded by a timeout; answers bounded by
 //! [`ANSWER_FRAME_BYTES_MAX`]; requests encoded as a 5.3.3 client's (JSON header, language
@@ -10,7 +10,8 @@
 //! which NameServer. Must not: use anything of Meridian's
 //! but `protocol` (it is a client).
 
-use meridian_protocol::body::decode_answer_json;
+use meridian_protocol::body::{decode_answer_json, MASTER_ID};
+pub use meridian_protocol::body::{BrokerData, QueueData};
 use meridian_protocol::codes;
 use meridian_protocol::frame::{self, SerializeType};
 use meridian_protocol::header::{Header, HeaderOut};
@@ -25,10 +26,11 @@ use std::time::{Duration, Instant};
 /// Largest answer frame accepted (prefix included). A Java NameServer sends at most 16 MiB
 /// and Meridian at most its `frame_bytes_max`; anything past this is garbage, not an answer.
 pub const ANSWER_FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
-/// `LanguageCode.RUST` (framing.md §5): this client is not Java, and says so.
+/// `LanguageCode.RUST` (ordinal 12): this client is not Java, and says so.
 pub const LANGUAGE_RUST: u8 = 12;
 
-/// A request frame with a JSON header, as a 5.3.3 client sends it (framing.md §2.1, §6).
+/// A request frame with a JSON header, as a 5.3.3 client sends it
+/// (`RemotingCommand.createRequestCommand`).
 pub fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let header = HeaderOut {
         code,
@@ -102,7 +104,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body as the JSON of `body_name` (bodies.md), read as leniently as a Java client does.
+    /// The body as the JSON of `body_name`, read as leniently as a Java client does.
     pub fn json<T: DeserializeOwned>(&self, body_name: &'static str) -> Result<T, ClientError> {
         decode_answer_json(&self.body, body_name).map_err(|e| ClientError::Malformed(format!("malformed answer: {e}")))
     }
@@ -231,7 +233,7 @@ impl Conn {
 }
 
 // ---------------------------------------------------------------------------------------
-// Answer bodies (bodies.md §6–§8)
+// Answer bodies: Java's ClusterInfo, TopicRouteData and TopicList
 // ---------------------------------------------------------------------------------------
 
 #[derive(Deserialize, Debug, Default)]
@@ -241,25 +243,8 @@ pub struct ClusterInfo {
     pub cluster_addr_table: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BrokerData {
-    pub cluster: String,
-    pub broker_name: String,
-    /// brokerId → `ip:port`; id 0 is the master.
-    pub broker_addrs: BTreeMap<i64, String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct QueueData {
-    pub broker_name: String,
-    pub read_queue_nums: i32,
-    pub write_queue_nums: i32,
-    pub perm: i32,
-    pub topic_sys_flag: i32,
-}
-
+/// The owned, decoded form of a route answer. The server only encodes routes, from the
+/// borrowed `body::TopicRouteView`, so this type lives with the clients.
 #[derive(Deserialize, Debug, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TopicRouteData {
@@ -288,7 +273,7 @@ pub struct BrokerEntry {
 
 impl BrokerEntry {
     pub fn role(&self) -> &'static str {
-        if self.broker_id == 0 {
+        if self.broker_id == MASTER_ID {
             "MASTER"
         } else {
             "SLAVE"

@@ -15,19 +15,22 @@
 //! - [`peer`]: the server side: a background thread comparing this server with its peers
 //!   (`peer_namesrv_addrs`), read by the metrics endpoint.
 //!
-//! Users: `meridian admin routeDiff` (admin_cli) and the peer watch (server). Must not:
+//! Users: `meridian admin routeDiff` (meridian-admin) and the peer watch (server). Must not:
 //! touch the route table or snapshots (it sees the server as any client does), or send a
 //! request with side effects.
 
 pub mod fetch;
 
+use meridian_protocol::perm;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 pub use crate::conn::BrokerEntry;
 
-/// A broker name's queue data in a topic's route.
+/// A broker name's queue data in a topic's route. Not `body::QueueData`: a route here is
+/// keyed by broker name, so the name is not repeated, and the value is `Copy` and
+/// serialized into the JSON report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueData {
@@ -49,7 +52,9 @@ pub struct TopicRoute {
     pub broker_addrs: BTreeMap<String, BrokerAddrs>,
 }
 
-/// A broker's topic config data version, as it registered it.
+/// A broker's topic config data version, as it registered it. Not `body::DataVersion`: this
+/// one is read from MERIDIAN_BROKER_LIVE_TABLE and written into routeDiff's JSON report, whose
+/// key order (stateVersion, timestamp, counter) is part of that output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataVersion {
@@ -383,8 +388,9 @@ fn roll_up(views: &[(&str, &NamesrvView)], report: &DiffReport) -> Vec<BrokerNam
 /// Rows of each kind the human report prints; `--json` (or `/routediff`) lists every one.
 pub const HUMAN_ROWS_PER_KIND_MAX: usize = 100;
 
-/// perm bits (bodies.md §1), in the order they are printed.
-const PERM_BITS: [(i32, &str); 4] = [(4, "R"), (2, "W"), (1, "INHERIT"), (8, "PRIORITY")];
+/// perm bits in the order they are printed; READ and WRITE shortened so a cell stays narrow.
+const PERM_BITS: [(i32, &str); 4] =
+    [(perm::READ, "R"), (perm::WRITE, "W"), (perm::INHERIT, "INHERIT"), (perm::PRIORITY, "PRIORITY")];
 
 /// `6(R|W)`: no spaces, so a table cell stays one word.
 fn perm_text(perm: i32) -> String {

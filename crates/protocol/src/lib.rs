@@ -11,3 +11,4 @@ pub mod codes;
 mod cursor;
 pub mod frame;
 pub mod header;
+pub mod perm;

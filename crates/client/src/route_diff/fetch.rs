@@ -124,7 +124,7 @@ fn in_parallel<S: Send, T: Send>(items: &mut [S], work: impl Fn(&mut S) -> T + S
 }
 
 // ---------------------------------------------------------------------------------------
-// Requests (the bodies other than 43702's are admin_client's)
+// Requests (the bodies other than 43702's are in `conn`)
 // ---------------------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -153,7 +153,7 @@ fn topic_route(wire: TopicRouteData) -> TopicRoute {
                     perm: q.perm,
                     topic_sys_flag: q.topic_sys_flag,
                 };
-                (q.broker_name, data)
+                (q.broker_name.to_string(), data)
             })
             .collect(),
         broker_addrs: wire.broker_datas.into_iter().map(|b| (b.broker_name, b.broker_addrs)).collect(),

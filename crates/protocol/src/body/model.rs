@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::Deserialize;
+
 /// Version ordinal (V3_0_11) from which REGISTER_BROKER carries a RegisterBrokerBody rather
 /// than a bare TopicConfigSerializeWrapper.
 pub const VERSION_REGISTER_BODY_MIN: i32 = 37;
@@ -78,8 +80,10 @@ pub enum BodyEncoding {
     Zstd,
 }
 
-/// Route entry of one broker name inside a topic (Java's `QueueData`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Route entry of one broker name inside a topic (Java's `QueueData`). Deserialize reads it
+/// from any NameServer's answer (missing keys take their defaults), for clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct QueueData {
     /// Shared: a broker's name is one allocation however many topics it hosts.
     pub broker_name: std::sync::Arc<str>,
@@ -89,8 +93,10 @@ pub struct QueueData {
     pub topic_sys_flag: i32,
 }
 
-/// One broker group (Java's `BrokerData`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One broker group (Java's `BrokerData`). Deserialize reads it from any NameServer's answer
+/// (missing keys take their defaults), for clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct BrokerData {
     pub cluster: String,
     pub broker_name: String,
@@ -124,7 +130,7 @@ pub struct TopicRouteView<'a> {
 pub const MASTER_ID: i64 = 0;
 
 /// Java's TopicConfig defaults, used when a JSON key is absent or `null`.
-pub(super) const TOPIC_PERM_DEFAULT: i32 = 6;
+pub(super) const TOPIC_PERM_DEFAULT: i32 = crate::perm::READ | crate::perm::WRITE;
 pub(super) const TOPIC_QUEUE_NUMS_DEFAULT: i32 = 16;
 
 impl TopicFilterType {
