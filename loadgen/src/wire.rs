@@ -4,17 +4,17 @@
 //!
 //! Must not: do I/O or keep state between calls; the caller owns buffers and caches.
 
+use meridian_protocol::body::{decode_answer_json, BrokerData, QueueData};
 use meridian_protocol::codes;
 use meridian_protocol::frame::{self, FrameError, SerializeType, HEADER_LEN_FIELD_MAX, HEADER_WORD_BYTES};
 use meridian_protocol::header::{Header, HeaderOut, FLAG_ONEWAY, FLAG_RESPONSE};
 use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Largest answer frame accepted from a NameServer. Route answers are KB; a topic list of
-/// millions of names is tens of MB (sizes.md §3). Anything larger means a broken stream.
+/// millions of names is tens of MB. Anything larger means a broken stream.
 pub const ANSWER_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
-/// Largest answer header accepted (framing.md: the field is 24 bits wide).
+/// Largest answer header accepted: the header length field is 24 bits wide.
 pub const ANSWER_HEADER_BYTES_MAX: u32 = HEADER_LEN_FIELD_MAX;
 /// Language code stamped on requests: JAVA, as the stock clients and brokers do.
 const LANGUAGE_JAVA: u8 = 0;
@@ -36,18 +36,11 @@ pub fn encode_request(
     ext_fields: &[(&str, &str)],
     body: &[u8],
 ) {
-    let mut header = Vec::with_capacity(160);
-    HeaderOut {
-        code,
-        language: LANGUAGE_JAVA,
-        version: style.version,
-        opaque,
-        flag: if oneway { FLAG_ONEWAY } else { 0 },
-        remark: None,
-        ext_fields: Some(ext_fields),
+    let mut header = HeaderOut::request(code, LANGUAGE_JAVA, style.version, opaque, Some(ext_fields));
+    if oneway {
+        header.flag = FLAG_ONEWAY;
     }
-    .encode(style.serialize_type, &mut header);
-    frame::encode(out, style.serialize_type, &header, body);
+    header.encode_frame(style.serialize_type, body, out);
 }
 
 /// GET_ROUTEINFO_BY_TOPIC requests, fast: the JSON header `HeaderOut` writes for a lookup
@@ -214,27 +207,9 @@ pub fn decode_answer_header(frame: &FrameRef<'_>) -> Result<Header, String> {
 #[derive(Deserialize)]
 struct RouteJson {
     #[serde(rename = "brokerDatas", default)]
-    broker_datas: Vec<BrokerDataJson>,
+    broker_datas: Vec<BrokerData>,
     #[serde(rename = "queueDatas", default)]
-    queue_datas: Vec<QueueDataJson>,
-}
-
-#[derive(Deserialize)]
-struct BrokerDataJson {
-    #[serde(rename = "brokerName")]
-    broker_name: String,
-    #[serde(rename = "brokerAddrs", default)]
-    broker_addrs: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct QueueDataJson {
-    #[serde(rename = "brokerName")]
-    broker_name: String,
-    #[serde(rename = "readQueueNums", default)]
-    read_queue_nums: i32,
-    #[serde(rename = "writeQueueNums", default)]
-    write_queue_nums: i32,
+    queue_datas: Vec<QueueData>,
 }
 
 /// What a route answer says, reduced to what loadgen checks.
@@ -262,7 +237,7 @@ impl From<RouteJson> for RouteSummary {
             queues: route
                 .queue_datas
                 .into_iter()
-                .map(|q| (q.broker_name, q.read_queue_nums, q.write_queue_nums))
+                .map(|q| (q.broker_name.to_string(), q.read_queue_nums, q.write_queue_nums))
                 .collect(),
             brokers: route.broker_datas.into_iter().map(|b| (b.broker_name, b.broker_addrs.len())).collect(),
         }
@@ -271,9 +246,7 @@ impl From<RouteJson> for RouteSummary {
 
 /// Parses a TopicRouteData body in the standard or the legacy (unquoted integer keys) form.
 pub fn parse_route(body: &[u8]) -> Result<RouteSummary, String> {
-    let json = quote_integer_keys(body);
-    let route: RouteJson =
-        serde_json::from_slice(&json).map_err(|e| format!("route body is not TopicRouteData: {e}"))?;
+    let route: RouteJson = decode_answer_json(body, "TopicRouteData").map_err(|e| e.to_string())?;
     Ok(route.into())
 }
 
@@ -301,9 +274,7 @@ struct WatchChangeJson {
 /// Parses a route-watch answer body `{"generation":G,"changed":{"T":{"version":V,"route":{…}|null}}}`;
 /// an empty `changed` means the hold passed without a change.
 pub fn parse_watch_answer(body: &[u8]) -> Result<Vec<WatchChange>, String> {
-    let json = quote_integer_keys(body);
-    let answer: WatchAnswerJson =
-        serde_json::from_slice(&json).map_err(|e| format!("watch answer is not {{\"changed\":{{…}}}}: {e}"))?;
+    let answer: WatchAnswerJson = decode_answer_json(body, "route-watch answer").map_err(|e| e.to_string())?;
     Ok(answer
         .changed
         .into_iter()
@@ -352,75 +323,6 @@ pub fn check_route<'a>(body: &[u8], expected_brokers: impl IntoIterator<Item = &
     Ok(())
 }
 
-/// Quotes unquoted integer object keys (`{0:"a"}` → `{"0":"a"}`), the fastjson default
-/// form that old clients get (bodies.md §14.1), so serde_json can read it. Borrowed when
-/// there is nothing to fix, which is the case for the standard form.
-pub fn quote_integer_keys(json: &[u8]) -> Cow<'_, [u8]> {
-    // Fast exit: an unquoted key is a digit (or '-') right after '{' or ','.
-    let suspicious = json.windows(2).any(|w| (w[0] == b'{' || w[0] == b',') && (w[1].is_ascii_digit() || w[1] == b'-'));
-    if !suspicious {
-        return Cow::Borrowed(json);
-    }
-    let mut out = Vec::with_capacity(json.len() + 16);
-    // Containers opened so far: true for objects (where keys live).
-    let mut objects: Vec<bool> = Vec::new();
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut expect_key = false;
-    let mut i = 0;
-    while i < json.len() {
-        let b = json[i];
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        match b {
-            b'"' => {
-                in_string = true;
-                expect_key = false;
-            }
-            b'{' => {
-                objects.push(true);
-                expect_key = true;
-            }
-            b'[' => {
-                objects.push(false);
-                expect_key = false;
-            }
-            b'}' | b']' => {
-                objects.pop();
-                expect_key = false;
-            }
-            b',' => expect_key = objects.last() == Some(&true),
-            b'-' | b'0'..=b'9' if expect_key => {
-                let start = i;
-                i += 1;
-                while i < json.len() && json[i].is_ascii_digit() {
-                    i += 1;
-                }
-                out.push(b'"');
-                out.extend_from_slice(&json[start..i]);
-                out.push(b'"');
-                expect_key = false;
-                continue;
-            }
-            b if b.is_ascii_whitespace() => {}
-            _ => expect_key = false,
-        }
-        out.push(b);
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,21 +346,6 @@ mod tests {
         assert_eq!(parse_watch_answer(br#"{"generation":3,"changed":{}}"#).unwrap(), vec![]);
         assert!(parse_watch_answer(b"{\"generation\":3}").is_err(), "changed is required");
         assert!(parse_watch_answer(b"not json").is_err());
-    }
-
-    fn check_quote(input: &str, expected: &str) {
-        assert_eq!(String::from_utf8(quote_integer_keys(input.as_bytes()).into_owned()).unwrap(), expected);
-    }
-
-    #[test]
-    fn integer_keys_get_quoted_and_nothing_else_changes() {
-        check_quote(r#"{0:"a",1:"b"}"#, r#"{"0":"a","1":"b"}"#);
-        check_quote(r#"{"m":{0:0,-1:2}}"#, r#"{"m":{"0":0,"-1":2}}"#);
-        check_quote(r#"[1,2,{3:[4,5]}]"#, r#"[1,2,{"3":[4,5]}]"#);
-        check_quote(r#"{"s":"{0:1}"}"#, r#"{"s":"{0:1}"}"#);
-        check_quote(r#"{"s":"a\"{0:","x":1}"#, r#"{"s":"a\"{0:","x":1}"#);
-        check_quote(STANDARD, STANDARD);
-        assert!(matches!(quote_integer_keys(STANDARD.as_bytes()), Cow::Borrowed(_)));
     }
 
     #[test]

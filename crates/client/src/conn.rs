@@ -32,20 +32,11 @@ pub const LANGUAGE_RUST: u8 = 12;
 /// A request frame with a JSON header, as a 5.3.3 client sends it
 /// (`RemotingCommand.createRequestCommand`).
 pub fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let header = HeaderOut {
-        code,
-        language: LANGUAGE_RUST,
-        version: codes::VERSION_CURRENT,
-        opaque,
-        flag: 0,
-        remark: None,
-        // Java leaves extFields out (null) for a request without a custom header.
-        ext_fields: if ext.is_empty() { None } else { Some(ext) },
-    };
-    let mut header_bytes = Vec::with_capacity(160);
-    header.encode(SerializeType::Json, &mut header_bytes);
-    let mut out = Vec::with_capacity(frame::LENGTH_PREFIX_BYTES + frame::HEADER_WORD_BYTES + header_bytes.len());
-    frame::encode(&mut out, SerializeType::Json, &header_bytes, body);
+    // Java leaves extFields out (null) for a request without a custom header.
+    let ext_fields = if ext.is_empty() { None } else { Some(ext) };
+    let header = HeaderOut::request(code, LANGUAGE_RUST, codes::VERSION_CURRENT, opaque, ext_fields);
+    let mut out = Vec::new();
+    header.encode_frame(SerializeType::Json, body, &mut out);
     out
 }
 

@@ -560,6 +560,10 @@ fn quote_integer_keys_only_touches_keys() {
     assert_eq!(rewrite(r#"{0:"a",1:{2:3}}"#).as_deref(), Some(r#"{"0":"a","1":{"2":3}}"#));
     assert_eq!(rewrite(r#"{ 0 :[1,2],"x":"{0:1}"}"#).as_deref(), Some(r#"{ "0" :[1,2],"x":"{0:1}"}"#));
     assert_eq!(rewrite(r#"{"a":[1,{"b":2}],"c":"\"{3:"}"#), None);
+    // Cases that came with loadgen's former copy of this rewrite.
+    assert_eq!(rewrite(r#"{"m":{0:0,-1:2}}"#).as_deref(), Some(r#"{"m":{"0":0,"-1":2}}"#));
+    assert_eq!(rewrite(r#"[1,2,{3:[4,5]}]"#).as_deref(), Some(r#"[1,2,{"3":[4,5]}]"#));
+    assert_eq!(rewrite(r#"{"s":"a\"{0:","x":1}"#), None);
 }
 
 #[test]

@@ -13,7 +13,7 @@ mod json;
 mod model;
 pub mod scan;
 
-use crate::frame::SerializeType;
+use crate::frame::{self, SerializeType};
 
 pub use json::{decode_json_serde, write_json_str};
 pub use model::{
@@ -29,14 +29,37 @@ impl Header {
     }
 }
 
-impl HeaderOut<'_> {
+impl<'a> HeaderOut<'a> {
+    /// A request header as clients and brokers write it: no remark, flag 0 (set `flag` to
+    /// `FLAG_ONEWAY` for a request that wants no answer). Java leaves `extFields` out for a
+    /// request without a custom header, which `ext_fields: None` does.
+    pub fn request(
+        code: i32,
+        language: u8,
+        version: i32,
+        opaque: i32,
+        ext_fields: Option<&'a [(&'a str, &'a str)]>,
+    ) -> HeaderOut<'a> {
+        HeaderOut { code, language, version, opaque, flag: 0, remark: None, ext_fields }
+    }
+
     pub fn encode(&self, serialize_type: SerializeType, out: &mut Vec<u8>) {
         match serialize_type {
             SerializeType::Json => self.encode_json(out),
             SerializeType::RocketMq => self.encode_binary(out),
         }
     }
+
+    /// Appends a whole frame: length prefix, header word, this header, then `body`.
+    pub fn encode_frame(&self, serialize_type: SerializeType, body: &[u8], out: &mut Vec<u8>) {
+        let mut header = Vec::with_capacity(HEADER_BYTES_TYPICAL);
+        self.encode(serialize_type, &mut header);
+        frame::encode(out, serialize_type, &header, body);
+    }
 }
+
+/// Room reserved for an encoded header: a request with a few ext fields fits.
+const HEADER_BYTES_TYPICAL: usize = 160;
 
 fn decode_json(bytes: &[u8]) -> Result<Header, HeaderError> {
     // Every request passes here; the scanner reads the usual shape in a fraction of serde's
