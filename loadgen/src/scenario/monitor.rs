@@ -4,10 +4,12 @@
 
 use super::plan::{Kind, Plan, Prepared};
 use super::workers::worker_main;
+use crate::cli::RunArgs;
+use crate::cpu::CpuSample;
 use crate::ctx::{Report, Shared};
 use crate::output::{self, Context, HdrLog, Progress};
 use crate::propagation::{self, ObserverSpec};
-use crate::runtime::{self};
+use crate::runtime;
 use crate::stats::{summarize, Metrics};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -20,48 +22,42 @@ const MAIN_POLL: Duration = Duration::from_millis(20);
 /// Longest wait for the workers' interval reports before a progress line is printed anyway.
 const REPORT_WAIT_MAX: Duration = Duration::from_millis(250);
 
+/// Runs a prepared scenario to its end; returns the process exit code.
 pub(super) fn execute(p: Prepared) -> i32 {
-    let stop = Arc::new(AtomicBool::new(false));
-    // First Ctrl-C (or SIGTERM): stop cleanly and still report. A second one: exit now.
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
-        let _ = signal_hook::flag::register(signal, stop.clone());
-    }
+    let Prepared { name, config, target_texts, targets, placement, run, phases, mode, plan } = p;
+    let stop = stop_on_signals();
     let (report_tx, report_rx) = flume::unbounded();
-    let phase_offsets: Vec<Duration> = p.phases.iter().map(|(_, offset)| *offset).collect();
-    let phase_names: Vec<&str> = p.phases.iter().map(|(name, _)| *name).collect();
-    let duration = p.run.duration.0;
+    let phases = Phases::new(&phases);
+    let duration = run.duration.0;
     let shared = Arc::new(Shared::new(
-        p.placement.threads,
-        p.targets.clone(),
+        placement.threads,
+        targets,
         stop.clone(),
         duration,
-        phase_offsets.clone(),
+        phases.offsets.clone(),
         report_tx,
-        p.run.drain.0,
+        run.drain.0,
     ));
-    let plan = Arc::new(p.plan);
+    let plan = Arc::new(plan);
     let base = SystemTime::now();
-    let mut hdr = match p.run.hdr.as_deref().map(|path| HdrLog::create(path, base)).transpose() {
+    let hdr = match run.hdr.as_deref().map(|path| HdrLog::create(path, base)).transpose() {
         Ok(h) => h,
         Err(e) => {
             eprintln!("meridian-loadgen: {e}");
             return 2;
         }
     };
-    let placement_text = p.placement.describe();
-    if !p.run.quiet {
+    let placement_text = placement.describe();
+    if !run.quiet {
         eprintln!(
-            "meridian-loadgen {}: targets {} | {placement_text} | {} | load {} s",
-            p.name,
-            p.target_texts.join(";"),
-            p.mode,
+            "meridian-loadgen {name}: targets {} | {placement_text} | {mode} | load {} s",
+            target_texts.join(";"),
             duration.as_secs_f64()
         );
     }
     let workers = {
         let (shared, plan) = (shared.clone(), plan.clone());
-        runtime::spawn("loadgen", &p.placement, move |id| worker_main(id, shared.clone(), plan.clone()))
+        runtime::spawn("loadgen", &placement, move |id| worker_main(id, shared.clone(), plan.clone()))
     };
     let workers = match workers {
         Ok(w) => w,
@@ -70,126 +66,276 @@ pub(super) fn execute(p: Prepared) -> i32 {
             return 1;
         }
     };
-
-    let mut progress = Progress::new(!p.run.quiet);
-    let mut total = Metrics::new(p.phases.len());
-    let mut interval = Metrics::new(p.phases.len());
-    let started = Instant::now();
-    let mut tick_from = (started, base);
-    let mut cpu_tick = crate::cpu::sample(&p.run.pid);
-    let mut cpu_load_start = None;
-    let mut cpu_load_end = None;
-    let mut stop_seen: Option<Instant> = None;
-    let mut done = 0;
-    // A progress line waits for every running worker's report of the same generation.
-    let mut asked: Option<(u64, Instant, usize)> = None;
-    let mut generation = 0;
-    while done < p.placement.threads {
-        match report_rx.recv_timeout(MAIN_POLL) {
-            Ok(Report::Interval { generation: g, metrics }) => {
-                interval.merge(&metrics);
-                if let Some((wanted, _, received)) = asked.as_mut() {
-                    if g == *wanted {
-                        *received += 1;
-                    }
-                }
-            }
-            Ok(Report::Done { metrics }) => {
-                interval.merge(&metrics);
-                done += 1;
-            }
-            Err(flume::RecvTimeoutError::Timeout) => {}
-            Err(flume::RecvTimeoutError::Disconnected) => break,
-        }
-        let now = Instant::now();
-        if stop_seen.is_none() && stop.load(Ordering::Relaxed) {
-            stop_seen = Some(now);
-            progress.finish();
-            eprintln!("meridian-loadgen: stopping (draining, then unregistering); Ctrl-C again to exit at once");
-        }
-        let t0 = shared.t0();
-        if let (Some(_), None) = (t0, &cpu_load_start) {
-            cpu_load_start = Some(crate::cpu::sample(&p.run.pid));
-        }
-        if let (Some(t0), None) = (t0, &cpu_load_end) {
-            if now >= t0 + duration || stop_seen.is_some() {
-                cpu_load_end = Some(crate::cpu::sample(&p.run.pid));
-            }
-        }
-        if asked.is_none() && now.duration_since(tick_from.0) >= p.run.progress_interval.0 {
-            generation += 1;
-            shared.report_generation.store(generation, Ordering::Release);
-            asked = Some((generation, now, 0));
-        }
-        let complete = asked.is_some_and(|(_, at, received)| {
-            received + done >= p.placement.threads || now.duration_since(at) >= REPORT_WAIT_MAX
-        });
-        if complete {
-            let (_, at, _) = asked.take().expect("complete implies asked");
-            let length = at.duration_since(tick_from.0);
-            let cpu_now = crate::cpu::sample(&p.run.pid);
-            let cpu = crate::cpu::usage(&cpu_tick, &cpu_now);
-            let label = match t0 {
-                None => "setup",
-                Some(t0) if at < t0 + duration && stop_seen.is_none() => {
-                    let since = at.duration_since(t0);
-                    phase_names[phase_offsets.partition_point(|o| *o <= since).saturating_sub(1)]
-                }
-                Some(_) => "drain/teardown",
-            };
-            progress.show(at.duration_since(started), label, &interval, length.as_secs_f64(), Some(&cpu));
-            if let Some(log) = hdr.as_mut() {
-                if let Err(e) = log.write(&phase_names, &interval, tick_from.1, length) {
-                    eprintln!("meridian-loadgen: {e}");
-                    hdr = None;
-                }
-            }
-            total.merge(&interval);
-            interval = Metrics::new(p.phases.len());
-            tick_from = (at, base + at.duration_since(started));
-            cpu_tick = cpu_now;
-        }
-    }
-    if let Some(log) = hdr.as_mut() {
-        let length = Instant::now().duration_since(tick_from.0);
-        if let Err(e) = log.write(&phase_names, &interval, tick_from.1, length) {
-            eprintln!("meridian-loadgen: {e}");
-        }
-    }
-    progress.finish();
-    total.merge(&interval);
+    let mut monitor = Monitor::new(&run, placement.threads, &shared, &phases, &stop, hdr, base);
+    monitor.watch(&report_rx);
+    let mut observed = monitor.finish();
     if let Err(e) = workers.join() {
         eprintln!("meridian-loadgen: {e}");
         return 1;
     }
-    let finished = Instant::now();
+    observed.finished = Instant::now();
+    let mut config = config;
+    config["placement_detail"] = json!(placement);
+    let run_text = RunText { name, target_texts: &target_texts, placement: &placement_text, mode: &mode };
+    report(&run_text, &run, &plan, &shared, &phases, observed, config)
+}
 
+/// First Ctrl-C (or SIGTERM): stop cleanly and still report. A second one: exit now.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
+    stop
+}
+
+/// The load phases: their names and their offsets from the start of the load.
+struct Phases {
+    names: Vec<&'static str>,
+    offsets: Vec<Duration>,
+}
+
+impl Phases {
+    fn new(phases: &[(&'static str, Duration)]) -> Phases {
+        Phases {
+            names: phases.iter().map(|(name, _)| *name).collect(),
+            offsets: phases.iter().map(|(_, offset)| *offset).collect(),
+        }
+    }
+
+    /// The phase running `since` the start of the load.
+    fn at(&self, since: Duration) -> &'static str {
+        self.names[self.offsets.partition_point(|o| *o <= since).saturating_sub(1)]
+    }
+}
+
+/// What the main thread saw while the workers ran.
+struct Observed {
+    total: Metrics,
+    started: Instant,
+    /// When every worker thread had ended.
+    finished: Instant,
+    stop_seen: Option<Instant>,
+    cpu_load_start: Option<CpuSample>,
+    cpu_load_end: Option<CpuSample>,
+}
+
+/// The main thread's loop state: merges reports, prints a progress line (and an HDR
+/// interval) once every running worker reported the same generation, notices Ctrl-C, and
+/// samples CPU at the start and the end of the load phase.
+struct Monitor<'a> {
+    run: &'a RunArgs,
+    threads: usize,
+    shared: &'a Shared,
+    phases: &'a Phases,
+    stop: &'a AtomicBool,
+    hdr: Option<HdrLog>,
+    base: SystemTime,
+    progress: Progress,
+    total: Metrics,
+    interval: Metrics,
+    started: Instant,
+    /// Start of the current interval, as a monotonic and a wall-clock time.
+    tick_from: (Instant, SystemTime),
+    cpu_tick: CpuSample,
+    cpu_load_start: Option<CpuSample>,
+    cpu_load_end: Option<CpuSample>,
+    stop_seen: Option<Instant>,
+    /// Workers that sent their final report.
+    done: usize,
+    /// (generation asked for, when, reports received) of the pending progress line.
+    asked: Option<(u64, Instant, usize)>,
+    generation: u64,
+}
+
+impl<'a> Monitor<'a> {
+    fn new(
+        run: &'a RunArgs,
+        threads: usize,
+        shared: &'a Shared,
+        phases: &'a Phases,
+        stop: &'a AtomicBool,
+        hdr: Option<HdrLog>,
+        base: SystemTime,
+    ) -> Monitor<'a> {
+        let started = Instant::now();
+        Monitor {
+            run,
+            threads,
+            shared,
+            phases,
+            stop,
+            hdr,
+            base,
+            progress: Progress::new(!run.quiet),
+            total: Metrics::new(phases.names.len()),
+            interval: Metrics::new(phases.names.len()),
+            started,
+            tick_from: (started, base),
+            cpu_tick: crate::cpu::sample(&run.pid),
+            cpu_load_start: None,
+            cpu_load_end: None,
+            stop_seen: None,
+            done: 0,
+            asked: None,
+            generation: 0,
+        }
+    }
+
+    /// Runs until every worker sent its final report (or all of them are gone).
+    fn watch(&mut self, reports: &flume::Receiver<Report>) {
+        while self.done < self.threads {
+            match reports.recv_timeout(MAIN_POLL) {
+                Ok(report) => self.receive(report),
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            let t0 = self.shared.t0();
+            self.notice_stop_and_load(now, t0);
+            if self.asked.is_none() && now.duration_since(self.tick_from.0) >= self.run.progress_interval.0 {
+                self.generation += 1;
+                self.shared.report_generation.store(self.generation, Ordering::Release);
+                self.asked = Some((self.generation, now, 0));
+            }
+            let complete = self.asked.is_some_and(|(_, at, received)| {
+                received + self.done >= self.threads || now.duration_since(at) >= REPORT_WAIT_MAX
+            });
+            if complete {
+                let (_, at, _) = self.asked.take().expect("complete implies asked");
+                self.print_interval(at, t0);
+            }
+        }
+    }
+
+    fn receive(&mut self, report: Report) {
+        match report {
+            Report::Interval { generation, metrics } => {
+                self.interval.merge(&metrics);
+                if let Some((wanted, _, received)) = self.asked.as_mut() {
+                    if generation == *wanted {
+                        *received += 1;
+                    }
+                }
+            }
+            Report::Done { metrics } => {
+                self.interval.merge(&metrics);
+                self.done += 1;
+            }
+        }
+    }
+
+    /// Notes the first Ctrl-C, and samples CPU when the load starts and when it ends.
+    fn notice_stop_and_load(&mut self, now: Instant, t0: Option<Instant>) {
+        if self.stop_seen.is_none() && self.stop.load(Ordering::Relaxed) {
+            self.stop_seen = Some(now);
+            self.progress.finish();
+            eprintln!("meridian-loadgen: stopping (draining, then unregistering); Ctrl-C again to exit at once");
+        }
+        if let (Some(_), None) = (t0, &self.cpu_load_start) {
+            self.cpu_load_start = Some(crate::cpu::sample(&self.run.pid));
+        }
+        if let (Some(t0), None) = (t0, &self.cpu_load_end) {
+            if now >= t0 + self.run.duration.0 || self.stop_seen.is_some() {
+                self.cpu_load_end = Some(crate::cpu::sample(&self.run.pid));
+            }
+        }
+    }
+
+    /// Shows the interval ending `at`, writes it to the HDR log, and starts the next one.
+    fn print_interval(&mut self, at: Instant, t0: Option<Instant>) {
+        let length = at.duration_since(self.tick_from.0);
+        let cpu_now = crate::cpu::sample(&self.run.pid);
+        let cpu = crate::cpu::usage(&self.cpu_tick, &cpu_now);
+        let label = match t0 {
+            None => "setup",
+            Some(t0) if at < t0 + self.run.duration.0 && self.stop_seen.is_none() => {
+                self.phases.at(at.duration_since(t0))
+            }
+            Some(_) => "drain/teardown",
+        };
+        let elapsed = at.duration_since(self.started);
+        self.progress.show(elapsed, label, &self.interval, length.as_secs_f64(), Some(&cpu));
+        if let Some(log) = self.hdr.as_mut() {
+            if let Err(e) = log.write(&self.phases.names, &self.interval, self.tick_from.1, length) {
+                eprintln!("meridian-loadgen: {e}");
+                self.hdr = None;
+            }
+        }
+        self.total.merge(&self.interval);
+        self.interval = Metrics::new(self.phases.names.len());
+        self.tick_from = (at, self.base + at.duration_since(self.started));
+        self.cpu_tick = cpu_now;
+    }
+
+    /// Writes the last, partial interval and folds it into the total.
+    fn finish(mut self) -> Observed {
+        if let Some(log) = self.hdr.as_mut() {
+            let length = Instant::now().duration_since(self.tick_from.0);
+            if let Err(e) = log.write(&self.phases.names, &self.interval, self.tick_from.1, length) {
+                eprintln!("meridian-loadgen: {e}");
+            }
+        }
+        self.progress.finish();
+        self.total.merge(&self.interval);
+        Observed {
+            total: self.total,
+            started: self.started,
+            finished: Instant::now(),
+            stop_seen: self.stop_seen,
+            cpu_load_start: self.cpu_load_start,
+            cpu_load_end: self.cpu_load_end,
+        }
+    }
+}
+
+/// How a run describes itself in the table and the JSON.
+struct RunText<'a> {
+    name: &'static str,
+    target_texts: &'a [String],
+    placement: &'a str,
+    mode: &'a str,
+}
+
+/// Prints the final table and summary, writes the JSON, and picks the exit code.
+fn report(
+    text: &RunText<'_>,
+    run: &RunArgs,
+    plan: &Plan,
+    shared: &Shared,
+    phases: &Phases,
+    observed: Observed,
+    config: Value,
+) -> i32 {
+    let Observed { total, started, finished, stop_seen, cpu_load_start, cpu_load_end } = observed;
+    let duration = run.duration.0;
     // Figures over the load phase only (setup and teardown excluded).
-    let t0 = shared.t0();
-    let load_seconds = t0.map_or(0.0, |t0| {
+    let load_seconds = shared.t0().map_or(0.0, |t0| {
         let end =
             (t0 + duration).min(stop_seen.unwrap_or(finished)).min(shared.load_done().unwrap_or(finished)).max(t0);
         end.duration_since(t0).as_secs_f64()
     });
-    let phase_seconds: Vec<f64> = phase_offsets
+    let phase_seconds: Vec<f64> = phases
+        .offsets
         .iter()
         .enumerate()
         .map(|(i, start)| {
-            let end = phase_offsets.get(i + 1).copied().unwrap_or(duration).as_secs_f64().min(load_seconds);
+            let end = phases.offsets.get(i + 1).copied().unwrap_or(duration).as_secs_f64().min(load_seconds);
             (end - start.as_secs_f64()).max(0.0)
         })
         .collect();
-    let cpu_from = cpu_load_start.unwrap_or_else(|| crate::cpu::sample(&p.run.pid));
-    let cpu_to = cpu_load_end.unwrap_or_else(|| crate::cpu::sample(&p.run.pid));
+    let cpu_from = cpu_load_start.unwrap_or_else(|| crate::cpu::sample(&run.pid));
+    let cpu_to = cpu_load_end.unwrap_or_else(|| crate::cpu::sample(&run.pid));
     let cpu = crate::cpu::usage(&cpu_from, &cpu_to);
     let notes = shared.notes.lock().map(|n| n.clone()).unwrap_or_default();
     let interrupted = stop_seen.is_some();
     let ctx = Context {
-        scenario: p.name,
-        targets: &p.target_texts,
-        placement: &placement_text,
-        mode: &p.mode,
-        phases: &phase_names,
+        scenario: text.name,
+        targets: text.target_texts,
+        placement: text.placement,
+        mode: text.mode,
+        phases: &phases.names,
         phase_seconds: &phase_seconds,
         cpu: &cpu,
         has_lookups: plan.load.is_some(),
@@ -197,15 +343,13 @@ pub(super) fn execute(p: Prepared) -> i32 {
         notes: &notes,
     };
     output::print_table(&ctx, &total);
-    let extra = extra_results(&plan, &total, load_seconds, finished.duration_since(started));
+    let extra = extra_results(plan, &total, load_seconds, finished.duration_since(started));
     if let Some(text) = extra.get("summary").and_then(Value::as_str) {
         let _ = writeln!(std::io::stdout(), "{text}");
     }
     // stdout may be a pipe that closes early; the JSON below must still be written.
     let _ = std::io::stdout().flush();
-    if let Some(path) = &p.run.json {
-        let mut config = p.config;
-        config["placement_detail"] = json!(p.placement);
+    if let Some(path) = &run.json {
         let document = output::to_json(&ctx, config, &total, extra);
         if let Err(e) = output::write_json(path, &document) {
             eprintln!("meridian-loadgen: {e}");

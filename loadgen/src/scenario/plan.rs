@@ -3,7 +3,7 @@
 //! Must not: start threads or open sockets; everything here is checked before either.
 
 use crate::broker::BrokerPlan;
-use crate::cli::{Command, HeaderType, LeaveKind, LoadArgs, ProtocolArgs, RunArgs};
+use crate::cli::{ClusterArgs, Command, HeaderType, LeaveKind, LoadArgs, ProtocolArgs, RunArgs};
 use crate::client::{LoadPlan, INFLIGHT_MAX};
 use crate::output::{self};
 use crate::propagation::{self, ObserverSpec};
@@ -290,7 +290,64 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
     let calm =
         ScheduleSpec { period: cluster.register_period.0, change_fraction: cluster.change_fraction, storm: None };
     let duration = run.duration.0;
-    let (kind, load, phases, schedule) = match &command {
+    let Shape { kind, load, phases, schedule } = scenario_shape(&command, cluster, run.seed, duration, calm)?;
+    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, workload.as_ref())).transpose()?;
+    let connections = load.map_or(0, |l| l.connections);
+    let idle = match kind {
+        Kind::Connections { idle } => idle,
+        _ => 0,
+    };
+    let observers = match kind {
+        Kind::Churn { observers, .. } => observers.watchers + observers.pollers,
+        _ => 0,
+    };
+    check_fd_limit(connections + idle + observers, workload.as_deref(), targets.len())?;
+    let mode = match (load, &kind) {
+        (Some(l), _) => mode_text(l),
+        (None, _) => "one registration round at a time per worker".to_string(),
+    };
+    Ok(Prepared {
+        name,
+        config,
+        target_texts,
+        targets,
+        placement,
+        run: run.clone(),
+        phases,
+        mode,
+        plan: Plan {
+            kind,
+            workload,
+            brokers,
+            load: load_plan,
+            connections,
+            requests: run.requests,
+            probe_style,
+            schedule,
+        },
+    })
+}
+
+/// What a scenario subcommand asks for beyond the flags every scenario shares.
+struct Shape<'a> {
+    kind: Kind,
+    /// The load flags, for scenarios with client load.
+    load: Option<&'a LoadArgs>,
+    /// (name, offset from the start of the load) of each phase.
+    phases: Vec<(&'static str, Duration)>,
+    schedule: ScheduleSpec,
+}
+
+/// A scenario's kind, the load flags it runs (if any), its phases and its background
+/// re-registration schedule; checks the scenario's own flags.
+fn scenario_shape<'a>(
+    command: &'a Command,
+    cluster: &ClusterArgs,
+    seed: u64,
+    duration: Duration,
+    calm: ScheduleSpec,
+) -> Result<Shape<'a>, String> {
+    let (kind, load, phases, schedule) = match command {
         Command::Lookup(a) => (Kind::Lookup, Some(&a.load), vec![("load", Duration::ZERO)], calm),
         Command::Register(a) => (
             Kind::Register { repeat: a.repeat, change_fraction: cluster.change_fraction },
@@ -319,7 +376,7 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
             let interval = a.churn_interval.0.max(Duration::from_millis(1));
             let observers = observer_spec(a)?;
             (
-                Kind::Churn { interval, leave: a.leave, observers, seed: run.seed },
+                Kind::Churn { interval, leave: a.leave, observers, seed },
                 Some(&a.load),
                 vec![("load", Duration::ZERO)],
                 calm,
@@ -330,19 +387,15 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         }
         Command::EchoServer(_) => unreachable!("main dispatches echo-server to echo::run"),
     };
-    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, workload.as_ref())).transpose()?;
-    let connections = load.map_or(0, |l| l.connections);
-    let idle = match kind {
-        Kind::Connections { idle } => idle,
-        _ => 0,
-    };
-    let observers = match kind {
-        Kind::Churn { observers, .. } => observers.watchers + observers.pollers,
-        _ => 0,
-    };
-    // Every socket this process will hold at once, plus room for the rest.
-    let instances = workload.as_ref().map_or(0, |w| w.groups.len() * (w.spec.slaves as usize + 1));
-    let fds_needed = (connections + idle + observers + instances * targets.len() + targets.len() * 2) as u64 + FD_SPARE;
+    Ok(Shape { kind, load, phases, schedule })
+}
+
+/// Refuses a run that would hold more sockets at once than RLIMIT_NOFILE allows (raising
+/// the soft limit first): client and observer connections, one per broker instance and
+/// target, and two per target for probes.
+fn check_fd_limit(connections: usize, workload: Option<&Workload>, targets: usize) -> Result<(), String> {
+    let instances = workload.map_or(0, |w| w.groups.len() * (w.spec.slaves as usize + 1));
+    let fds_needed = (connections + instances * targets + targets * 2) as u64 + FD_SPARE;
     let fd_limit = runtime::raise_fd_limit();
     if fds_needed > fd_limit {
         return Err(format!(
@@ -350,30 +403,7 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
              (raise `ulimit -n`, or lower --connections / --idle-connections / --brokers / --watchers / --pollers)"
         ));
     }
-    let mode = match (load, &kind) {
-        (Some(l), _) => mode_text(l),
-        (None, _) => "one registration round at a time per worker".to_string(),
-    };
-    Ok(Prepared {
-        name,
-        config,
-        target_texts,
-        targets,
-        placement,
-        run: run.clone(),
-        phases,
-        mode,
-        plan: Plan {
-            kind,
-            workload,
-            brokers,
-            load: load_plan,
-            connections,
-            requests: run.requests,
-            probe_style,
-            schedule,
-        },
-    })
+    Ok(())
 }
 
 #[cfg(test)]
