@@ -36,3 +36,20 @@ pub fn parse_namesrv_addrs(text: &str) -> Result<Vec<String>, String> {
     }
     Ok(addrs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namesrv_addrs_are_split_checked_and_deduplicated() {
+        let ok = |text: &str, expected: &[&str]| assert_eq!(parse_namesrv_addrs(text).unwrap(), expected, "{text:?}");
+        ok("127.0.0.1:9876", &["127.0.0.1:9876"]);
+        ok(" a:1 ; b:2;", &["a:1", "b:2"]);
+        ok("a:1;a:1;b:2", &["a:1", "b:2"]);
+        ok("[::1]:9876", &["[::1]:9876"]);
+        for bad in ["", ";", "host", "host:", ":9876", "h:99999", "h:0", "h:x", "a:1;nope"] {
+            assert!(parse_namesrv_addrs(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
