@@ -26,7 +26,7 @@ pub use write::properties_line;
 
 use ctx::Ctx;
 use meridian_client::{parse_namesrv_addrs, NAMESRV_ADDR_DEFAULT, NAMESRV_ADDR_ENV};
-use report::{print_stderr, print_stdout, Failure, Report};
+use report::{print_stderr, print_stdout, Failure, Report, UsageError};
 use std::time::Duration;
 
 /// Runs one admin verb; returns the process exit code. Output goes to stdout, errors and
@@ -76,7 +76,7 @@ pub fn run(args: &AdminArgs) -> i32 {
 }
 
 /// Runs one verb. The outer `Err` is a usage error found only once the verb runs.
-fn dispatch(ctx: &Ctx, verb: &Verb) -> Result<Result<Report, Failure>, String> {
+fn dispatch(ctx: &Ctx, verb: &Verb) -> Result<Result<Report, Failure>, UsageError> {
     Ok(match verb {
         Verb::ClusterList { cluster } => read::cluster_list(ctx, cluster.as_deref()),
         Verb::TopicRoute { topic } => read::topic_route(ctx, topic),

@@ -4,8 +4,8 @@
 //! Must not: send a request with side effects.
 
 use crate::ctx::{cluster_info, topics, Ctx, ReplyExt};
-use crate::report::{Failure, Report, Table, EXIT_ANSWER_ERROR, EXIT_DIFFERENT, EXIT_OK, EXIT_UNUSABLE};
-use meridian_client::conn::{self, broker_entries, BrokerData, BrokerEntry, QueueData, TopicRouteData};
+use crate::report::{Failure, Report, Table, UsageError, EXIT_ANSWER_ERROR, EXIT_DIFFERENT, EXIT_OK, EXIT_UNUSABLE};
+use meridian_client::conn::{self, broker_entries, BrokerData, BrokerEntry, ClientError, QueueData, TopicRouteData};
 use meridian_protocol::body::MASTER_ID;
 use meridian_protocol::{codes, perm};
 use serde_json::{json, Value};
@@ -212,7 +212,7 @@ pub(crate) fn broker_status(
         entries.push((None, addr));
         exit_code = EXIT_ANSWER_ERROR;
     }
-    let probes: Vec<Option<Result<(), String>>> = if probe {
+    let probes: Vec<Option<Result<(), ClientError>>> = if probe {
         let addrs: Vec<&str> = entries.iter().map(|(_, a)| *a).collect();
         probe_all(&addrs, ctx.timeout).into_iter().map(Some).collect()
     } else {
@@ -251,7 +251,7 @@ pub(crate) fn broker_status(
             Some(Err(e)) => {
                 cells.push(format!("unreachable ({e})"));
                 entry["reachable"] = json!(false);
-                entry["probeError"] = json!(e);
+                entry["probeError"] = json!(e.to_string());
             }
             None => {}
         }
@@ -261,12 +261,11 @@ pub(crate) fn broker_status(
     Ok(Report { human: table.render(), json: json!({"namesrv": namesrv, "brokers": brokers}), notes, exit_code })
 }
 
-/// routeDiff (src/route_diff): reads every address, compares, exits 0 / 4 / 3. `Err` is a
-/// usage error.
-pub(crate) fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize) -> Result<Report, String> {
+/// routeDiff (`meridian_client::route_diff`): reads every address, compares, exits 0 / 4 / 3.
+pub(crate) fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize) -> Result<Report, UsageError> {
     use meridian_client::route_diff::fetch::{fetch_all, FetchOptions};
     if ctx.addrs.len() < 2 {
-        return Err(format!("routeDiff compares NameServers: give at least two with -n (got {})", ctx.addrs.join(";")));
+        return Err(UsageError::OneNamesrv { given: ctx.addrs.join(";") });
     }
     let options = FetchOptions {
         timeout: ctx.timeout,
@@ -274,12 +273,7 @@ pub(crate) fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize
         max_topics,
         presence_only_above_max: false,
     };
-    let fetched = fetch_all(&ctx.addrs, &options).map_err(|e| {
-        format!(
-            "{} topics (over all NameServers) exceed --max-topics {}; raise --max-topics or name them with --topics",
-            e.topics, e.max
-        )
-    })?;
+    let fetched = fetch_all(&ctx.addrs, &options).map_err(UsageError::TooManyTopics)?;
     let views: Vec<(&str, &meridian_client::route_diff::NamesrvView)> =
         fetched.views.iter().map(|(addr, view)| (addr.as_str(), view)).collect();
     let mut diff = meridian_client::route_diff::compare(&views);
@@ -300,20 +294,21 @@ pub(crate) fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize
 
 /// Tries a TCP connect to every address, at most [`PROBE_PARALLEL_MAX`] at a time, each
 /// bounded by `timeout`. Results are in the order of `addrs`.
-fn probe_all(addrs: &[&str], timeout: Duration) -> Vec<Result<(), String>> {
+fn probe_all(addrs: &[&str], timeout: Duration) -> Vec<Result<(), ClientError>> {
     let mut results = Vec::with_capacity(addrs.len());
     for chunk in addrs.chunks(PROBE_PARALLEL_MAX) {
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunk.iter().map(|addr| scope.spawn(move || probe(addr, timeout))).collect();
             for handle in handles {
-                results.push(handle.join().unwrap_or_else(|_| Err("probe thread panicked".to_string())));
+                results
+                    .push(handle.join().unwrap_or_else(|_| Err(ClientError::Io("probe thread panicked".to_string()))));
             }
         });
     }
     results
 }
 
-fn probe(addr: &str, timeout: Duration) -> Result<(), String> {
+fn probe(addr: &str, timeout: Duration) -> Result<(), ClientError> {
     conn::connect(addr, timeout).map(drop)
 }
 

@@ -3,6 +3,7 @@
 //! tables, and writing to stdout / stderr.
 //! Must not: talk to a NameServer.
 
+use meridian_client::route_diff::fetch::TooManyTopics;
 use meridian_protocol::codes;
 use serde_json::{json, Value};
 use std::fmt;
@@ -83,6 +84,30 @@ impl fmt::Display for Failure {
                 }
                 Ok(())
             }
+        }
+    }
+}
+
+/// A command line that parses but cannot run; exits with [`EXIT_USAGE`].
+#[derive(Debug)]
+pub(crate) enum UsageError {
+    /// routeDiff needs at least two NameServers.
+    OneNamesrv { given: String },
+    /// routeDiff would have to read more topics than `--max-topics`.
+    TooManyTopics(TooManyTopics),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::OneNamesrv { given } => {
+                write!(f, "routeDiff compares NameServers: give at least two with -n (got {given})")
+            }
+            UsageError::TooManyTopics(TooManyTopics { topics, max }) => write!(
+                f,
+                "{topics} topics (over all NameServers) exceed --max-topics {max}; raise --max-topics or name them \
+                 with --topics"
+            ),
         }
     }
 }

@@ -45,8 +45,9 @@ pub fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// A TCP connection to the first address `addr` resolves to that accepts one within `timeout`.
-pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
-    let resolved: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve: {e}"))?.collect();
+pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let resolved: Vec<_> =
+        addr.to_socket_addrs().map_err(|e| ClientError::Io(format!("cannot resolve: {e}")))?.collect();
     let mut last_error = None;
     for socket_addr in &resolved {
         match TcpStream::connect_timeout(socket_addr, timeout) {
@@ -58,11 +59,11 @@ pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
             Err(e) => last_error = Some(e),
         }
     }
-    Err(match last_error {
+    Err(ClientError::Io(match last_error {
         Some(e) if is_timeout(&e) => format!("cannot connect within {} ms", timeout.as_millis()),
         Some(e) => format!("cannot connect: {e}"),
         None => "cannot resolve: no address".to_string(),
-    })
+    }))
 }
 
 /// Why a request got no answer.
@@ -74,17 +75,13 @@ pub enum ClientError {
     Malformed(String),
 }
 
+impl std::error::Error for ClientError {}
+
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::Io(text) | ClientError::Malformed(text) => f.write_str(text),
         }
-    }
-}
-
-impl From<ClientError> for String {
-    fn from(e: ClientError) -> String {
-        e.to_string()
     }
 }
 
@@ -114,7 +111,7 @@ impl Conn {
     /// Connects within `timeout`, which also bounds every later call; answers up to
     /// [`ANSWER_FRAME_BYTES_MAX`].
     pub fn open(addr: &str, timeout: Duration) -> Result<Conn, ClientError> {
-        let stream = connect(addr, timeout).map_err(ClientError::Io)?;
+        let stream = connect(addr, timeout)?;
         stream.set_write_timeout(Some(timeout)).map_err(|e| ClientError::Io(format!("socket: {e}")))?;
         Ok(Conn { addr: addr.to_string(), stream, timeout, opaque_next: 1, answer_bytes_max: ANSWER_FRAME_BYTES_MAX })
     }

@@ -17,22 +17,46 @@ pub const NAMESRV_ADDR_ENV: &str = "NAMESRV_ADDR";
 /// Default bound on connecting and on each request (Java clients use 3 s for route queries).
 pub const TIMEOUT_MS_DEFAULT: u64 = 3000;
 
+/// Why a NAMESRV_ADDR list was refused; the user's fault, named with the text they gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddrListError {
+    /// An entry is not `host:port` with a port in 1..=65535.
+    NotHostPort { addr: String },
+    /// The list holds no address at all.
+    Empty { text: String },
+}
+
+impl std::fmt::Display for AddrListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddrListError::NotHostPort { addr } => {
+                write!(f, "NameServer address {addr:?} is not host:port (expected e.g. 127.0.0.1:9876)")
+            }
+            AddrListError::Empty { text } => {
+                write!(f, "no NameServer address in {text:?} (expected host:port;host:port)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AddrListError {}
+
 /// Splits a NAMESRV_ADDR list (`host:port;host:port`), dropping empty entries and repeats.
-pub fn parse_namesrv_addrs(text: &str) -> Result<Vec<String>, String> {
+pub fn parse_namesrv_addrs(text: &str) -> Result<Vec<String>, AddrListError> {
     let mut addrs: Vec<String> = Vec::new();
     for addr in text.split(';').map(str::trim).filter(|a| !a.is_empty()) {
         let valid = addr
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
         if !valid {
-            return Err(format!("NameServer address {addr:?} is not host:port (expected e.g. 127.0.0.1:9876)"));
+            return Err(AddrListError::NotHostPort { addr: addr.to_string() });
         }
         if !addrs.iter().any(|a| a == addr) {
             addrs.push(addr.to_string());
         }
     }
     if addrs.is_empty() {
-        return Err(format!("no NameServer address in {text:?} (expected host:port;host:port)"));
+        return Err(AddrListError::Empty { text: text.to_string() });
     }
     Ok(addrs)
 }

@@ -13,7 +13,7 @@
 //! `max_topics` topics' routes.
 
 use super::{BrokerEntry, DataVersion, LiveKey, NamesrvView, QueueData, TopicRoute, Unreadable};
-use crate::conn::{broker_entries, ClusterInfo, Conn, Reply, TopicList, TopicRouteData};
+use crate::conn::{broker_entries, ClientError, ClusterInfo, Conn, Reply, TopicList, TopicRouteData};
 use meridian_protocol::body::decode_answer_json;
 use meridian_protocol::codes;
 use serde::Deserialize;
@@ -67,7 +67,7 @@ type Started = (Conn, BTreeSet<BrokerEntry>, DataVersions, Vec<String>);
 /// [`Unreadable`]; the others are still read.
 pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, TooManyTopics> {
     // Phase 1: cluster info and topic list, everywhere at once.
-    let first: Vec<Result<Started, String>> = in_parallel(&mut addrs.to_vec(), |addr| {
+    let first: Vec<Result<Started, FetchError>> = in_parallel(&mut addrs.to_vec(), |addr| {
         let mut conn = Conn::open(addr, options.timeout)?;
         let brokers = cluster_info(&mut conn)?;
         let data_versions = live_table(&mut conn)?;
@@ -87,8 +87,8 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     }
     let topics: Vec<String> = topics.into_iter().collect();
     // Phase 2: every topic's route, on the same connections, everywhere at once.
-    let mut work: Vec<(String, Result<Started, String>)> = addrs.iter().cloned().zip(first).collect();
-    let second: Vec<Result<NamesrvView, String>> = in_parallel(&mut work, |(_, state)| {
+    let mut work: Vec<(String, Result<Started, FetchError>)> = addrs.iter().cloned().zip(first).collect();
+    let second: Vec<Result<NamesrvView, FetchError>> = in_parallel(&mut work, |(_, state)| {
         let (conn, brokers, data_versions, listed) = match state {
             Ok(s) => s,
             Err(e) => return Err(e.clone()),
@@ -104,7 +104,7 @@ pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, To
     for ((addr, _), result) in work.into_iter().zip(second) {
         match result {
             Ok(view) => fetched.views.push((addr, view)),
-            Err(error) => fetched.unreadable.push(Unreadable { namesrv: addr, error }),
+            Err(error) => fetched.unreadable.push(Unreadable { namesrv: addr, error: error.to_string() }),
         }
     }
     if options.topics.is_some() && !fetched.views.is_empty() {
@@ -160,15 +160,58 @@ fn topic_route(wire: TopicRouteData) -> TopicRoute {
     }
 }
 
-fn failed(request: &str, answer: &Reply) -> String {
-    format!(
-        "{request} answered code {}: {}",
-        answer.header.code,
-        answer.header.remark.as_deref().unwrap_or("(no remark)")
-    )
+/// Why one NameServer could not be read. Reported as text in [`Unreadable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// No answer: connecting, sending or reading failed, or the bytes were no answer.
+    Client(ClientError),
+    /// A request was answered with an error code.
+    Refused {
+        /// The request, named with its code (and topic).
+        request: String,
+        code: i32,
+        remark: Option<String>,
+        /// What the user can do about it, when we know.
+        hint: Option<&'static str>,
+    },
+    /// An answer body that is not what the request returns.
+    Malformed(String),
 }
 
-fn cluster_info(conn: &mut Conn) -> Result<BTreeSet<BrokerEntry>, String> {
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Client(e) => write!(f, "{e}"),
+            FetchError::Refused { request, code, remark, hint } => {
+                write!(f, "{request} answered code {code}: {}", remark.as_deref().unwrap_or("(no remark)"))?;
+                match hint {
+                    Some(hint) => write!(f, " ({hint})"),
+                    None => Ok(()),
+                }
+            }
+            FetchError::Malformed(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl From<ClientError> for FetchError {
+    fn from(e: ClientError) -> FetchError {
+        FetchError::Client(e)
+    }
+}
+
+fn failed(request: &str, answer: &Reply) -> FetchError {
+    FetchError::Refused {
+        request: request.to_string(),
+        code: answer.header.code,
+        remark: answer.header.remark.clone(),
+        hint: None,
+    }
+}
+
+fn cluster_info(conn: &mut Conn) -> Result<BTreeSet<BrokerEntry>, FetchError> {
     let answer = conn.call(codes::GET_BROKER_CLUSTER_INFO, &[], b"")?;
     if answer.header.code != codes::SUCCESS {
         return Err(failed("GET_BROKER_CLUSTER_INFO (106)", &answer));
@@ -179,21 +222,23 @@ fn cluster_info(conn: &mut Conn) -> Result<BTreeSet<BrokerEntry>, String> {
 
 /// Data versions from MERIDIAN_BROKER_LIVE_TABLE; `None` when any error code answers it
 /// (a stock NameServer: the request is unknown there).
-fn live_table(conn: &mut Conn) -> Result<DataVersions, String> {
+fn live_table(conn: &mut Conn) -> Result<DataVersions, FetchError> {
     let answer = conn.call(codes::MERIDIAN_BROKER_LIVE_TABLE, &[], b"")?;
     if answer.header.code != codes::SUCCESS {
         return Ok(None);
     }
-    let table: LiveTableWire =
-        serde_json::from_slice(&answer.body).map_err(|e| format!("malformed broker live table: {e}"))?;
+    let table: LiveTableWire = serde_json::from_slice(&answer.body)
+        .map_err(|e| FetchError::Malformed(format!("malformed broker live table: {e}")))?;
     Ok(Some(table.brokers.into_iter().map(|b| ((b.cluster, b.addr), b.data_version)).collect()))
 }
 
-fn topic_list(conn: &mut Conn) -> Result<Vec<String>, String> {
+fn topic_list(conn: &mut Conn) -> Result<Vec<String>, FetchError> {
     let answer = conn.call(codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, &[], b"")?;
     if answer.header.code != codes::SUCCESS {
         let mut e = failed("GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206)", &answer);
-        e.push_str(" (enableAllTopicList=false? name the topics with --topics)");
+        if let FetchError::Refused { hint, .. } = &mut e {
+            *hint = Some("enableAllTopicList=false? name the topics with --topics");
+        }
         return Err(e);
     }
     let list: TopicList = answer.json("TopicList")?;
@@ -202,7 +247,7 @@ fn topic_list(conn: &mut Conn) -> Result<Vec<String>, String> {
 
 /// The routes of `topics` that exist here (TOPIC_NOT_EXIST leaves a topic out),
 /// [`PIPELINE_WINDOW`] requests in flight; each answer within the timeout.
-fn routes(conn: &mut Conn, topics: &[String]) -> Result<BTreeMap<String, TopicRoute>, String> {
+fn routes(conn: &mut Conn, topics: &[String]) -> Result<BTreeMap<String, TopicRoute>, FetchError> {
     let mut out = BTreeMap::new();
     let mut pending: HashMap<i32, usize> = HashMap::with_capacity(PIPELINE_WINDOW);
     let mut next = 0;
@@ -223,7 +268,7 @@ fn routes(conn: &mut Conn, topics: &[String]) -> Result<BTreeMap<String, TopicRo
         match answer.header.code {
             codes::SUCCESS => {
                 let wire: TopicRouteData = decode_answer_json(&answer.body, "TopicRouteData")
-                    .map_err(|e| format!("malformed route of {topic}: {e}"))?;
+                    .map_err(|e| FetchError::Malformed(format!("malformed route of {topic}: {e}")))?;
                 out.insert(topic.clone(), topic_route(wire));
             }
             codes::TOPIC_NOT_EXIST => {}
