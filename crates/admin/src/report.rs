@@ -157,7 +157,7 @@ impl Table {
     pub(crate) fn render(&self) -> String {
         let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
         let mut out = String::new();
-        meridian_client::route_diff::render_table(&mut out, &header, &self.rows);
+        meridian_client::table::render_table(&mut out, &header, &self.rows);
         out
     }
 }

@@ -5,9 +5,11 @@
 //! - [`conn`]: one `std::net::TcpStream` per NameServer, bounded answers, the answer bodies.
 //! - [`watch`]: [`watch::RouteWatcher`], the route-watch (43701) client.
 //! - [`route_diff`]: reads several NameServers ([`route_diff::fetch`]) and compares them.
+//! - [`table`]: aligned plain-text tables, for routeDiff and `meridian admin`.
 
 pub mod conn;
 pub mod route_diff;
+pub mod table;
 pub mod watch;
 
 /// Where RocketMQ tools look when neither `-n` nor `NAMESRV_ADDR` says otherwise.
