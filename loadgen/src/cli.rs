@@ -147,7 +147,7 @@ pub struct ClusterArgs {
     /// Broker groups hosting each topic.
     #[arg(long, default_value_t = 1)]
     pub width: u32,
-    /// Topic name style (see sizes.md).
+    /// Topic name style: short (`TopicTest000123`) or realistic (~35 bytes of words and hex).
     #[arg(long, value_enum, default_value_t = TopicNames::Short)]
     pub topic_names: TopicNames,
     /// Prefix of every topic, broker and cluster name (keeps concurrent runs apart).

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 const HEADER_HEAD: &[u8] = br#"{"code":0,"flag":1,"language":"JAVA","opaque":"#;
 const HEADER_TAIL: &[u8] = br#","serializeTypeCurrentRPC":"JSON","version":479}"#;
 
-/// The fixed route body: one broker group, one master, 8 queues (282 bytes, bodies.md §6).
+/// The fixed route body: one broker group, one master, 8 queues (282 bytes of TopicRouteData).
 pub fn route_body() -> Vec<u8> {
     let broker = BrokerData {
         cluster: "lg-cluster-0".into(),

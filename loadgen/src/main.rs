@@ -12,11 +12,11 @@
 //!   broker instances, visibility probes.
 //! - [`propagation`]: churn's watching and polling clients, timing route changes as
 //!   clients receive them.
-//! - [`net`], [`wire`]: sockets, framing and answer checks, on top of `meridian_protocol::protocol`.
+//! - [`net`], [`wire`]: sockets, framing and answer checks, on top of `meridian_protocol`.
 //! - [`stats`], [`cpu`], [`output`]: what is measured and how it is shown.
 //! - [`echo`]: the trivial server that measures loadgen's own ceiling.
 //!
-//! Only `meridian_protocol::protocol` is used from Meridian, never its route or shard internals, so
+//! Only `meridian_protocol` is used from Meridian, never its route or shard internals, so
 //! loadgen tests any NameServer the same way.
 
 mod broker;

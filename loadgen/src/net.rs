@@ -203,7 +203,8 @@ pub struct Answer {
 /// A connection that sends one request and waits for its answer before the next, as a
 /// broker's registration, heartbeat and unregister calls do. After a timeout or an I/O
 /// error the connection is unusable (a frame may be half-written), so callers reconnect;
-/// Java peers close it in that case too (framing.md §7).
+/// Java peers close it in that case too (`NettyRemotingClient.invokeSync` closes the channel
+/// on a send error, and on a timeout with `clientCloseSocketIfTimeout`).
 pub struct RpcConn {
     conn: Conn,
     buf: ReadBuf,

@@ -18,9 +18,9 @@ pub const TOPICS_MAX: u32 = 10_000_000;
 pub const BROKER_INSTANCES_MAX: u32 = 65_536;
 /// Longest topic name RocketMQ accepts (`TopicValidator.TOPIC_MAX_LENGTH`).
 pub const TOPIC_NAME_BYTES_MAX: usize = 127;
-/// Request version a 5.x broker stamps: V5_3_3 (framing.md §6).
+/// Request version a 5.x broker stamps: V5_3_3 (`MQVersion.Version` ordinal).
 pub const VERSION_BROKER_5X: i32 = 479;
-/// Request version a 4.x broker stamps: V4_9_4, the last 4.x ordinal named in framing.md §6.
+/// Request version a 4.x broker stamps: V4_9_4 (`MQVersion.Version` ordinal).
 pub const VERSION_BROKER_4X: i32 = 401;
 /// Port of every simulated broker's main listener; the IP is what tells them apart.
 const BROKER_PORT: u16 = 10911;
@@ -53,7 +53,8 @@ pub enum BrokerVersion {
 pub enum BodyEncodingKind {
     /// Plain JSON body.
     None,
-    /// RocketMQ's compressed layout in a zlib stream, header `compressed=true` (bodies.md §3).
+    /// RocketMQ's compressed layout in a zlib stream, header `compressed=true`
+    /// (Java's `RegisterBrokerBody.encode(true)`).
     Deflate,
     /// Meridian extension: header `bodyEncoding=zstd`, body = zstd frame of the JSON body.
     Zstd,
@@ -138,7 +139,7 @@ impl Workload {
             groups.push(BrokerGroup { name, cluster, instances, topics });
         }
         for group in &groups {
-            // Java refuses a first registration carrying exactly one topic (requests.md 103).
+            // The Java NameServer refuses a first registration carrying exactly one topic.
             if group.topics.len() < 2 {
                 return Err(format!(
                     "broker group {} would host {} topic(s); a first registration needs at least 2 \
@@ -387,7 +388,7 @@ pub fn encode_register_body(body: &RegisterBrokerBody, format: &BodyFormat) -> V
     out
 }
 
-/// A 4.x broker's RegisterBrokerBody JSON (bodies.md §2): the 5.x shape without
+/// A 4.x broker's RegisterBrokerBody JSON: the 5.x shape without
 /// `attributes`, `mappingDataVersion` and the two mapping maps. Meridian's codec writes
 /// only the 5.x shape, so this one lives here.
 pub fn encode_register_body_json_4x(out: &mut Vec<u8>, body: &RegisterBrokerBody) {
@@ -423,7 +424,7 @@ pub fn encode_register_body_json_4x(out: &mut Vec<u8>, body: &RegisterBrokerBody
     out.extend_from_slice(b"}}}");
 }
 
-/// Ext fields of REGISTER_BROKER for one instance (requests.md 103).
+/// Ext fields of REGISTER_BROKER for one instance (Java's `RegisterBrokerRequestHeader`).
 pub fn register_ext_fields(
     group: &BrokerGroup,
     instance: &BrokerInstance,
@@ -492,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn short_names_match_sizes_md() {
+    fn short_names_are_topictest_and_a_number() {
         let w = Workload::build(spec(200, 4, 1)).unwrap();
         assert_eq!(w.topic_names[123], "TopicTest000123");
         assert_eq!(w.topic_names.len(), 200);
