@@ -13,9 +13,9 @@ use crate::scenario::parse_targets;
 use crate::wire;
 use glommio::net::{TcpListener, TcpStream};
 use meridian_protocol::body::{encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
-use meridian_protocol::codes;
 use meridian_protocol::frame::{SerializeType, HEADER_WORD_BYTES};
 use meridian_protocol::header::{Header, FLAG_ONEWAY};
+use meridian_protocol::{codes, perm};
 use std::collections::BTreeMap;
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +39,7 @@ pub fn route_body() -> Vec<u8> {
         broker_name: "lg-broker-0".into(),
         read_queue_nums: 8,
         write_queue_nums: 8,
-        perm: 6,
+        perm: perm::READ | perm::WRITE,
         topic_sys_flag: 0,
     };
     let view = TopicRouteView {

@@ -7,6 +7,7 @@
 use crate::wire::{self, RequestStyle};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use meridian_protocol::codes;
 use meridian_protocol::header::Header;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -274,7 +275,10 @@ impl RpcConn {
         .await;
         let result = match outcome {
             Ok(result) => result,
-            Err(()) => Err(format!("no answer from {peer} within {} ms (code {code})", limit.as_millis())),
+            Err(()) => {
+                let request = codes::request_name(code).unwrap_or("unknown request");
+                Err(format!("no answer from {peer} within {} ms (code {code} {request})", limit.as_millis()))
+            }
         };
         if result.is_err() {
             self.broken = true;

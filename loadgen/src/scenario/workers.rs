@@ -286,49 +286,14 @@ async fn churn_driver(
         event += 1;
         let group = first + c as u32;
         let (topic, name) = churned[c].clone();
-        match present[c].take() {
-            None => {
-                let mut sim = BrokerSim::new(brokers.clone(), group, 0);
-                sim.body_bytes(&worker).await;
-                let expect = Expect::Present { broker: name, read_queue_nums: None };
-                let started = Instant::now();
-                if let Some(observers) = &observers {
-                    observers.begin(c, Change::Join, started);
-                }
-                let running = probes.start(&worker, &topic, expect, started);
-                let answers = sim.register(&worker, "register.churn-join").await;
-                for (i, answer) in answers.iter().enumerate() {
-                    if answer.is_err() {
-                        running.cancel(i);
-                    }
-                }
-                let results = probes.finish(running).await;
-                record_visibility(&worker, "visible.churn-join", &targets, results);
-                present[c] = Some(sim);
+        let watching = observers.as_deref().map(|o| (o, c));
+        present[c] = match present[c].take() {
+            None => Some(churn_join(&worker, brokers, group, &mut probes, watching, &topic, name).await),
+            Some(sim) => {
+                churn_leave(&worker, sim, leave, &mut probes, watching, &topic, name).await;
+                None
             }
-            Some(mut sim) => {
-                let expect = Expect::Absent { broker: name };
-                let started = Instant::now();
-                if let Some(observers) = &observers {
-                    observers.begin(c, Change::Leave, started);
-                }
-                let running = probes.start(&worker, &topic, expect, started);
-                match leave {
-                    LeaveKind::Unregister => {
-                        let answers = sim.unregister(&worker, "unregister.churn-leave").await;
-                        for (i, answer) in answers.iter().enumerate() {
-                            if answer.is_err() {
-                                running.cancel(i);
-                            }
-                        }
-                        sim.close();
-                    }
-                    LeaveKind::Close => sim.close(),
-                }
-                let results = probes.finish(running).await;
-                record_visibility(&worker, "visible.churn-leave", &targets, results);
-            }
-        }
+        };
         next = (next + interval).max(Instant::now());
     }
     if let Some(observers) = &observers {
@@ -342,6 +307,69 @@ async fn churn_driver(
         sim.close();
     }
     probes.close();
+}
+
+/// A churn broker joins: it registers while the probes (and any observers) time how long
+/// until a lookup shows it. Returns the broker, to leave later.
+async fn churn_join(
+    worker: &Rc<Worker>,
+    brokers: &Arc<BrokerPlan>,
+    group: u32,
+    probes: &mut Probes,
+    observers: Option<(&Observers, usize)>,
+    topic: &str,
+    name: String,
+) -> BrokerSim {
+    let mut sim = BrokerSim::new(brokers.clone(), group, 0);
+    sim.body_bytes(worker).await;
+    let expect = Expect::Present { broker: name, read_queue_nums: None };
+    let started = Instant::now();
+    if let Some((observers, c)) = observers {
+        observers.begin(c, Change::Join, started);
+    }
+    let running = probes.start(worker, topic, expect, started);
+    let answers = sim.register(worker, "register.churn-join").await;
+    for (i, answer) in answers.iter().enumerate() {
+        if answer.is_err() {
+            running.cancel(i);
+        }
+    }
+    let results = probes.finish(running).await;
+    record_visibility(worker, "visible.churn-join", &worker.shared.targets, results);
+    sim
+}
+
+/// A churn broker leaves (unregisters, or just closes its connections) while the probes
+/// (and any observers) time how long until a lookup no longer shows it.
+async fn churn_leave(
+    worker: &Rc<Worker>,
+    mut sim: BrokerSim,
+    leave: LeaveKind,
+    probes: &mut Probes,
+    observers: Option<(&Observers, usize)>,
+    topic: &str,
+    name: String,
+) {
+    let expect = Expect::Absent { broker: name };
+    let started = Instant::now();
+    if let Some((observers, c)) = observers {
+        observers.begin(c, Change::Leave, started);
+    }
+    let running = probes.start(worker, topic, expect, started);
+    match leave {
+        LeaveKind::Unregister => {
+            let answers = sim.unregister(worker, "unregister.churn-leave").await;
+            for (i, answer) in answers.iter().enumerate() {
+                if answer.is_err() {
+                    running.cancel(i);
+                }
+            }
+            sim.close();
+        }
+        LeaveKind::Close => sim.close(),
+    }
+    let results = probes.finish(running).await;
+    record_visibility(worker, "visible.churn-leave", &worker.shared.targets, results);
 }
 
 /// The connections scenario's idle connections of this worker: opened (timed), used once.
