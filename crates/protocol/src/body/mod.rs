@@ -9,7 +9,8 @@
 //!
 //! Layout: `model` holds the types; `decode` (serde), `scan` (the fast path), `encode` and
 //! `compress` read and write bytes and import only `model` and each other downwards
-//! (compress → decode → scan); this module picks among them.
+//! (compress → decode → scan, compress → encode); this module picks among them, and no
+//! child imports it.
 
 mod compress;
 mod decode;
