@@ -1,22 +1,22 @@
 //! End-to-end tests: the real `meridian` binary on an ephemeral port, driven over TCP with
 //! RocketMQ remoting frames, answers compared with Java's exact shapes (golden/*.jsonl and
-//! the spec in ../shared/protocol). Every test starts its own server and ends by itself.
+//! the protocol notes quoted in comments). Every test starts its own server and ends by itself.
 
-mod common;
+use crate::common;
+use crate::common::builders::*;
 
-use common::builders::*;
-
-use common::{
-    golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Closed, Request, Server,
-    ServerOptions, FLAG_ONEWAY, POLL_DEADLINE, SERIALIZE_JSON,
-};
 use meridian_protocol::body::{self, DataVersion, TopicConfig};
 use meridian_protocol::codes::{
     BROKER_HEARTBEAT, GET_BROKER_CLUSTER_INFO, GET_ROUTEINFO_BY_TOPIC, QUERY_DATA_VERSION, REGISTER_BROKER,
     REGISTER_TOPIC_IN_NAMESRV, SUCCESS, TOPIC_NOT_EXIST, UNREGISTER_BROKER,
 };
+use meridian_testkit::{
+    golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Closed, Request, Server,
+    ServerOptions, FLAG_ONEWAY, POLL_DEADLINE, SERIALIZE_JSON,
+};
 use serde_json::{json, Value};
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Java's FAQ suffix on TOPIC_NOT_EXIST (requests.md §2, 105).
@@ -177,7 +177,7 @@ const EMPTY_CLUSTER_INFO: &str = r#"{"brokerAddrTable":{},"clusterAddrTable":{}}
 
 #[test]
 fn register_5x_json_body_with_crc_then_lookup() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut broker_conn = server.client();
     let mut client = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -192,7 +192,7 @@ fn register_5x_json_body_with_crc_then_lookup() {
 /// reading its topics, unless the table changed in a way the full body would repair.
 #[test]
 fn identical_re_sends_skip_the_topics_yet_stay_exact() {
-    let server = Server::start_with(ServerOptions::default().env("RUST_LOG", "meridian=debug"));
+    let server = Server::start_with(common::options().env("RUST_LOG", "meridian=debug"));
     let mut conn = server.client();
     let mut client = server.client();
     // Each registration logs one debug line, full or unread; the log is read by another
@@ -244,7 +244,7 @@ fn identical_re_sends_skip_the_topics_yet_stay_exact() {
 /// and writer-bound requests they are, and however many replies that makes.
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let mut burst = Vec::new();
@@ -267,7 +267,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn register_compressed_zlib_body_then_lookup() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-z", 0, 10911);
     let mut compressed = Vec::new();
@@ -288,7 +288,7 @@ fn register_compressed_zlib_body_then_lookup() {
 
 #[test]
 fn register_compressed_raw_deflate_body_then_lookup() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-r", 0, 10911);
     let mut compressed = Vec::new();
@@ -308,7 +308,7 @@ fn register_compressed_raw_deflate_body_then_lookup() {
 
 #[test]
 fn register_4x_body_without_acting_master_header() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     // A 4.9.x broker: no enableActingMaster, no attributes, no static-topic keys (bodies.md §2).
     let body = br#"{"filterServerList":[],"topicConfigSerializeWrapper":{"dataVersion":{"counter":2,"timestamp":1700000000002},"topicConfigTable":{"T4":{"order":false,"perm":6,"readQueueNums":4,"topicFilterType":"SINGLE_TAG","topicName":"T4","topicSysFlag":0,"writeQueueNums":4},"T4b":{"order":false,"perm":4,"readQueueNums":2,"topicFilterType":"SINGLE_TAG","topicName":"T4b","topicSysFlag":0,"writeQueueNums":2}}}}"#.to_vec();
@@ -338,7 +338,7 @@ fn register_4x_body_without_acting_master_header() {
 
 #[test]
 fn register_bare_wrapper_body_below_version_37() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     // Before V3_0_11 (ordinal 37) the body is a bare TopicConfigSerializeWrapper.
     let body = br#"{"dataVersion":{"counter":1,"timestamp":1700000000001},"topicConfigTable":{"TOld":{"order":false,"perm":6,"readQueueNums":3,"topicFilterType":"SINGLE_TAG","topicName":"TOld","topicSysFlag":0,"writeQueueNums":3},"TOld2":{"order":false,"perm":6,"readQueueNums":1,"topicFilterType":"SINGLE_TAG","topicName":"TOld2","topicSysFlag":0,"writeQueueNums":1}}}"#.to_vec();
@@ -361,7 +361,7 @@ fn register_bare_wrapper_body_below_version_37() {
 
 #[test]
 fn register_with_rocketmq_binary_header() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-bin", 0, 10911);
     let request = b.register(json_body(1, &[topic("TB", 4, 6), topic("TB2", 4, 6)])).binary();
@@ -383,7 +383,7 @@ fn register_with_rocketmq_binary_header() {
 
 #[test]
 fn route_flavours_follow_version_and_accept_standard_json_only() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let master = Broker::new("c1", "broker-a", 0, 10911);
     let slave = Broker::new("c1", "broker-a", 1, 10921);
@@ -409,7 +409,7 @@ fn route_flavours_follow_version_and_accept_standard_json_only() {
 
 #[test]
 fn unknown_topic_is_topic_not_exist_with_java_remark() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     assert_topic_not_exist(&mut conn, "no-such-topic");
     // Binary request, same answer (in JSON).
@@ -423,7 +423,7 @@ fn unknown_topic_is_topic_not_exist_with_java_remark() {
 
 #[test]
 fn slave_answer_carries_master_and_ha_addresses() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut master_conn = server.client();
     let mut slave_conn = server.client();
     let master = Broker::new("c1", "broker-a", 0, 10911);
@@ -450,7 +450,7 @@ fn slave_answer_carries_master_and_ha_addresses() {
 
 #[test]
 fn one_topic_first_registration_is_refused() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let reply = conn.call(&b.register(json_body(1, &[topic("T1", 4, 6)])));
@@ -472,7 +472,7 @@ fn one_topic_first_registration_is_refused() {
 /// sent in pieces, a right CRC is accepted and a wrong one refused.
 #[test]
 fn large_frames_arriving_in_pieces_are_crc_checked() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-big", 0, 10911);
     let topics: Vec<TopicConfig> = (0..2000).map(|i| topic(&format!("BigTopic{i:05}"), 4, 6)).collect();
@@ -497,7 +497,7 @@ fn large_frames_arriving_in_pieces_are_crc_checked() {
 
 #[test]
 fn crc_mismatch_is_refused_and_changes_nothing() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let body = json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)]);
@@ -510,7 +510,7 @@ fn crc_mismatch_is_refused_and_changes_nothing() {
 
 #[test]
 fn missing_required_header_field_is_refused_and_changes_nothing() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let body = json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)]);
     let crc = crc32(&body);
@@ -563,7 +563,7 @@ fn missing_required_header_field_is_refused_and_changes_nothing() {
 
 #[test]
 fn query_data_version_answers() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
@@ -587,7 +587,7 @@ fn query_data_version_answers() {
 
 #[test]
 fn broker_heartbeat_two_way_and_oneway() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
@@ -608,7 +608,7 @@ fn broker_heartbeat_two_way_and_oneway() {
 
 #[test]
 fn unregister_broker_removes_routes() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let mut client = server.client();
     let a0 = Broker::new("c1", "broker-a", 0, 10911);
@@ -644,7 +644,7 @@ fn unregister_broker_removes_routes() {
 
 #[test]
 fn register_topic_in_namesrv_then_lookup() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
@@ -674,7 +674,7 @@ fn register_topic_in_namesrv_then_lookup() {
 
 #[test]
 fn unknown_code_is_not_supported() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     for code in [9999, 215, 17] {
         let reply = conn.call(&Request::new(code));
@@ -685,7 +685,7 @@ fn unknown_code_is_not_supported() {
 
 #[test]
 fn cluster_info_is_always_the_legacy_form() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
     let topics = [topic("T1", 4, 6), topic("T2", 4, 6)];
@@ -731,7 +731,7 @@ fn close_noisily(server: &Server, mut client: Client) {
 
 #[test]
 fn closing_a_broker_connection_unregisters_it() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut broker_conn = server.client();
     let mut client = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -745,7 +745,7 @@ fn closing_a_broker_connection_unregisters_it() {
 
 #[test]
 fn closing_other_connections_removes_nothing() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let body = json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)]);
     let mut first_conn = server.client();
@@ -776,7 +776,7 @@ fn closing_other_connections_removes_nothing() {
 
 #[test]
 fn silent_broker_expires_after_the_default_timeout() {
-    let server = Server::start(&["scan_not_active_broker_interval_ms=200", "broker_timeout_default_ms=500"]);
+    let server = common::server(&["scan_not_active_broker_interval_ms=200", "broker_timeout_default_ms=500"]);
     let mut broker_conn = server.client();
     let mut client = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -791,7 +791,7 @@ fn silent_broker_expires_after_the_default_timeout() {
 #[test]
 fn heartbeats_keep_a_broker_alive_until_they_stop() {
     // Default timeout stays 120 s: only the per-broker heartbeatTimeoutMillis can expire.
-    let server = Server::start(&["scan_not_active_broker_interval_ms=200"]);
+    let server = common::server(&["scan_not_active_broker_interval_ms=200"]);
     let mut broker_conn = server.client();
     let mut other_conn = server.client();
     let mut client = server.client();
@@ -921,7 +921,7 @@ fn request_code(exchange: &GoldenExchange) -> i32 {
 }
 
 /// Writes the golden request frame unchanged; reads the answer unless it is oneway.
-fn replay(conn: &mut Client, exchange: &GoldenExchange) -> Option<common::Reply> {
+fn replay(conn: &mut Client, exchange: &GoldenExchange) -> Option<meridian_testkit::Reply> {
     conn.write_raw(&exchange.request).expect("writing a golden frame");
     let flag = exchange.request_header["flag"].as_i64().unwrap_or(0) as i32;
     if flag & FLAG_ONEWAY != 0 {
@@ -934,7 +934,7 @@ fn replay(conn: &mut Client, exchange: &GoldenExchange) -> Option<common::Reply>
 
 #[test]
 fn golden_java_replay() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let exchanges = golden_exchanges(JAVA_GOLDEN);
     let broker_name = exchanges[1].request_header["extFields"]["brokerName"].as_str().expect("seq 2 brokerName");
@@ -989,7 +989,7 @@ fn golden_java_replay() {
 
 #[test]
 fn golden_rocketmq_rust_broker_frames_are_accepted() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut client = server.client();
     let exchanges = golden_exchanges(RUST_BROKER_GOLDEN);
     let java_answers = golden_exchanges(RUST_BROKER_ON_JAVA_GOLDEN);
@@ -1061,7 +1061,7 @@ fn assert_closed_by(server: &Server, bytes: &[u8], log_needle: &str) {
 /// connection with a log line naming why; none crashes the server or changes stored routes.
 #[test]
 fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
-    let server = Server::start(&["body_decompressed_bytes_max=1048576"]);
+    let server = common::server(&["body_decompressed_bytes_max=1048576"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 8, 6)])));
@@ -1078,11 +1078,11 @@ fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
     // Frame level.
     closes(&[0x80, 0, 0, 0, 0, 0, 0, 0], "negative frame length");
     closes(&[0, 0, 0, 2, 0, 0], "shorter than the 4-byte header word");
-    let mut beyond = common::frame(0, &header, b"");
+    let mut beyond = meridian_testkit::frame(0, &header, b"");
     beyond[5..8].copy_from_slice(&[0, 0x10, 0]); // header length 4096 in a short frame
     closes(&beyond, "exceeds");
-    closes(&common::frame(1, &[0xFF; 40], b""), "undecodable header");
-    closes(&common::frame(0, b"{\"code\":", b""), "undecodable header");
+    closes(&meridian_testkit::frame(1, &[0xFF; 40], b""), "undecodable header");
+    closes(&meridian_testkit::frame(0, b"{\"code\":", b""), "undecodable header");
 
     // Registration bodies: an error answer, nothing applied.
     let refused = |request: Request, remark_part: &str| {
@@ -1138,7 +1138,7 @@ fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
 
 #[test]
 fn frame_over_frame_bytes_max_closes_the_connection() {
-    let server = Server::start(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
+    let server = common::server(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
     // At the limit: served (an unknown topic).
     let mut conn = server.client();
     conn.write_raw(&route_frame_of_size(65536)).expect("write");
@@ -1153,7 +1153,7 @@ fn frame_over_frame_bytes_max_closes_the_connection() {
 
 #[test]
 fn header_over_header_bytes_max_closes_the_connection() {
-    let server = Server::start(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
+    let server = common::server(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
     let mut conn = server.client();
     conn.write_raw(&route_frame_with_header_size(1024)).expect("write");
     assert_eq!(conn.read_reply().expect("an answer at the limit").code(), 17);
@@ -1180,7 +1180,7 @@ fn zlib_zeros(mib: usize) -> Vec<u8> {
 
 #[test]
 fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
-    let server = Server::start(&["body_decompressed_bytes_max=1048576"]);
+    let server = common::server(&["body_decompressed_bytes_max=1048576"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-bomb", 0, 10911);
     let bomb = zlib_zeros(50);
@@ -1210,7 +1210,7 @@ fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
 
 #[test]
 fn connections_per_shard_max_closes_the_next_connection() {
-    let server = Server::start_with(ServerOptions::default().shards(1).sets(&["connections_per_shard_max=2"]));
+    let server = Server::start_with(common::options().shards(1).sets(&["connections_per_shard_max=2"]));
     let mut first = server.client();
     let mut second = server.client();
     assert_eq!(cluster_info(&mut first), EMPTY_CLUSTER_INFO);
@@ -1233,7 +1233,7 @@ fn connections_per_shard_max_closes_the_next_connection() {
 fn registration_inflight_bytes_per_shard_max_makes_large_frames_wait() {
     // One shard whose in-flight budget is exactly one largest frame.
     let sets = ["frame_bytes_max=1048576", "registration_inflight_bytes_per_shard_max=1048576"];
-    let server = Server::start_with(ServerOptions::default().shards(1).sets(&sets));
+    let server = Server::start_with(common::options().shards(1).sets(&sets));
     // A holds the whole budget as soon as its length prefix is read.
     let mut holder = server.client();
     let big = route_frame_of_size(1_048_576);
@@ -1254,7 +1254,7 @@ fn registration_inflight_bytes_per_shard_max_makes_large_frames_wait() {
     waiter.set_read_timeout(Duration::from_millis(300));
     let pending = waiter.read_reply().map(|r| r.header.to_string());
     assert!(pending.is_err(), "answered while the budget was held: {pending:?}");
-    waiter.set_read_timeout(common::IO_TIMEOUT);
+    waiter.set_read_timeout(meridian_testkit::IO_TIMEOUT);
     // A completes its frame and is answered; then B goes through.
     holder.write_raw(&big[64..]).expect("write");
     assert_eq!(holder.read_reply().expect("an answer to the held frame").code(), 17);
@@ -1265,7 +1265,7 @@ fn registration_inflight_bytes_per_shard_max_makes_large_frames_wait() {
 
 #[test]
 fn idle_connection_is_closed_and_its_broker_unregistered() {
-    let server = Server::start(&["connection_idle_timeout_ms=300"]);
+    let server = common::server(&["connection_idle_timeout_ms=300"]);
     let mut broker_conn = server.client();
     let peer = format!("closing 127.0.0.1:{}:", broker_conn.local_port());
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -1284,7 +1284,7 @@ fn idle_connection_is_closed_and_its_broker_unregistered() {
 /// Meridian), and after reply_write_timeout_ms the connection is closed. Memory stays flat.
 #[test]
 fn a_client_that_never_reads_is_closed_with_bounded_memory() {
-    let server = Server::start(&["reply_write_timeout_ms=300"]);
+    let server = common::server(&["reply_write_timeout_ms=300"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let topics: Vec<TopicConfig> = (0..4).map(|i| topic(&format!("T{i}"), 16, 6)).collect();
@@ -1317,7 +1317,7 @@ fn a_client_that_never_reads_is_closed_with_bounded_memory() {
 /// answered, and the process exits 0 once drained.
 #[test]
 fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
-    let options = ServerOptions::default().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
+    let options = common::options().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
     let mut server = Server::start_with(options);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -1342,7 +1342,7 @@ fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
 #[test]
 fn graceful_shutdown_tells_new_clients_to_go_away_and_serves_old_ones() {
     let sets = ["enableShutdownGracefully=true", "shutdownWaitTimeSeconds=60"];
-    let mut server = Server::start_with(ServerOptions::default().sets(&sets).env("RUST_LOG", "meridian=debug"));
+    let mut server = Server::start_with(common::options().sets(&sets).env("RUST_LOG", "meridian=debug"));
     let mut new_client = server.client();
     let mut old_client = server.client();
     // Both answered once, so both are accepted (a connection still in the listen queue
@@ -1379,7 +1379,7 @@ fn the_open_files_limit_is_raised_and_a_low_one_reported() {
     // lowering it), and a soft one below that.
     let hard = ours.rlim_max.min(4096);
     let soft = hard / 4;
-    let server = Server::start_with(ServerOptions { nofile: Some((soft, hard)), ..ServerOptions::default() });
+    let server = Server::start_with(ServerOptions { nofile: Some((soft, hard)), ..common::options() });
     server.expect_log(&format!("open files limit raised from {soft} to {hard}"));
     server.expect_log_line(&[&format!("open files limit {hard} < connections_per_shard_max"), "raise `ulimit -n`"]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).expect("limits");
@@ -1387,7 +1387,7 @@ fn the_open_files_limit_is_raised_and_a_low_one_reported() {
     assert_eq!(line.split_whitespace().nth(3), Some(hard.to_string().as_str()), "{line}");
     // Room enough for the configured connections (at most 2 shards here): no warning.
     let per_shard = (hard - 256) / 4;
-    let options = ServerOptions { nofile: Some((soft, hard)), ..ServerOptions::default() }
+    let options = ServerOptions { nofile: Some((soft, hard)), ..common::options() }
         .sets(&[&format!("connections_per_shard_max={per_shard}")]);
     let server = Server::start_with(options);
     server.expect_log("open files limit raised from");
@@ -1396,7 +1396,7 @@ fn the_open_files_limit_is_raised_and_a_low_one_reported() {
 
 #[test]
 fn topics_max_refuses_a_registration_that_would_exceed_it() {
-    let server = Server::start(&["topics_max=3"]);
+    let server = common::server(&["topics_max=3"]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let five: Vec<TopicConfig> = (1..=5).map(|i| topic(&format!("T{i}"), 4, 6)).collect();
@@ -1418,7 +1418,7 @@ fn topics_max_refuses_a_registration_that_would_exceed_it() {
 
 #[test]
 fn brokers_max_refuses_a_new_broker_address() {
-    let server = Server::start(&["brokers_max=1"]);
+    let server = common::server(&["brokers_max=1"]);
     let mut conn = server.client();
     let topics = [topic("T1", 4, 6), topic("T2", 4, 6)];
     let a = Broker::new("c1", "broker-a", 0, 10911);
@@ -1433,7 +1433,7 @@ fn brokers_max_refuses_a_new_broker_address() {
 
 #[test]
 fn truncated_frame_then_eof_is_logged_and_others_are_served() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let port = conn.local_port();
     let frame = route_request("T1").encode(5);
@@ -1446,16 +1446,16 @@ fn truncated_frame_then_eof_is_logged_and_others_are_served() {
 
 #[test]
 fn unknown_serialize_type_closes_the_connection() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let (_, header, body) = split_frame(&route_request("T1").encode(1));
-    assert_closed_by(&server, &common::frame(5, &header, &body), "unknown serialize type 5");
+    assert_closed_by(&server, &meridian_testkit::frame(5, &header, &body), "unknown serialize type 5");
 }
 
 #[test]
 fn invalid_json_header_closes_the_connection() {
-    let server = Server::start(&[]);
-    assert_closed_by(&server, &common::frame(SERIALIZE_JSON, b"{\"code\":105,\"extFi", b""), "undecodable");
-    assert_closed_by(&server, &common::frame(SERIALIZE_JSON, b"not json at all", b""), "undecodable");
+    let server = common::server(&[]);
+    assert_closed_by(&server, &meridian_testkit::frame(SERIALIZE_JSON, b"{\"code\":105,\"extFi", b""), "undecodable");
+    assert_closed_by(&server, &meridian_testkit::frame(SERIALIZE_JSON, b"not json at all", b""), "undecodable");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1464,8 +1464,8 @@ fn invalid_json_header_closes_the_connection() {
 
 #[test]
 fn second_server_on_the_same_port_refuses_to_start() {
-    let mut server = Server::start(&[]);
-    let options = ServerOptions { listen: format!("127.0.0.1:{}", server.port()), ..ServerOptions::default() };
+    let mut server = common::server(&[]);
+    let options = ServerOptions { listen: format!("127.0.0.1:{}", server.port()), ..common::options() };
     let exited = Server::run_expecting_exit(options);
     assert!(!exited.status.success(), "exit {:?}", exited.status);
     assert!(exited.log.contains("already"), "log:\n{}", exited.log);
@@ -1475,8 +1475,8 @@ fn second_server_on_the_same_port_refuses_to_start() {
 
 #[test]
 fn second_server_on_the_same_data_dir_refuses_to_start() {
-    let mut server = Server::start(&[]);
-    let options = ServerOptions { data_dir: Some(server.data_dir().to_path_buf()), ..ServerOptions::default() };
+    let mut server = common::server(&[]);
+    let options = ServerOptions { data_dir: Some(server.data_dir().to_path_buf()), ..common::options() };
     let exited = Server::run_expecting_exit(options);
     assert!(!exited.status.success(), "exit {:?}", exited.status);
     assert!(exited.log.contains(&server.data_dir().display().to_string()), "log:\n{}", exited.log);
@@ -1487,26 +1487,26 @@ fn second_server_on_the_same_data_dir_refuses_to_start() {
 /// Options that run the server as `nobody` (when the tests run as root, where the memlock
 /// limit would not bind) under a memlock limit, from a copy of the binary and a data dir that
 /// `nobody` can reach wherever the checkout is. Keep the returned dir alive for the run.
-fn options_as_nobody(label: &str, memlock_bytes: u64) -> (common::TempDir, ServerOptions) {
+fn options_as_nobody(label: &str, memlock_bytes: u64) -> (meridian_testkit::TempDir, ServerOptions) {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let home = common::TempDir::new(label);
+    let home = meridian_testkit::TempDir::new(label);
     let data = home.path().join("data");
-    let mut binary = None;
+    let mut binary = PathBuf::from(common::MERIDIAN_BIN);
     if root {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod home");
         std::fs::create_dir(&data).expect("create data dir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod data dir");
         let copy = home.path().join("meridian");
-        std::fs::copy(env!("CARGO_BIN_EXE_meridian"), &copy).expect("copy the binary");
-        binary = Some(copy);
+        std::fs::copy(common::MERIDIAN_BIN, &copy).expect("copy the binary");
+        binary = copy;
     }
     let options = ServerOptions {
         memlock_bytes: Some(memlock_bytes),
         run_as: root.then_some((65534, 65534)),
         binary,
-        ..ServerOptions::default()
+        ..common::options()
     }
     .data_dir(&data);
     (home, options)
@@ -1542,7 +1542,7 @@ fn refuses_to_start_when_locked_memory_is_too_small_for_the_shards() {
 fn shards_stay_on_the_cpus_the_process_may_use() {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = cpus - 1;
-    let server = Server::start_with(ServerOptions { cpu: Some(cpu), ..ServerOptions::default() }.shards(1));
+    let server = Server::start_with(ServerOptions { cpu: Some(cpu), ..common::options() }.shards(1));
     assert_eq!(cluster_info(&mut server.client()), EMPTY_CLUSTER_INFO);
     let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("list threads");
     let mut shards = 0;
@@ -1562,7 +1562,7 @@ fn shards_stay_on_the_cpus_the_process_may_use() {
 
 #[test]
 fn starts_and_answers_under_an_8_mib_memlock_limit() {
-    let server = Server::start_with(ServerOptions { memlock_bytes: Some(8 * 1024 * 1024), ..ServerOptions::default() });
+    let server = Server::start_with(ServerOptions { memlock_bytes: Some(8 * 1024 * 1024), ..common::options() });
     let mut conn = server.client();
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -1607,7 +1607,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn ten_thousand_concurrent_connections_are_all_served() {
     const CONNECTIONS: usize = 10_000;
     ensure_open_files(CONNECTIONS as u64 + 1024);
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let b = Broker::new("c1", "broker-a", 0, 10911);
     // Held open: a closed broker connection unregisters the broker.
     let mut broker_conn = server.client();
@@ -1645,7 +1645,7 @@ fn ten_thousand_concurrent_connections_are_all_served() {
 fn a_burst_of_a_thousand_connections_is_answered_completely() {
     const CONNECTIONS: usize = 1_000;
     ensure_open_files(CONNECTIONS as u64 + 1024);
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let b = Broker::new("c1", "broker-a", 0, 10911);
     // Held open: a closed broker connection unregisters the broker.
     let mut broker_conn = server.client();

@@ -1,17 +1,13 @@
 //! End-to-end tests of the KV, topic-list, admin and config codes, and of the NameServer
 //! switches that shape answers (orderTopicConf, zones, acting master, not-ready window,
 //! split registration, 905 notifications), against the real `meridian` binary over TCP.
-//! Expected answers are Java 5.3.3's exact shapes (golden/java-5.3.3-examples.jsonl and
-//! ../shared/protocol). Every test starts its own server and ends by itself.
+//! Expected answers are Java 5.3.3's exact shapes (testdata/golden/java-5.3.3-examples.jsonl
+//! and the protocol notes quoted in comments). Every test starts its own server and ends by
+//! itself.
 
-mod common;
+use crate::common;
+use crate::common::builders::*;
 
-use common::builders::*;
-
-use common::{
-    golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Reply, Request, Server,
-    ServerOptions, TempDir, POLL_DEADLINE,
-};
 use meridian_protocol::body::TopicConfig;
 use meridian_protocol::codes::{
     ADD_WRITE_PERM_OF_BROKER, DELETE_KV_CONFIG, DELETE_TOPIC_IN_NAMESRV, GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
@@ -19,6 +15,10 @@ use meridian_protocol::codes::{
     GET_KVLIST_BY_NAMESPACE, GET_KV_CONFIG, GET_NAMESRV_CONFIG, GET_SYSTEM_TOPIC_LIST_FROM_NS, GET_TOPICS_BY_CLUSTER,
     GET_UNIT_TOPIC_LIST, PUT_KV_CONFIG, REGISTER_BROKER, REGISTER_TOPIC_IN_NAMESRV, UNREGISTER_BROKER,
     UPDATE_NAMESRV_CONFIG, WIPE_WRITE_PERM_OF_BROKER,
+};
+use meridian_testkit::{
+    golden_lines, header_json, hex_decode, poll_until, split_frame, without_opaque, Client, Reply, Request, Server,
+    TempDir, POLL_DEADLINE,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -279,7 +279,7 @@ fn config_value(config: &str, key: &str) -> Option<String> {
 
 #[test]
 fn golden_java_kv_member_group_and_config_answers_replay_exactly() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let lines = golden_lines(JAVA_GOLDEN);
     // 2, 3: bA master and slave (needed by 901); 14, 15: 901; 18–27: KV; 33, 34: 318.
@@ -308,7 +308,7 @@ fn golden_java_kv_member_group_and_config_answers_replay_exactly() {
 
 #[test]
 fn kv_put_get_delete_and_list() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let miss = |ns: &str, key: &str| format!("No config item, Namespace: {ns} Key: {key}");
 
@@ -358,7 +358,7 @@ fn kv_put_get_delete_and_list() {
 
 #[test]
 fn kv_requests_without_required_fields_are_refused() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     // Java checks namespace and key of 100 itself, with this remark (golden seq 27).
     let no_key = Request::new(PUT_KV_CONFIG).ext("namespace", "ns").ext("value", "x");
@@ -387,7 +387,7 @@ fn kv_requests_without_required_fields_are_refused() {
 fn kv_namespace_emptied_by_delete_still_answers_an_empty_table() {
     // Java's KVConfigManager.deleteKVConfig removes the key but keeps the namespace map, so
     // GET_KVLIST_BY_NAMESPACE then answers SUCCESS with an empty table, not QUERY_NOT_FOUND.
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     assert_answer(&conn.call(&put_kv("ns", "k1", "v1")), ok_header(), "");
     assert_answer(&conn.call(&delete_kv("ns", "k1")), ok_header(), "");
@@ -404,7 +404,7 @@ fn kv_namespace_emptied_by_delete_still_answers_an_empty_table() {
 fn kv_survives_a_restart_on_the_same_data_dir() {
     let dir = TempDir::new("kv-restart");
     {
-        let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+        let server = Server::start_with(common::options().data_dir(dir.path()));
         let mut conn = server.client();
         assert_answer(&conn.call(&put_kv("ns", "k1", "v1")), ok_header(), "");
         assert_answer(&conn.call(&put_kv("ns", "k2", "v2")), ok_header(), "");
@@ -417,7 +417,7 @@ fn kv_survives_a_restart_on_the_same_data_dir() {
     let parsed: Value = serde_json::from_str(&file).unwrap_or_else(|e| panic!("KV file is not JSON ({e}): {file}"));
     assert_eq!(parsed, json!({"configTable":{"ORDER_TOPIC_CONFIG":{"TOrd":"broker-a:4"},"ns":{"k1":"v1"}}}));
 
-    let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+    let server = Server::start_with(common::options().data_dir(dir.path()));
     let mut conn = server.client();
     assert_answer(&conn.call(&get_kv("ns", "k1")), java_header(0, Some(json!({"value":"v1"})), None), "");
     let miss = "No config item, Namespace: ns Key: k2";
@@ -434,11 +434,11 @@ fn kv_survives_a_restart_on_the_same_data_dir() {
 fn kv_write_crash_round(step: u32) {
     let dir = TempDir::new(&format!("kv-crash-{step}"));
     {
-        let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+        let server = Server::start_with(common::options().data_dir(dir.path()));
         assert_answer(&server.client().call(&put_kv("ns", "k1", "v1")), ok_header(), "");
     }
     {
-        let options = ServerOptions::default()
+        let options = common::options()
             .data_dir(dir.path())
             .env("MERIDIAN_TEST_CRASH_AT_WRITE_STEP", &step.to_string())
             .without_core_dump();
@@ -454,7 +454,7 @@ fn kv_write_crash_round(step: u32) {
     let file = std::fs::read_to_string(dir.path().join("kvConfig.json")).expect("the KV file exists");
     let parsed: Value =
         serde_json::from_str(&file).unwrap_or_else(|e| panic!("step {step}: torn KV file ({e}): {file}"));
-    let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+    let server = Server::start_with(common::options().data_dir(dir.path()));
     let mut conn = server.client();
     // The acknowledged write survives.
     let k1 = conn.call(&get_kv("ns", "k1"));
@@ -492,7 +492,7 @@ fn sigkill_during_kv_writes_loses_no_acknowledged_write() {
         }
     };
     for round in 0..ROUNDS {
-        let mut server = Server::start_with(ServerOptions::default().data_dir(dir.path()).without_core_dump());
+        let mut server = Server::start_with(common::options().data_dir(dir.path()).without_core_dump());
         check_all(&mut server.client(), &acked, &format!("restart {round}"));
         let addr = server.addr();
         let (acks_tx, acks_rx) = std::sync::mpsc::channel::<String>();
@@ -521,7 +521,7 @@ fn sigkill_during_kv_writes_loses_no_acknowledged_write() {
         acked.extend(acks_rx.try_iter());
         server.wait_exit(POLL_DEADLINE).expect("the killed server is gone");
     }
-    let server = Server::start_with(ServerOptions::default().data_dir(dir.path()));
+    let server = Server::start_with(common::options().data_dir(dir.path()));
     check_all(&mut server.client(), &acked, "after the last kill");
     assert!(acked.len() >= ROUNDS * 3, "{} writes acknowledged", acked.len());
 }
@@ -547,7 +547,7 @@ fn kv_write_interrupted_at_step_3_keeps_the_renamed_file() {
 
 #[test]
 fn register_answer_carries_the_order_topic_config_namespace() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let topics = [topic("TOrd", 4, 6), topic("T2", 4, 6)];
@@ -580,7 +580,7 @@ fn register_answer_carries_the_order_topic_config_namespace() {
 
 #[test]
 fn register_answer_has_no_body_when_return_order_topic_config_to_broker_is_false() {
-    let server = Server::start(&["returnOrderTopicConfigToBroker=false"]);
+    let server = common::server(&["returnOrderTopicConfigToBroker=false"]);
     let mut conn = server.client();
     assert_answer(&conn.call(&put_kv(ORDER_NS, "TOrd", "broker-a:4")), ok_header(), "");
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -589,7 +589,7 @@ fn register_answer_has_no_body_when_return_order_topic_config_to_broker_is_false
 
 #[test]
 fn order_message_enable_at_start_fills_order_topic_conf() {
-    let server = Server::start(&["orderMessageEnable=true"]);
+    let server = common::server(&["orderMessageEnable=true"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("TOrd", 4, 6), topic("TPlain", 4, 6)])));
@@ -621,7 +621,7 @@ fn order_message_enable_at_start_fills_order_topic_conf() {
 
 #[test]
 fn get_namesrv_config_lists_every_java_key_sorted() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let config = namesrv_config(&mut conn);
     assert!(config.ends_with('\n'), "{config}");
@@ -670,7 +670,7 @@ fn get_namesrv_config_lists_every_java_key_sorted() {
 
 #[test]
 fn update_namesrv_config_refuses_black_listed_keys() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let before = namesrv_config(&mut conn);
     // Golden seq 33, and the other default black-listed keys; rocketmqHome always.
@@ -694,7 +694,7 @@ fn update_namesrv_config_refuses_black_listed_keys() {
 
 #[test]
 fn update_namesrv_config_honours_a_configured_black_list() {
-    let server = Server::start(&["configBlackList=orderMessageEnable;configBlackList"]);
+    let server = common::server(&["configBlackList=orderMessageEnable;configBlackList"]);
     let mut conn = server.client();
     let refused = conn.call(&update_config("orderMessageEnable=true\n"));
     assert_answer(&refused, java_header(16, None, Some(BLACK_LIST_REMARK)), "");
@@ -709,7 +709,7 @@ fn update_namesrv_config_honours_a_configured_black_list() {
 
 #[test]
 fn update_namesrv_config_applies_persists_and_takes_effect() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     // An order topic with its KV entry: no orderTopicConf while orderMessageEnable=false.
     assert_answer(&conn.call(&put_kv(ORDER_NS, "TOrd", "broker-a:4")), ok_header(), "");
@@ -747,7 +747,7 @@ fn config_file_sets_switches_and_is_the_config_store() {
     let dir = TempDir::new("config-file");
     let file = dir.path().join("namesrv.conf");
     std::fs::write(&file, "enableAllTopicList=false\nproductEnvName=test-env\n").expect("writing the config file");
-    let server = Server::start_with(ServerOptions::default().arg("-c").arg(file.display().to_string()));
+    let server = Server::start_with(common::options().arg("-c").arg(file.display().to_string()));
     let mut conn = server.client();
     assert_answer(
         &conn.call(&Request::new(GET_ALL_TOPIC_LIST_FROM_NAMESERVER)),
@@ -786,7 +786,7 @@ fn register_two_clusters(conn: &mut Client) {
 
 #[test]
 fn all_topic_list() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let request = || Request::new(GET_ALL_TOPIC_LIST_FROM_NAMESERVER);
     assert_answer(&conn.call(&request()), ok_header(), r#"{"topicList":[]}"#);
@@ -802,7 +802,7 @@ fn all_topic_list() {
 
 #[test]
 fn all_topic_list_disabled() {
-    let server = Server::start(&["enableAllTopicList=false"]);
+    let server = common::server(&["enableAllTopicList=false"]);
     let mut conn = server.client();
     register_two_clusters(&mut conn);
     let reply = conn.call(&Request::new(GET_ALL_TOPIC_LIST_FROM_NAMESERVER));
@@ -816,7 +816,7 @@ fn all_topic_list_disabled() {
 
 #[test]
 fn topics_by_cluster() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let request = |cluster: &str| Request::new(GET_TOPICS_BY_CLUSTER).ext("cluster", cluster);
     register_two_clusters(&mut conn);
@@ -838,7 +838,7 @@ fn topics_by_cluster() {
 
 #[test]
 fn topic_lists_disabled_by_enable_topic_list() {
-    let server = Server::start(&["enableTopicList=false"]);
+    let server = common::server(&["enableTopicList=false"]);
     let mut conn = server.client();
     register_two_clusters(&mut conn);
     for request in [
@@ -856,7 +856,7 @@ fn topic_lists_disabled_by_enable_topic_list() {
 
 #[test]
 fn system_topic_list() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     // Empty: no broker address to give, so no brokerAddr key.
     assert_answer(&conn.call(&Request::new(GET_SYSTEM_TOPIC_LIST_FROM_NS)), ok_header(), r#"{"topicList":[]}"#);
@@ -870,7 +870,7 @@ fn system_topic_list() {
 
 #[test]
 fn unit_topic_lists_follow_topic_sys_flag() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let topics = [
@@ -911,7 +911,7 @@ fn unit_topic_lists_follow_topic_sys_flag() {
 
 #[test]
 fn delete_topic_globally_and_per_cluster() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let c = Broker::new("c2", "broker-c", 0, 12911);
@@ -969,7 +969,7 @@ fn delete_topic_globally_and_per_cluster() {
 
 #[test]
 fn register_topic_in_namesrv_applies_queue_datas_until_an_unknown_broker() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let b = Broker::new("c1", "broker-b", 0, 11911);
@@ -1020,7 +1020,7 @@ fn register_topic_in_namesrv_applies_queue_datas_until_an_unknown_broker() {
 
 #[test]
 fn wipe_and_add_write_perm_of_broker() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let b = Broker::new("c1", "broker-b", 0, 11911);
@@ -1082,7 +1082,7 @@ fn wipe_and_add_write_perm_of_broker() {
 
 #[test]
 fn broker_member_group_known_and_unknown() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let topics = [topic("T1", 4, 6), topic("T2", 4, 6)];
     assert_registered(&mut conn, &Broker::new("c1", "broker-a", 0, 10911).register(json_body(1, &topics)));
@@ -1120,7 +1120,7 @@ fn broker_member_group_known_and_unknown() {
 
 #[test]
 fn need_wait_for_service_answers_not_ready_within_the_window() {
-    let server = Server::start(&["needWaitForService=true", "waitSecondsForService=30"]);
+    let server = common::server(&["needWaitForService=true", "waitSecondsForService=30"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     // Registrations and other codes are served.
@@ -1136,7 +1136,7 @@ fn need_wait_for_service_answers_not_ready_within_the_window() {
 
 #[test]
 fn need_wait_for_service_with_zero_seconds_answers_normally() {
-    let server = Server::start(&["needWaitForService=true", "waitSecondsForService=0"]);
+    let server = common::server(&["needWaitForService=true", "waitSecondsForService=0"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
@@ -1151,7 +1151,7 @@ fn need_wait_for_service_with_zero_seconds_answers_normally() {
 
 #[test]
 fn zone_mode_keeps_the_callers_zone_and_masterless_groups() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let topics = [topic("TZone", 4, 6), topic("TOther", 4, 6)];
     let z1 = Broker::new("c1", "broker-z1", 0, 10911).zone("z1");
@@ -1204,7 +1204,7 @@ fn zone_mode_keeps_the_callers_zone_and_masterless_groups() {
 
 #[test]
 fn support_acting_master_answers_the_prime_slave_as_master() {
-    let server = Server::start(&["supportActingMaster=true"]);
+    let server = common::server(&["supportActingMaster=true"]);
     let mut conn = server.client();
     let sync_topic = "rmq_sys_SYNC_BROKER_MEMBER_broker-am";
     let topics = [topic("TAM", 4, 6), topic(sync_topic, 1, 6)];
@@ -1255,7 +1255,7 @@ fn support_acting_master_answers_the_prime_slave_as_master() {
 
 #[test]
 fn without_support_acting_master_the_slave_keeps_its_id() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let lone = Broker::new("c1", "broker-ps", 1, 11921).acting_master();
     assert_registered(&mut conn, &lone.register(json_body(1, &[topic("TPS", 2, 6), topic("TPS2", 2, 6)])));
@@ -1282,7 +1282,7 @@ fn without_support_acting_master_the_slave_keeps_its_id() {
 
 #[test]
 fn delete_topic_with_broker_registration_drops_unreported_topics() {
-    let server = Server::start(&["deleteTopicWithBrokerRegistration=true"]);
+    let server = common::server(&["deleteTopicWithBrokerRegistration=true"]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let b = Broker::new("c1", "broker-b", 0, 11911);
@@ -1305,7 +1305,7 @@ fn delete_topic_with_broker_registration_drops_unreported_topics() {
 
 #[test]
 fn without_delete_topic_with_broker_registration_topics_stay() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &a.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6), topic("T3", 4, 6)])));
@@ -1322,7 +1322,7 @@ fn without_delete_topic_with_broker_registration_topics_stay() {
 fn split_registration_chunks_with_the_same_data_version_all_apply() {
     // Broker enableSplitRegistration sends chunks carrying the same DataVersion; every
     // chunk's topics must be added (apache/rocketmq issue #10425).
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &a.register(json_body(5, &[topic("S1", 4, 6), topic("S2", 4, 6)])));
@@ -1372,7 +1372,7 @@ fn accept_within(listener: &TcpListener, deadline: Duration) -> Option<std::net:
 /// Reads one whole frame from `stream`.
 fn read_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
     stream.set_nonblocking(false).expect("set_nonblocking");
-    stream.set_read_timeout(Some(common::IO_TIMEOUT)).expect("set_read_timeout");
+    stream.set_read_timeout(Some(meridian_testkit::IO_TIMEOUT)).expect("set_read_timeout");
     let mut prefix = [0u8; 4];
     stream.read_exact(&mut prefix).expect("a frame from the NameServer");
     let total_len = u32::from_be_bytes(prefix) as usize;
@@ -1386,7 +1386,7 @@ fn read_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
 
 #[test]
 fn master_registration_notifies_the_other_members_of_the_new_min_broker_id() {
-    let server = Server::start(&["notifyMinBrokerIdChanged=true"]);
+    let server = common::server(&["notifyMinBrokerIdChanged=true"]);
     let mut conn = server.client();
     let fake = fake_broker();
     let slave_addr = fake.local_addr().expect("local_addr").to_string();
@@ -1415,7 +1415,7 @@ fn master_registration_notifies_the_other_members_of_the_new_min_broker_id() {
 
 #[test]
 fn no_notification_without_notify_min_broker_id_changed() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut conn = server.client();
     let fake = fake_broker();
     let slave_addr = fake.local_addr().expect("local_addr").to_string();
