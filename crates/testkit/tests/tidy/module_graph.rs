@@ -438,8 +438,8 @@ fn modules_use_only_allowed_modules_and_form_no_cycle() {
                 .collect();
             problems.push(format!(
                 "{crate_dir}: import cycle {}\n{}\n  Fix: break it. Move the shared type down into a module \
-                 both may use, or invert the dependency (pass a value or a callback in). A cycle is never an \
-                 allowed exception.",
+                 both may use, or invert the dependency (pass a value or a callback in). Do not add it to \
+                 KNOWN_CYCLES_TO_REMOVE: that list only shrinks.",
                 cycle.join(" -> "),
                 sites.join("\n")
             ));
