@@ -48,8 +48,8 @@ impl Broker {
     #[track_caller]
     fn register(&self, conn: &mut Client, topics: &[TopicConfig]) {
         // A first registration with exactly one topic is refused (Java's rule against an
-        // incremental registration coming first, behaviour.md §2 step 7): announce the
-        // broker with an empty table first.
+        // incremental registration coming first): announce the broker with an empty table
+        // first.
         if topics.len() == 1 {
             self.register_version(conn, 1, &[]);
         }
@@ -637,15 +637,14 @@ fn usage_errors_exit_2_and_the_server_command_line_is_unchanged() {
     assert!(run.stderr.contains("not host:port"), "{run:?}");
 
     // The server's own flags do not mix with the admin command.
-    let mixed = Command::new(env!("CARGO_BIN_EXE_meridian"))
+    let mixed = Command::new(common::MERIDIAN_BIN)
         .args(["--listen", "127.0.0.1:0", "admin", "clusterList"])
         .stdin(Stdio::null())
         .output()
         .expect("running meridian");
     assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
     // Without a subcommand, meridian is the server as before: -p prints the config and exits 0.
-    let printed =
-        Command::new(env!("CARGO_BIN_EXE_meridian")).arg("-p").stdin(Stdio::null()).output().expect("running meridian");
+    let printed = Command::new(common::MERIDIAN_BIN).arg("-p").stdin(Stdio::null()).output().expect("running meridian");
     assert_eq!(printed.status.code(), Some(0), "{printed:?}");
     let text = String::from_utf8_lossy(&printed.stdout);
     assert!(text.lines().any(|l| l.starts_with("enableTopicList=")), "{text}");

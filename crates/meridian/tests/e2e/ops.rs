@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+const BIN: &str = common::MERIDIAN_BIN;
 /// A frame whose length prefix is negative: the server closes the connection.
 const NEGATIVE_LENGTH_FRAME: [u8; 8] = [0x80, 0, 0, 0, 0, 0, 0, 0];
 

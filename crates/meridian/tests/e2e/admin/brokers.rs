@@ -44,7 +44,7 @@ fn wipe_and_add_write_perm_of_broker() {
     assert_registered(&mut conn, &a.register(json_body(1, &a_topics)));
     assert_eq!(route_body(&mut conn, route_request("T1")), t1(4));
 
-    // Add: perm = READ|WRITE exactly, other bits dropped (behaviour.md §8).
+    // Add: perm = READ|WRITE exactly, other bits dropped.
     assert_answer(&conn.call(&add("broker-a")), java_header(0, Some(json!({"addTopicCount":"3"})), None), "");
     assert_eq!(route_body(&mut conn, route_request("T1")), t1(6));
     assert_eq!(route_body(&mut conn, route_request("T7")), single(6, 4));
@@ -161,7 +161,7 @@ fn zone_mode_keeps_the_callers_zone_and_masterless_groups() {
     assert_eq!(route_body(&mut conn, route_request("TZone")), unfiltered);
 
     // Zone z1: groups in z1 (case-insensitive) and the one without a master, in the
-    // legacy flavour whatever the version (behaviour.md §7 step 9).
+    // legacy flavour whatever the version.
     let kept = [&z1, &z1_upper, &z2_slave_only];
     let filtered = route_json(&kept.map(|b| bd(b, false)), &kept.map(qd), None);
     let zoned = || route_request("TZone").ext("__ZONE_MODE", "true").ext("__ZONE_NAME", "z1");
@@ -207,7 +207,7 @@ fn support_acting_master_answers_the_prime_slave_as_master() {
     let expected = route_json(&[group(&both)], &[queue_data("broker-am", 4, 6)], None);
     assert_eq!(route_body(&mut conn, route_request("TAM")), expected);
 
-    // The master goes: the group loses its write perm (behaviour.md §5 step 5) and the
+    // The master goes: the group loses its write perm and the
     // slave is answered under id 0 (§7 step 6).
     assert_answer(&conn.call(&master.unregister()), ok_header(), "");
     let acting = route_json(&[group(&[(0, "127.0.0.1:10921")])], &[queue_data("broker-am", 4, 4)], None);

@@ -95,7 +95,7 @@ fn kv_requests_without_required_fields_are_refused() {
     assert_answer(&conn.call(&no_key), java_header(1, None, Some("namespace or key is null")), "");
     let no_namespace = Request::new(PUT_KV_CONFIG).ext("key", "k").ext("value", "x");
     assert_answer(&conn.call(&no_namespace), java_header(1, None, Some("namespace or key is null")), "");
-    // The other required fields: SYSTEM_ERROR naming the field (requests.md §0).
+    // The other required fields: SYSTEM_ERROR naming the field.
     let cases = [
         (Request::new(PUT_KV_CONFIG).ext("namespace", "ns").ext("key", "k"), "value"),
         (Request::new(GET_KV_CONFIG).ext("namespace", "ns"), "key"),
@@ -142,7 +142,7 @@ fn kv_survives_a_restart_on_the_same_data_dir() {
         assert_answer(&conn.call(&delete_kv("ns", "k2")), ok_header(), "");
         // Dropping the server kills it (SIGKILL): only what was acknowledged is on disk.
     }
-    // Java's file format (bodies.md §13).
+    // Java's file format.
     let file = std::fs::read_to_string(dir.path().join("kvConfig.json")).expect("the KV file exists");
     let parsed: Value = serde_json::from_str(&file).unwrap_or_else(|e| panic!("KV file is not JSON ({e}): {file}"));
     assert_eq!(parsed, json!({"configTable":{"ORDER_TOPIC_CONFIG":{"TOrd":"broker-a:4"},"ns":{"k1":"v1"}}}));
@@ -159,7 +159,7 @@ fn kv_survives_a_restart_on_the_same_data_dir() {
     assert_eq!(body, r#"{"table":{"TOrd":"broker-a:4"}}"#);
 }
 
-/// One crash-safety round (behaviour.md §9, src/persist.rs): k1 acknowledged, then a server
+/// One crash-safety round (crates/server/src/persist.rs): k1 acknowledged, then a server
 /// that aborts at `step` of the write of k2, then a normal start on the same directory.
 fn kv_write_crash_round(step: u32) {
     let dir = TempDir::new(&format!("kv-crash-{step}"));

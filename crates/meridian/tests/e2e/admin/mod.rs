@@ -1,9 +1,8 @@
 //! End-to-end tests of the KV, topic-list, admin and config codes, and of the NameServer
 //! switches that shape answers (orderTopicConf, zones, acting master, not-ready window,
 //! split registration, 905 notifications), against the real `meridian` binary over TCP.
-//! Expected answers are Java 5.3.3's exact shapes (testdata/golden/java-5.3.3-examples.jsonl
-//! and the protocol notes quoted in comments). Every test starts its own server and ends by
-//! itself.
+//! Expected answers are Java 5.3.3's exact shapes (testdata/golden/java-5.3.3-examples.jsonl).
+//! Every test starts its own server and ends by itself.
 
 mod brokers;
 mod config;
@@ -33,9 +32,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 const JAVA_GOLDEN: &str = "java-5.3.3-examples.jsonl";
-/// Java's FAQ suffix on TOPIC_NOT_EXIST (requests.md §2, 105).
+/// Java's FAQ suffix on TOPIC_NOT_EXIST (105).
 const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.";
-/// The KV namespace the NameServer interprets (behaviour.md §9).
+/// The KV namespace the NameServer interprets.
 const ORDER_NS: &str = "ORDER_TOPIC_CONFIG";
 /// Java's remark for a black-listed UPDATE_NAMESRV_CONFIG key (golden seq 33).
 const BLACK_LIST_REMARK: &str = "Can not update config in black list.";
@@ -194,7 +193,7 @@ fn assert_topic_not_exist(conn: &mut Client, topic: &str) {
     assert_answer(&reply, java_header(17, None, Some(&remark)), "");
 }
 
-/// BrokerData as Java writes it (bodies.md §6): alphabetical keys, zoneName only when set.
+/// BrokerData as Java writes it: alphabetical keys, zoneName only when set.
 fn broker_data(cluster: &str, name: &str, addrs: &[(i64, &str)], standard: bool) -> String {
     broker_data_full(cluster, name, addrs, standard, false, None)
 }
@@ -224,7 +223,7 @@ fn queue_data_full(name: &str, queue_nums: i32, perm: i32, topic_sys_flag: i32) 
     )
 }
 
-/// TopicRouteData (bodies.md §6) from encoded parts; `orderTopicConf` sits between
+/// TopicRouteData from encoded parts; `orderTopicConf` sits between
 /// `filterServerTable` and `queueDatas` in Java's alphabetical order.
 fn route_json(
     broker_datas: &[impl AsRef<str>],
@@ -242,7 +241,7 @@ fn route_json(
     )
 }
 
-/// A TopicList answer (bodies.md §8): asserts Java's SUCCESS header, the key set, and no
+/// A TopicList answer: asserts Java's SUCCESS header, the key set, and no
 /// duplicates; returns the topics (a set: Java answers in HashMap order) and `brokerAddr`.
 #[track_caller]
 fn topic_list(conn: &mut Client, request: Request) -> (BTreeSet<String>, Option<String>) {

@@ -185,7 +185,7 @@ fn delete_topic_globally_and_per_cluster() {
     assert_eq!(all, set(&["TKeep"]));
 
     // The broker's next registration, even with the same data version, brings the topic
-    // back: it has no queue data for that broker any more (behaviour.md §2 step 10b).
+    // back: it has no queue data for that broker any more.
     assert_registered(&mut conn, &a.register(json_body(1, &a_topics)));
     let back = route_json(
         &[broker_data("c1", "broker-a", &[(0, "127.0.0.1:10911")], true)],
@@ -230,7 +230,7 @@ fn register_topic_in_namesrv_applies_queue_datas_until_an_unknown_broker() {
     );
     assert_eq!(route_body(&mut conn, route_request("TNew")), expected);
 
-    // Stops at the first unknown broker: entries before it stay applied (behaviour.md §2.1).
+    // Stops at the first unknown broker: entries before it stay applied.
     let reply = conn.call(&register(
         "TPart",
         &[queue_data("broker-b", 5, 6), queue_data("ghost", 5, 6), queue_data("broker-a", 5, 6)],

@@ -1,6 +1,7 @@
-//! End-to-end tests: the real `meridian` binary on an ephemeral port, driven over TCP with
-//! RocketMQ remoting frames, answers compared with Java's exact shapes (golden/*.jsonl and
-//! the protocol notes quoted in comments). Every test starts its own server and ends by itself.
+//! End-to-end tests of the broker and client codes: the real `meridian` binary on an
+//! ephemeral port, driven over TCP with RocketMQ remoting frames, answers compared with
+//! Java's exact shapes (testdata/golden/*.jsonl). Every test starts its own server and ends
+//! by itself.
 
 mod golden;
 mod limits;
@@ -25,7 +26,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Java's FAQ suffix on TOPIC_NOT_EXIST (requests.md §2, 105).
+/// Java's FAQ suffix on TOPIC_NOT_EXIST (105).
 const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.";
 const JAVA_GOLDEN: &str = "java-5.3.3-examples.jsonl";
 const RUST_BROKER_GOLDEN: &str = "rocketmq-rust-broker-1.0.0.jsonl";
@@ -116,7 +117,7 @@ fn queue_data_json(name: &str, queue_nums: i32, perm: i32) -> String {
     )
 }
 
-/// TopicRouteData as Java writes it (bodies.md §6), from already encoded parts.
+/// TopicRouteData as Java writes it, from already encoded parts.
 fn route_json(broker_datas: &[impl AsRef<str>], queue_datas: &[impl AsRef<str>]) -> String {
     fn join(parts: &[impl AsRef<str>]) -> String {
         parts.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(",")

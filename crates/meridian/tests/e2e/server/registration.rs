@@ -109,7 +109,7 @@ fn register_compressed_zlib_body_then_lookup() {
         479,
         true,
     );
-    assert_eq!(&compressed[..2], &[0x78, 0xDA], "Java brokers send a zlib stream (bodies.md §3)");
+    assert_eq!(&compressed[..2], &[0x78, 0xDA], "Java brokers send a zlib stream");
     let crc = crc32(&compressed);
     let request = b.register_header().ext("compressed", "true").ext("bodyCrc32", crc).body(compressed);
     assert_registered(&mut conn, &request);
@@ -142,7 +142,7 @@ fn register_compressed_raw_deflate_body_then_lookup() {
 fn register_4x_body_without_acting_master_header() {
     let server = common::server(&[]);
     let mut conn = server.client();
-    // A 4.9.x broker: no enableActingMaster, no attributes, no static-topic keys (bodies.md §2).
+    // A 4.9.x broker: no enableActingMaster, no attributes, no static-topic keys.
     let body = br#"{"filterServerList":[],"topicConfigSerializeWrapper":{"dataVersion":{"counter":2,"timestamp":1700000000002},"topicConfigTable":{"T4":{"order":false,"perm":6,"readQueueNums":4,"topicFilterType":"SINGLE_TAG","topicName":"T4","topicSysFlag":0,"writeQueueNums":4},"T4b":{"order":false,"perm":4,"readQueueNums":2,"topicFilterType":"SINGLE_TAG","topicName":"T4b","topicSysFlag":0,"writeQueueNums":2}}}}"#.to_vec();
     let crc = crc32(&body);
     let request = Request::new(REGISTER_BROKER)
@@ -198,7 +198,7 @@ fn register_with_rocketmq_binary_header() {
     let b = Broker::new("c1", "broker-bin", 0, 10911);
     let request = b.register(json_body(1, &[topic("TB", 4, 6), topic("TB2", 4, 6)])).binary();
     let reply = conn.call(&request);
-    // The stock NameServer answers in JSON whatever the request used (framing.md §3).
+    // The stock NameServer answers in JSON whatever the request used.
     assert_eq!(reply.serialize_type, SERIALIZE_JSON);
     assert_eq!(reply.header_without_opaque(), java_register_header(0, json!({}), None));
     let expected = route_json(
@@ -296,7 +296,7 @@ fn missing_required_header_field_is_refused_and_changes_nothing() {
         let remark = reply.remark().unwrap_or_default();
         assert!(remark.contains(missing), "remark {remark:?} does not name {missing}");
     }
-    // An empty value in a binary header counts as missing (framing.md §2.2).
+    // An empty value in a binary header counts as missing.
     let mut request = Request::new(REGISTER_BROKER).ext("bodyCrc32", crc).binary();
     for (k, v) in full {
         request = request.ext(k, if k == "clusterName" { "" } else { v });

@@ -175,7 +175,7 @@ fn register_topic_in_namesrv_then_lookup() {
     );
     assert_eq!(route_body(&mut conn, route_request("TNew")), expected);
 
-    // An unregistered broker name: SUCCESS, nothing created (behaviour.md §2.1).
+    // An unregistered broker name: SUCCESS, nothing created.
     let body = format!(
         r#"{{"brokerDatas":[],"filterServerTable":{{}},"queueDatas":[{}]}}"#,
         queue_data_json("broker-z", 7, 6)
@@ -276,7 +276,7 @@ fn closing_other_connections_removes_nothing() {
     assert_eq!(route_code(&mut probe, "T1"), 0);
 
     // The broker re-registers on a second connection: closing the first one no longer
-    // concerns it (the live entry keeps the latest connection, behaviour.md §2 step 11).
+    // concerns it (the live entry keeps the latest connection).
     let mut second_conn = server.client();
     assert_registered(&mut second_conn, &b.register(body));
     close_noisily(&server, first_conn);
@@ -297,7 +297,7 @@ fn silent_broker_expires_after_the_default_timeout() {
     assert!(poll_until(POLL_DEADLINE, || route_code(&mut client, "T1") == 17), "broker never expired");
     assert_eq!(cluster_info(&mut client), EMPTY_CLUSTER_INFO);
     server.expect_log("broker expired");
-    // Java closes the expired broker's connection too (behaviour.md §4).
+    // Java closes the expired broker's connection too.
     assert_eq!(broker_conn.read_until_closed(), Closed::Yes);
 }
 
