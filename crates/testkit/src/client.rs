@@ -1,7 +1,7 @@
 //! A blocking connection to a server with read and write timeouts and a bounded answer size.
 //! Must not: hang on a read longer than `IO_TIMEOUT`.
 
-use crate::wire::{header_json, split_frame, Reply, Request, FLAG_RESPONSE, PREFIX_BYTES};
+use crate::wire::{header_json, read_frame, split_frame, Reply, Request, FLAG_RESPONSE};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -67,16 +67,7 @@ impl Client {
 
     /// Reads one whole frame.
     pub fn read_reply(&mut self) -> io::Result<Reply> {
-        let mut prefix = [0u8; PREFIX_BYTES];
-        self.stream.read_exact(&mut prefix)?;
-        let total_len = u32::from_be_bytes(prefix) as usize;
-        if !(4..=REPLY_FRAME_BYTES_MAX).contains(&total_len) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("answer length prefix {total_len}")));
-        }
-        let mut rest = vec![0u8; total_len];
-        self.stream.read_exact(&mut rest)?;
-        let mut whole = prefix.to_vec();
-        whole.extend_from_slice(&rest);
+        let whole = read_frame(&mut self.stream, REPLY_FRAME_BYTES_MAX)?;
         let (serialize_type, header_bytes, body) = split_frame(&whole);
         Ok(Reply { serialize_type, header: header_json(serialize_type, &header_bytes), header_bytes, body })
     }

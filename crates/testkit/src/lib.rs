@@ -22,6 +22,6 @@ pub use golden::{golden_dir, golden_lines, hex_decode};
 pub use server::{Exited, Server, ServerOptions, START_DEADLINE};
 pub use temp::{poll_until, TempDir, POLL_DEADLINE};
 pub use wire::{
-    frame, header_json, read_request_opaque, split_frame, without_opaque, Reply, Request, FLAG_ONEWAY, FLAG_RESPONSE,
-    SERIALIZE_JSON, SERIALIZE_ROCKETMQ,
+    frame, header_json, read_frame, read_request_opaque, split_frame, without_opaque, Reply, Request, FLAG_ONEWAY,
+    FLAG_RESPONSE, SERIALIZE_JSON, SERIALIZE_ROCKETMQ,
 };

@@ -3,7 +3,7 @@
 //! codec bug cannot cancel itself out between request and answer.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::TcpStream;
 
 /// Bytes of the frame's total-length prefix.
@@ -221,14 +221,29 @@ pub fn without_opaque(header: &serde_json::Value) -> serde_json::Value {
     header
 }
 
+/// Reads one whole frame (length prefix included) off `stream`. A length prefix below the
+/// header word or above `frame_bytes_max` is `InvalidData`, so garbage never allocates.
+pub fn read_frame(stream: &mut impl Read, frame_bytes_max: usize) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; PREFIX_BYTES];
+    stream.read_exact(&mut prefix)?;
+    let total_len = u32::from_be_bytes(prefix) as usize;
+    if !(4..=frame_bytes_max).contains(&total_len) {
+        let text = format!("frame length prefix {total_len} outside 4..={frame_bytes_max}");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, text));
+    }
+    let mut whole = vec![0u8; PREFIX_BYTES + total_len];
+    whole[..PREFIX_BYTES].copy_from_slice(&prefix);
+    stream.read_exact(&mut whole[PREFIX_BYTES..])?;
+    Ok(whole)
+}
+
+/// Largest request a fake NameServer of the tests accepts.
+const REQUEST_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 /// For fake NameServers: reads one request frame off `stream` and returns its opaque;
 /// `None` when the stream ends or errs first.
 pub fn read_request_opaque(stream: &mut TcpStream) -> Option<i64> {
-    let mut prefix = [0u8; PREFIX_BYTES];
-    stream.read_exact(&mut prefix).ok()?;
-    let mut rest = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut rest).ok()?;
-    let whole: Vec<u8> = prefix.iter().chain(&rest).copied().collect();
+    let whole = read_frame(stream, REQUEST_FRAME_BYTES_MAX).ok()?;
     let (serialize_type, header, _) = split_frame(&whole);
     header_json(serialize_type, &header)["opaque"].as_i64()
 }
@@ -271,5 +286,41 @@ pub fn header_json(serialize_type: u8, header: &[u8]) -> serde_json::Value {
             map.into()
         }
         other => panic!("unknown serialize type {other} in an answer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_frame_reads_back_whole_and_splits_into_its_parts() {
+        let request = Request::new(105).ext("topic", "T").body(b"xy".to_vec());
+        let bytes = request.encode(7);
+        let whole = read_frame(&mut &bytes[..], 1024).expect("a whole frame");
+        assert_eq!(whole, bytes);
+        let (serialize_type, header, body) = split_frame(&whole);
+        assert_eq!((serialize_type, body.as_slice()), (SERIALIZE_JSON, &b"xy"[..]));
+        let header = header_json(serialize_type, &header);
+        assert_eq!((header["code"].as_i64(), header["opaque"].as_i64()), (Some(105), Some(7)));
+        assert_eq!(header["extFields"]["topic"], "T");
+    }
+
+    #[test]
+    fn a_length_prefix_out_of_bounds_is_invalid_data_without_allocating() {
+        for prefix in [0u32, 3, 1025, u32::MAX] {
+            let bytes = prefix.to_be_bytes();
+            let error = read_frame(&mut &bytes[..], 1024).expect_err("out of bounds");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "prefix {prefix}");
+        }
+    }
+
+    #[test]
+    fn a_binary_header_decodes_to_the_json_key_names() {
+        let bytes = Request::new(105).ext("topic", "T").binary().encode(9);
+        let (serialize_type, header, _) = split_frame(&bytes);
+        let header = header_json(serialize_type, &header);
+        assert_eq!((serialize_type, header["opaque"].as_i64()), (SERIALIZE_ROCKETMQ, Some(9)));
+        assert_eq!(header["extFields"]["topic"], "T");
     }
 }

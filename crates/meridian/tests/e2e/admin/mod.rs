@@ -27,7 +27,6 @@ use meridian_testkit::{
 };
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
 

@@ -100,15 +100,7 @@ fn accept_within(listener: &TcpListener, deadline: Duration) -> Option<std::net:
 fn read_frame(stream: &mut std::net::TcpStream) -> Vec<u8> {
     stream.set_nonblocking(false).expect("set_nonblocking");
     stream.set_read_timeout(Some(meridian_testkit::IO_TIMEOUT)).expect("set_read_timeout");
-    let mut prefix = [0u8; 4];
-    stream.read_exact(&mut prefix).expect("a frame from the NameServer");
-    let total_len = u32::from_be_bytes(prefix) as usize;
-    assert!((4..=64 * 1024).contains(&total_len), "frame length {total_len}");
-    let mut rest = vec![0u8; total_len];
-    stream.read_exact(&mut rest).expect("the whole frame");
-    let mut frame = prefix.to_vec();
-    frame.extend_from_slice(&rest);
-    frame
+    meridian_testkit::read_frame(stream, 64 * 1024).expect("a whole frame from the NameServer")
 }
 
 #[test]
