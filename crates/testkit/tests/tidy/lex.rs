@@ -97,7 +97,8 @@ fn string_end(b: &[u8], mut i: usize) -> usize {
 /// At a `'`: blanks a char literal and returns the index past it, or steps over a lifetime.
 fn char_or_lifetime(b: &[u8], i: usize, out: &mut [u8]) -> usize {
     let end = if b.get(i + 1) == Some(&b'\\') {
-        b[i + 2..].iter().position(|&c| c == b'\'').map(|p| i + 2 + p + 1)
+        // `'\''`, `'\n'`, `'\u{7f}'`: the escaped character never ends the literal.
+        b.get(i + 3..).and_then(|rest| rest.iter().position(|&c| c == b'\'')).map(|p| i + 3 + p + 1)
     } else {
         // One UTF-8 character, then the closing quote.
         let len = b.get(i + 1).map_or(1, |&c| if c < 0x80 { 1 } else { c.leading_ones() as usize });
@@ -183,7 +184,7 @@ pub fn test_only_module_files(stripped: &str) -> Vec<String> {
 
 #[test]
 fn strip_blanks_comments_strings_and_chars_but_keeps_lines_and_code() {
-    let src = "let a = \"{ crate::x }\"; // crate::y {\nlet c = '{'; let l: &'a str = r#\"}\"#; /* { /* } */ */ f();\n";
+    let src = "let a = \"{ crate::x }\"; // crate::y {\nlet c = '{'; let q = '\\''; let l: &'a str = r#\"}\"#; /* { /* } */ */ f();\n";
     let out = strip(src);
     assert_eq!(out.len(), src.len());
     assert_eq!(out.lines().count(), 2);
