@@ -17,6 +17,7 @@ mod module_graph;
 mod paths;
 mod sizes;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,6 +64,28 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<String>) {
 /// A tracked file's text; `None` for binary files.
 pub fn read(rel: &str) -> Option<String> {
     std::fs::read(repo_root().join(rel)).ok().and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// Tracked Rust files that are test code as a whole: the files of `#[cfg(test)] mod name;`
+/// declarations, and everything under them.
+pub fn test_only_files(tracked: &[String]) -> BTreeSet<String> {
+    let mut prefixes = Vec::new();
+    for rel in tracked.iter().filter(|f| f.ends_with(".rs")) {
+        let Some(text) = read(rel) else { continue };
+        let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let stem = file.trim_end_matches(".rs");
+        // A module's children live beside `mod.rs`/`lib.rs`/`main.rs`, or in a directory
+        // named after the module's file.
+        let base = if matches!(stem, "mod" | "lib" | "main") { dir.to_string() } else { format!("{dir}/{stem}") };
+        for name in lex::test_only_module_files(&lex::strip(&text)) {
+            prefixes.push((format!("{base}/{name}.rs"), format!("{base}/{name}/")));
+        }
+    }
+    tracked
+        .iter()
+        .filter(|f| prefixes.iter().any(|(file, dir)| *f == file || f.starts_with(dir.as_str())))
+        .cloned()
+        .collect()
 }
 
 /// Panics with every problem, one per paragraph, if there is any.

@@ -10,8 +10,8 @@
 //! layering; extend them deliberately when a module is added (the failure prints the
 //! module's current edges to start from).
 
-use crate::lex::{strip, test_only_module_files, without_test_items};
-use crate::{read, report, tracked_files};
+use crate::lex::{strip, without_test_items};
+use crate::{read, report, test_only_files, tracked_files};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A crate's table: module -> the modules it may use.
@@ -177,15 +177,8 @@ fn source_files(crate_dir: &str, tracked: &[String]) -> Vec<SourceFile> {
         })
         .collect();
     // Files of `#[cfg(test)] mod x;` declarations are test code.
-    let mut test_only = BTreeSet::new();
-    for file in &files {
-        for name in test_only_module_files(&strip(&read(&file.rel).unwrap_or_default())) {
-            let mut child = file.path.clone();
-            child.push(name);
-            test_only.insert(child);
-        }
-    }
-    files.retain(|f| !test_only.iter().any(|t| f.path.starts_with(t)));
+    let test_only = test_only_files(tracked);
+    files.retain(|f| !test_only.contains(&f.rel));
     files
 }
 
