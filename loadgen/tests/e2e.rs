@@ -3,19 +3,20 @@
 //! its own server on an ephemeral port with its own data directory.
 //!
 //! Asserted: the process exits 0, the `--json` document parses, successful requests were
-//! made and no unexpected error was counted. No timing is asserted. Every child is killed
-//! by PID on drop and every wait has a deadline, so a test ends by itself.
+//! made and no unexpected error was counted. No timing is asserted. Servers are spawned with
+//! meridian-testkit; every child is killed by PID on drop and every wait has a deadline, so a
+//! test ends by itself.
 
+use meridian_testkit::{Server, ServerOptions, TempDir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How long a server may take to print its listening line.
-const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long loadgen may take to print its next progress line.
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(30);
 /// How long one loadgen run may take, setup and teardown included.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -49,98 +50,32 @@ fn meridian_bin() -> PathBuf {
     meridian
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "meridian-loadgen-test-{label}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("creating a temp dir");
-        TempDir(path)
-    }
+/// The real `meridian` on 127.0.0.1:0, one shard, metrics off (tests run side by side).
+fn meridian_options() -> ServerOptions {
+    ServerOptions::new(meridian_bin()).shards(1).sets(&["metrics_listen=off"]).env("RUST_LOG", "warn,meridian=info")
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn meridian() -> Server {
+    Server::start_with(meridian_options())
 }
 
-/// A server child (meridian or the echo server), killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: TempDir,
-}
-
-impl Server {
-    /// Spawns `command` and waits for a stderr line containing `needle` followed by the address.
-    fn start(mut command: Command, needle: &'static str, dir: TempDir) -> Server {
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawning the server");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after the address is found, so the child never blocks on stderr.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split(needle).nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(START_DEADLINE) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not print {needle:?} within {START_DEADLINE:?}");
-            }
-        };
-        Server { child, addr, _dir: dir }
-    }
-
-    fn meridian() -> Server {
-        let dir = TempDir::new("meridian");
-        let mut command = Command::new(meridian_bin());
-        command.args(["--listen", "127.0.0.1:0", "--shards", "1", "--data-dir"]).arg(dir.0.join("data"));
-        // Servers of tests running in parallel cannot all bind the default metrics port.
-        command.args(["--set", "metrics_listen=off"]);
-        command.env("RUST_LOG", "warn,meridian=info");
-        Server::start(command, "meridian listening on ", dir)
-    }
-
-    fn echo() -> Server {
-        let dir = TempDir::new("echo");
-        let mut command = Command::new(loadgen_bin());
-        command.args(["echo-server", "--listen", "127.0.0.1:0", "--duration", "120s"]);
-        Server::start(command, "echo-server listening on ", dir)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// loadgen's own echo server, which answers every lookup with a canned route.
+fn echo() -> Server {
+    let dir = TempDir::new("echo");
+    let mut command = Command::new(loadgen_bin());
+    command.args(["echo-server", "--listen", "127.0.0.1:0", "--duration", "120s"]);
+    Server::start_command(command, "echo-server listening on ", dir.path().to_path_buf(), Some(dir))
 }
 
 /// Runs loadgen to completion (killed past RUN_DEADLINE) and returns its output and JSON.
 fn run_loadgen(server: &Server, args: &[&str]) -> (Output, Value) {
     let dir = TempDir::new("run");
-    let json = dir.0.join("result.json");
-    let hdr = dir.0.join("result.hdr");
+    let json = dir.path().join("result.json");
+    let hdr = dir.path().join("result.hdr");
     let mut command = Command::new(loadgen_bin());
     command
         .args(args)
-        .args(["-n", &server.addr, "--json"])
+        .args(["-n", &server.addr().to_string(), "--json"])
         .arg(&json)
         .arg("--hdr")
         .arg(&hdr)
@@ -216,7 +151,7 @@ fn spawn_loadgen(args: &[&str], json: &Path) -> (Child, mpsc::Receiver<String>) 
 /// The next progress line of the load phase.
 fn load_line(rx: &mpsc::Receiver<String>) -> String {
     loop {
-        let line = rx.recv_timeout(START_DEADLINE).expect("a progress line of the load phase");
+        let line = rx.recv_timeout(PROGRESS_DEADLINE).expect("a progress line of the load phase");
         if line.contains("] load") {
             return line;
         }
@@ -228,7 +163,7 @@ const SMALL: &[&str] = &["--topics", "200", "--brokers", "2", "--connections", "
 
 #[test]
 fn lookup_closed_loop_with_heartbeats_and_a_request_count() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["lookup"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&[
@@ -262,7 +197,7 @@ fn lookup_closed_loop_with_heartbeats_and_a_request_count() {
 
 #[test]
 fn lookup_open_loop_legacy_client_binary_header_4x_deflate_brokers() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["lookup"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&[
@@ -293,7 +228,7 @@ fn lookup_open_loop_legacy_client_binary_header_4x_deflate_brokers() {
 
 #[test]
 fn register_first_resend_and_unregister_become_visible() {
-    let server = Server::meridian();
+    let server = meridian();
     let args = [
         "register",
         "--duration",
@@ -323,7 +258,7 @@ fn register_first_resend_and_unregister_become_visible() {
 
 #[test]
 fn storm_reports_quiet_and_storm_phases() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["storm"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&["--duration", "3s", "--storm-period", "50ms", "--rate", "4000", "--inflight", "64"]);
@@ -340,7 +275,7 @@ fn storm_reports_quiet_and_storm_phases() {
 
 #[test]
 fn churn_brokers_join_and_leave_visibly() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["churn"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&["--duration", "2s", "--churn-interval", "200ms", "--heartbeat", "broker-heartbeat"]);
@@ -352,7 +287,7 @@ fn churn_brokers_join_and_leave_visibly() {
 
 #[test]
 fn churn_by_closing_connections() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["churn"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&[
@@ -372,7 +307,7 @@ fn churn_by_closing_connections() {
 
 #[test]
 fn churn_watchers_and_pollers_time_every_event() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["churn"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&[
@@ -412,7 +347,7 @@ fn churn_watchers_and_pollers_time_every_event() {
 
 #[test]
 fn connections_hold_idle_connections_while_looking_up() {
-    let server = Server::meridian();
+    let server = meridian();
     let mut args = vec!["connections"];
     args.extend_from_slice(SMALL);
     args.extend_from_slice(&["--duration", "1s", "--idle-connections", "200", "--threads", "2"]);
@@ -424,7 +359,7 @@ fn connections_hold_idle_connections_while_looking_up() {
 
 #[test]
 fn echo_server_answers_every_lookup() {
-    let server = Server::echo();
+    let server = echo();
     let args = ["lookup", "--brokers", "0", "--duration", "1s", "--connections", "4", "--inflight", "16", "-q"];
     let (_, document) = run_loadgen(&server, &args);
     assert!(ok_lookups(&document) > 0);
@@ -442,10 +377,11 @@ fn remote_targets_are_refused_without_allow_remote() {
 
 #[test]
 fn ctrl_c_stops_cleanly_and_still_reports() {
-    let server = Server::meridian();
+    let server = meridian();
     let dir = TempDir::new("sigint");
-    let json = dir.0.join("result.json");
-    let args = ["lookup", "-n", &server.addr, "--duration", "60s", "--topics", "200", "--connections", "2"];
+    let json = dir.path().join("result.json");
+    let addr = server.addr().to_string();
+    let args = ["lookup", "-n", &addr, "--duration", "60s", "--topics", "200", "--connections", "2"];
     let (child, rx) = spawn_loadgen(&[&args[..], &["--progress-interval", "200ms"]].concat(), &json);
     // Wait until the load runs (a progress line of the load phase), then interrupt.
     load_line(&rx);
@@ -466,24 +402,17 @@ fn ctrl_c_stops_cleanly_and_still_reports() {
 /// counted as errors (the run exits 3 for them).
 #[test]
 fn lookup_connections_reopen_after_a_server_restart() {
-    let mut server = Server::meridian();
-    let addr = server.addr.clone();
+    let mut server = meridian();
+    let addr = server.addr().to_string();
     let dir = TempDir::new("restart");
-    let json = dir.0.join("result.json");
+    let json = dir.path().join("result.json");
     let args = ["lookup", "-n", &addr, "--duration", "8s", "--topics", "200", "--brokers", "2", "--connections", "4"];
     let more = ["--register-period", "1s", "--reconnect-delay", "200ms", "--progress-interval", "200ms"];
     let (child, rx) = spawn_loadgen(&[&args[..], &more[..]].concat(), &json);
     load_line(&rx);
     // The server dies (SIGKILL: connections reset) and a new one takes its address.
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    let dir2 = TempDir::new("meridian-again");
-    let mut command = Command::new(meridian_bin());
-    command
-        .args(["--listen", &addr, "--shards", "1", "--set", "metrics_listen=off", "--data-dir"])
-        .arg(dir2.0.join("data"));
-    command.env("RUST_LOG", "warn,meridian=info");
-    let _again = Server::start(command, "meridian listening on ", dir2);
+    server.kill();
+    let _again = Server::start_with(ServerOptions { listen: addr.clone(), ..meridian_options() });
     // Lookups are answered again (first TOPIC_NOT_EXIST, then routes once the brokers re-register).
     let answered = (0..100).map(|_| load_line(&rx)).any(|l| l.contains("lookups ") && !l.contains("lookups 0/s"));
     let output = wait_with_deadline(child, RUN_DEADLINE);

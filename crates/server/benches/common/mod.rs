@@ -1,9 +1,7 @@
-//! Shared fixtures of the micro-benchmarks: realistic topic names, registration bodies,
-//! route tables, and the sizes to run.
-//!
-//! Names follow ../shared/protocol/sizes.md §2 ("realistic": random words plus hex, about 35
-//! bytes, much less compressible than `TopicTest000123`), drawn from a fixed seed so every
-//! run parses the same bytes.
+//! Shared fixtures of the micro-benchmarks: registration bodies, route tables, and the sizes
+//! to run. Topic names are meridian-testkit's realistic ones (random words plus hex, about
+//! 35 bytes, from a fixed seed), so benches, loadgen and tests measure the same bytes.
+//! Must not: generate names of its own.
 
 // Each bench binary compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
@@ -21,7 +19,7 @@ pub const TOPIC_COUNTS_TEST: [usize; 1] = [1_000];
 /// From this many topics on, a benchmark takes criterion's minimum of 10 samples.
 pub const TOPIC_COUNT_LARGE_MIN: usize = 100_000;
 
-/// Request version a 5.x broker or client stamps (V5_3_3, framing.md §6).
+/// Request version a 5.x broker or client stamps (V5_3_3).
 pub const VERSION_5X: i32 = 479;
 
 /// Whether this run measures (`cargo bench`) rather than smoke-tests (`cargo test`):
@@ -52,45 +50,7 @@ pub fn config() -> Config {
     Config::default()
 }
 
-/// SplitMix64: a few lines, reproducible, good enough to pick words.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z as u128 * n as u128) >> 64) as u64
-    }
-}
-
-const ENVIRONMENTS: [&str; 4] = ["prod", "stage", "test", "dev"];
-const DOMAINS: [&str; 12] =
-    ["trade", "order", "payment", "user", "inventory", "logistics", "risk", "search", "ads", "billing", "coupon", "im"];
-const ENTITIES: [&str; 12] = [
-    "refund", "invoice", "cart", "profile", "shipment", "account", "session", "price", "review", "ticket", "stock",
-    "audit",
-];
-const EVENTS: [&str; 8] = ["notify", "created", "updated", "deleted", "sync", "retry", "changed", "event"];
-
-/// `count` distinct names like `prod_trade_refund_notify_7f3a2c_000123`.
-pub fn topic_names(count: usize) -> Vec<String> {
-    let mut rng = Rng::new(0x6d65_7269_6469_616e);
-    (0..count)
-        .map(|index| {
-            let mut pick = |words: &[&'static str]| words[rng.below(words.len() as u64) as usize];
-            let (env, domain, entity, event) = (pick(&ENVIRONMENTS), pick(&DOMAINS), pick(&ENTITIES), pick(&EVENTS));
-            let hex = rng.below(1 << 24);
-            format!("{env}_{domain}_{entity}_{event}_{hex:06x}_{index:06}")
-        })
-        .collect()
-}
+pub use meridian_testkit::topics::topic_names;
 
 /// One topic as a 5.x broker registers it: queue counts from {4, 8, 16}, perm RW.
 pub fn topic_config(name: &str, queue_nums: i32) -> TopicConfig {

@@ -3,11 +3,10 @@
 //! again or its heartbeat timeout passes; off by default; a corrupt, truncated, old file
 //! starts cold; crashes during periodic saves never leave a file that fails to load.
 
-mod common;
-
-use common::builders::*;
-use common::{poll_until, Client, Request, Server, ServerOptions, TempDir, POLL_DEADLINE};
+use crate::common;
+use crate::common::builders::*;
 use meridian_protocol::codes::{GET_BROKER_CLUSTER_INFO, SUCCESS, TOPIC_NOT_EXIST, WIPE_WRITE_PERM_OF_BROKER};
+use meridian_testkit::{poll_until, Client, Request, Server, ServerOptions, TempDir, POLL_DEADLINE};
 use std::path::{Path, PathBuf};
 
 const WARM: &str = "warm_restart=true";
@@ -48,7 +47,7 @@ fn provisional(server: &Server) -> Option<f64> {
 }
 
 fn on(dir: &Path, sets: &[&str]) -> ServerOptions {
-    ServerOptions::default().data_dir(dir).sets(sets)
+    common::options().data_dir(dir).sets(sets)
 }
 
 /// SIGTERM, then a normal exit.

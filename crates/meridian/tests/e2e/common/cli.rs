@@ -45,7 +45,7 @@ pub fn admin(args: &[&str]) -> Run {
 }
 
 pub fn admin_with_env(args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
+    let mut command = Command::new(super::MERIDIAN_BIN);
     command.arg("admin").args(args).env_remove("NAMESRV_ADDR").stdin(Stdio::null());
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     for (key, value) in envs {

@@ -1,11 +1,10 @@
 //! The metrics endpoint end to end: known traffic over the RocketMQ port, then the values a
 //! Prometheus scrape reads (not just the names), and `/healthz` / `/readyz`.
 
-mod common;
-
-use common::builders::*;
-use common::{poll_until, Client, Request, Server, ServerOptions, POLL_DEADLINE};
+use crate::common;
+use crate::common::builders::*;
 use meridian_protocol::codes::{REGISTER_BROKER, SUCCESS, TOPIC_NOT_EXIST, UNREGISTER_BROKER};
+use meridian_testkit::{poll_until, Client, Request, Server, POLL_DEADLINE};
 
 /// The value of the sample whose name and labels are exactly `series` (as the text format
 /// writes them, e.g. `meridian_topics` or `x_total{cause="timeout"}`); `None` if absent.
@@ -58,7 +57,7 @@ fn registered(conn: &mut Client, request: &Request) {
 
 #[test]
 fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
-    let server = Server::start(&["scan_not_active_broker_interval_ms=100"]);
+    let server = common::server(&["scan_not_active_broker_interval_ms=100"]);
     let before = scrape(&server);
     let generation_before = value(&before, "meridian_snapshot_generation");
     assert_eq!(value(&before, "meridian_topics"), 0.0);
@@ -154,13 +153,13 @@ fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
 
 #[test]
 fn health_and_readiness_follow_need_wait_for_service_and_shutdown() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     assert_eq!(server.http_get("/healthz"), (200, "ok\n".to_string()));
     assert_eq!(server.http_get("/readyz"), (200, "ready\n".to_string()));
     assert_eq!(server.http_get("/nope").0, 404);
 
     // needWaitForService: not ready (and routes refused) until the wait is over.
-    let waiting = Server::start(&["needWaitForService=true", "waitSecondsForService=600"]);
+    let waiting = common::server(&["needWaitForService=true", "waitSecondsForService=600"]);
     let (status, body) = waiting.http_get("/readyz");
     assert_eq!(status, 503);
     assert!(body.starts_with("not ready: needWaitForService"), "{body}");
@@ -168,7 +167,7 @@ fn health_and_readiness_follow_need_wait_for_service_and_shutdown() {
     assert_eq!(waiting.http_get("/healthz").0, 200);
 
     // Stopping (held open by a GO_AWAY window while a client is connected): not ready.
-    let options = ServerOptions::default().sets(&["enableShutdownGracefully=true", "shutdownWaitTimeSeconds=600"]);
+    let options = common::options().sets(&["enableShutdownGracefully=true", "shutdownWaitTimeSeconds=600"]);
     let mut stopping = Server::start_with(options);
     let mut conn = stopping.client();
     assert_eq!(route_code(&mut conn, "T1"), TOPIC_NOT_EXIST);
@@ -183,14 +182,13 @@ fn health_and_readiness_follow_need_wait_for_service_and_shutdown() {
 
 #[test]
 fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
-    let server = Server::start(&["metrics_listen=off"]);
+    let server = common::server(&["metrics_listen=off"]);
     assert_eq!(route_code(&mut server.client(), "T1"), TOPIC_NOT_EXIST);
     assert!(!server.log_text().contains("metrics on"), "{}", server.log_text());
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().unwrap().port();
-    let exited =
-        Server::run_expecting_exit(ServerOptions::default().sets(&[&format!("metrics_listen=127.0.0.1:{port}")]));
+    let exited = Server::run_expecting_exit(common::options().sets(&[&format!("metrics_listen=127.0.0.1:{port}")]));
     assert_eq!(exited.status.code(), Some(1), "{}", exited.log);
     assert!(exited.log.contains(&format!("cannot listen for metrics on 127.0.0.1:{port}")), "{}", exited.log);
 }
@@ -199,11 +197,11 @@ fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
 #[test]
 fn dashboard_and_alerts_name_only_metrics_that_exist() {
     // A peer watch (of an address nothing listens on) so its series exist too.
-    let dead = common::cli::dead_addr();
+    let dead = crate::common::cli::dead_addr();
     let peers = format!("peer_namesrv_addrs={dead}");
-    let server = Server::start(&[&peers, "peer_check_interval_ms=100"]);
+    let server = common::server(&[&peers, "peer_check_interval_ms=100"]);
     let mut text = scrape(&server);
-    let checked = common::poll_until(common::POLL_DEADLINE, || {
+    let checked = meridian_testkit::poll_until(meridian_testkit::POLL_DEADLINE, || {
         text = scrape(&server);
         text.contains("meridian_peer_route_differences{")
     });

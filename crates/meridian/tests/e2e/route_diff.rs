@@ -5,12 +5,11 @@
 //! differences through `/metrics` and `/routediff`. Every wait is a poll with a deadline;
 //! a runaway CLI is killed at `ADMIN_DEADLINE`.
 
-mod common;
-
-use common::builders::{call_ok, register_request, topic};
-use common::cli::{admin, dead_addr};
-use common::{poll_until, Client, Server, POLL_DEADLINE};
+use crate::common;
+use crate::common::builders::{call_ok, register_request, topic};
+use crate::common::cli::{admin, dead_addr};
 use meridian_protocol::body::TopicConfig;
+use meridian_testkit::{poll_until, Client, Server, POLL_DEADLINE};
 use serde_json::{json, Value};
 
 /// Registers a broker over `conn`; it stays registered while `conn` stays open.
@@ -73,8 +72,8 @@ fn assert_staged_differences(report: &Value, a: &str, b: &str) {
 
 #[test]
 fn route_diff_names_exactly_the_staged_differences_and_exits_by_outcome() {
-    let b = Server::start(&[]);
-    let a = Server::start(&[]);
+    let b = common::server(&[]);
+    let a = common::server(&[]);
     let (a_addr, b_addr) = (a.addr().to_string(), b.addr().to_string());
     let _brokers = stage_partition(&a, &b);
     let both = format!("{a_addr};{b_addr}");
@@ -141,8 +140,8 @@ fn route_diff_names_exactly_the_staged_differences_and_exits_by_outcome() {
 
 #[test]
 fn route_diff_of_identical_namesrvs_exits_0_and_a_newer_data_version_on_one_is_named() {
-    let c = Server::start(&[]);
-    let d = Server::start(&[]);
+    let c = common::server(&[]);
+    let d = common::server(&[]);
     let mut x_c = c.client();
     register(&mut x_c, "broker-x", X_ADDR, &[topic("TX", 4, 6), topic("TQ", 8, 6)]);
     let mut x_d = d.client();
@@ -188,10 +187,10 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn the_peer_watch_reports_the_staged_differences_in_metrics_and_routediff() {
-    let b = Server::start(&[]);
+    let b = common::server(&[]);
     let dead = dead_addr();
     let peers = format!("peer_namesrv_addrs={};{dead}", b.addr());
-    let a = Server::start(&[&peers, "peer_check_interval_ms=200"]);
+    let a = common::server(&[&peers, "peer_check_interval_ms=200"]);
     let (a_addr, b_addr) = (a.addr().to_string(), b.addr().to_string());
     let _brokers = stage_partition(&a, &b);
 
@@ -238,12 +237,12 @@ fn the_peer_watch_reports_the_staged_differences_in_metrics_and_routediff() {
 #[test]
 fn the_broker_live_table_lists_data_versions_and_refreshes_nothing() {
     use meridian_protocol::codes::MERIDIAN_BROKER_LIVE_TABLE;
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut broker = server.client();
     register(&mut broker, "broker-x", X_ADDR, &[topic("TX", 4, 6), topic("TQ", 8, 6)]);
     let mut reader = server.client();
     let mut read = || {
-        let reply = reader.call(&common::Request::new(MERIDIAN_BROKER_LIVE_TABLE));
+        let reply = reader.call(&meridian_testkit::Request::new(MERIDIAN_BROKER_LIVE_TABLE));
         assert_eq!(reply.code(), 0, "{}", reply.header);
         serde_json::from_str::<Value>(&reply.body_text()).expect("the live table is JSON")
     };

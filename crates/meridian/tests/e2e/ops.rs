@@ -3,22 +3,23 @@
 //! example config in deploy/, exit codes and `--version`. Loopback only; every wait is a
 //! poll with a deadline, and no assertion is about time.
 
-mod common;
-
-use common::builders::*;
-use common::{poll_until, Client, Closed, Request, Server, ServerOptions, TempDir, POLL_DEADLINE, START_DEADLINE};
+use crate::common;
+use crate::common::builders::*;
 use meridian_protocol::codes::{
     BROKER_HEARTBEAT, GET_ROUTEINFO_BY_TOPIC, QUERY_DATA_VERSION, REGISTER_BROKER, SUCCESS, SYSTEM_ERROR,
     UNREGISTER_BROKER,
 };
 use meridian_server::logging::PEER_WARNINGS_PER_WINDOW_MAX;
+use meridian_testkit::{
+    poll_until, Client, Closed, Request, Server, ServerOptions, TempDir, POLL_DEADLINE, START_DEADLINE,
+};
 use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+const BIN: &str = common::MERIDIAN_BIN;
 /// A frame whose length prefix is negative: the server closes the connection.
 const NEGATIVE_LENGTH_FRAME: [u8; 8] = [0x80, 0, 0, 0, 0, 0, 0, 0];
 
@@ -97,7 +98,7 @@ fn writer_sentinel(server: &Server, name: &str, port: u16) -> Client {
 
 #[test]
 fn each_broker_lifecycle_event_is_one_info_line() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let a = Broker::new("broker-a", 10911);
     let mut conn_a = server.client();
     assert_success(&mut conn_a, &a.register(1, &["T1"]));
@@ -153,7 +154,7 @@ fn each_broker_lifecycle_event_is_one_info_line() {
 
 #[test]
 fn an_expired_broker_is_one_line_saying_how_long_it_was_silent() {
-    let server = Server::start(&["scan_not_active_broker_interval_ms=100", "broker_timeout_default_ms=300"]);
+    let server = common::server(&["scan_not_active_broker_interval_ms=100", "broker_timeout_default_ms=300"]);
     let mut conn = server.client();
     assert_success(&mut conn, &Broker::new("broker-x", 10911).register(1, &["T1"]));
     let line = server.expect_log_line(&["broker expired", "broker=broker-x "]);
@@ -177,7 +178,7 @@ fn an_expired_broker_is_one_line_saying_how_long_it_was_silent() {
 
 #[test]
 fn json_log_format_writes_one_object_per_line() {
-    let server = Server::start(&["log_format=json"]);
+    let server = common::server(&["log_format=json"]);
     let mut conn = server.client();
     assert_success(&mut conn, &Broker::new("broker-j", 10911).register(1, &["T1"]));
     // A peer breaking the protocol: a warning.
@@ -226,7 +227,7 @@ fn json_log_format_writes_one_object_per_line() {
 #[test]
 fn rust_log_overrides_log_level() {
     // The harness sets RUST_LOG=info: the info line the harness waits for still shows.
-    let server = Server::start(&["log_level=warn"]);
+    let server = common::server(&["log_level=warn"]);
     assert!(server.log_text().contains("meridian listening on"));
 }
 
@@ -336,7 +337,7 @@ fn a_flood_of_bad_peers_is_cut_and_counted() {
     const BAD_REQUESTS: usize = 60;
     const TOTAL: usize = BAD_CONNECTIONS + BAD_REQUESTS;
     // One shard: one limiter sees every warning.
-    let server = Server::start_with(ServerOptions::default().shards(1));
+    let server = Server::start_with(common::options().shards(1));
     let mut first_peer = None;
     for _ in 0..BAD_CONNECTIONS {
         let mut c = server.client();
@@ -434,12 +435,12 @@ fn the_systemd_unit_runs_the_documented_command() {
 #[test]
 fn invalid_configuration_or_usage_exits_2() {
     let cases: Vec<(ServerOptions, &str)> = vec![
-        (ServerOptions::default().sets(&["log_format=xml"]), "log_format"),
-        (ServerOptions::default().sets(&["log_level=meridian=loud"]), "log_level"),
-        (ServerOptions::default().sets(&["no_such_key=1"]), "unknown config key no_such_key"),
-        (ServerOptions::default().env("RUST_LOG", "meridian=loud"), "RUST_LOG"),
-        (ServerOptions::default().arg("-c").arg("/nonexistent/meridian.properties"), "cannot read config"),
-        (ServerOptions::default().arg("--no-such-flag"), "--no-such-flag"),
+        (common::options().sets(&["log_format=xml"]), "log_format"),
+        (common::options().sets(&["log_level=meridian=loud"]), "log_level"),
+        (common::options().sets(&["no_such_key=1"]), "unknown config key no_such_key"),
+        (common::options().env("RUST_LOG", "meridian=loud"), "RUST_LOG"),
+        (common::options().arg("-c").arg("/nonexistent/meridian.properties"), "cannot read config"),
+        (common::options().arg("--no-such-flag"), "--no-such-flag"),
     ];
     for (options, needle) in cases {
         let exited = Server::run_expecting_exit(options);
@@ -450,8 +451,8 @@ fn invalid_configuration_or_usage_exits_2() {
 
 #[test]
 fn a_locked_data_dir_exits_1() {
-    let running = Server::start(&[]);
-    let exited = Server::run_expecting_exit(ServerOptions::default().data_dir(running.data_dir()));
+    let running = common::server(&[]);
+    let exited = Server::run_expecting_exit(common::options().data_dir(running.data_dir()));
     assert_eq!(exited.status.code(), Some(1), "{:?}\n{}", exited.status, exited.log);
     assert!(exited.log.contains("cannot start"), "{}", exited.log);
 }

@@ -7,13 +7,12 @@
 //! Every test ends by itself: the CLI is bounded by `--timeout`, and a runaway CLI is
 //! killed at `ADMIN_DEADLINE`.
 
-mod common;
-
-use common::builders::{call_ok, register_request, route_request, topic};
-use common::cli::{admin, admin_with_env, dead_addr};
-use common::{frame, read_request_opaque, Client, Request, Server, SERIALIZE_JSON};
+use crate::common;
+use crate::common::builders::{call_ok, register_request, route_request, topic};
+use crate::common::cli::{admin, admin_with_env, dead_addr};
 use meridian_protocol::body::TopicConfig;
 use meridian_protocol::codes::{GET_KV_CONFIG, GET_NAMESRV_CONFIG};
+use meridian_testkit::{frame, read_request_opaque, Client, Request, Server, SERIALIZE_JSON};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -49,8 +48,8 @@ impl Broker {
     #[track_caller]
     fn register(&self, conn: &mut Client, topics: &[TopicConfig]) {
         // A first registration with exactly one topic is refused (Java's rule against an
-        // incremental registration coming first, behaviour.md §2 step 7): announce the
-        // broker with an empty table first.
+        // incremental registration coming first): announce the broker with an empty table
+        // first.
         if topics.len() == 1 {
             self.register_version(conn, 1, &[]);
         }
@@ -156,7 +155,7 @@ fn fake_namesrv(behaviour: Fake) -> SocketAddr {
 
 #[test]
 fn cluster_list_prints_every_broker_address_by_cluster() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     // Nothing registered: the header alone.
     let run = admin(&["clusterList", "-n", &n]).expect_code(0);
@@ -197,7 +196,7 @@ fn cluster_list_prints_every_broker_address_by_cluster() {
 
 #[test]
 fn topic_route_prints_brokers_and_queues_and_the_route_as_json() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     register_two_clusters(&mut conn);
@@ -239,7 +238,7 @@ fn topic_route_prints_brokers_and_queues_and_the_route_as_json() {
 
 #[test]
 fn topic_list_plain_and_with_clusters() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     register_two_clusters(&mut conn);
@@ -274,14 +273,14 @@ fn topic_list_plain_and_with_clusters() {
     );
 
     // A NameServer that refuses the list answers 1 ("disable"): exit 1.
-    let closed = Server::start(&["enableAllTopicList=false"]);
+    let closed = common::server(&["enableAllTopicList=false"]);
     let run = admin(&["topicList", "-n", &addr_of(&closed)]).expect_code(1);
     assert!(run.stderr.contains("answered code 1 (SYSTEM_ERROR): disable"), "{run:?}");
 }
 
 #[test]
 fn kv_config_update_get_and_delete() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
 
     let run = admin(&["updateKvConfig", "-n", &n, "-s", "ns1", "-k", "k1", "-v", "value one; two"]).expect_code(0);
@@ -312,7 +311,7 @@ fn kv_config_update_get_and_delete() {
 
 #[test]
 fn namesrv_config_get_and_update() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
 
     let run = admin(&["getNamesrvConfig", "-n", &n]).expect_code(0);
@@ -349,7 +348,7 @@ fn namesrv_config_get_and_update() {
 
 #[test]
 fn broker_status_lists_registered_brokers_and_probes_them() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     // One broker address where something listens, one where nothing does.
     let listening = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
@@ -406,7 +405,15 @@ fn broker_status_lists_registered_brokers_and_probes_them() {
     assert_eq!(run.json(), json!({"namesrv": n, "brokers": [{"addr": "127.0.0.1:1", "registered": false}]}));
     // A broker whose connection closed is gone at once (Meridian unregisters it).
     drop(conn);
-    assert!(common::poll_until(common::POLL_DEADLINE, || admin(&["brokerStatus", "-n", &n, "-b", &up]).code == 1));
+    assert!(meridian_testkit::poll_until(meridian_testkit::POLL_DEADLINE, || admin(&[
+        "brokerStatus",
+        "-n",
+        &n,
+        "-b",
+        &up
+    ])
+    .code
+        == 1));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -415,7 +422,7 @@ fn broker_status_lists_registered_brokers_and_probes_them() {
 
 #[test]
 fn wipe_and_add_write_perm_print_the_topic_counts() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     Broker::new("c1", "broker-a", 0, "127.0.0.1:10911")
@@ -442,7 +449,7 @@ fn wipe_and_add_write_perm_print_the_topic_counts() {
 
 #[test]
 fn delete_topic_removes_routes_per_cluster_and_globally() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     register_two_clusters(&mut conn);
@@ -467,8 +474,8 @@ fn delete_topic_removes_routes_per_cluster_and_globally() {
 
 #[test]
 fn write_verbs_change_every_nameserver_given() {
-    let first = Server::start(&[]);
-    let second = Server::start(&[]);
+    let first = common::server(&[]);
+    let second = common::server(&[]);
     let both = format!("{};{}", first.addr(), second.addr());
     let mut conns = [first.client(), second.client()];
     for conn in &mut conns {
@@ -537,7 +544,7 @@ fn write_verbs_change_every_nameserver_given() {
 
 #[test]
 fn read_verbs_ask_the_first_address_that_answers() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     Broker::new("c1", "broker-a", 0, "127.0.0.1:10911").register(&mut conn, &[topic("T1", 4, 6)]);
@@ -564,7 +571,7 @@ fn read_verbs_ask_the_first_address_that_answers() {
 
 #[test]
 fn namesrv_addr_comes_from_the_environment_unless_n_is_given() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let n = addr_of(&server);
     let mut conn = server.client();
     Broker::new("c1", "broker-a", 0, "127.0.0.1:10911").register(&mut conn, &[topic("T1", 4, 6)]);
@@ -630,15 +637,14 @@ fn usage_errors_exit_2_and_the_server_command_line_is_unchanged() {
     assert!(run.stderr.contains("not host:port"), "{run:?}");
 
     // The server's own flags do not mix with the admin command.
-    let mixed = Command::new(env!("CARGO_BIN_EXE_meridian"))
+    let mixed = Command::new(common::MERIDIAN_BIN)
         .args(["--listen", "127.0.0.1:0", "admin", "clusterList"])
         .stdin(Stdio::null())
         .output()
         .expect("running meridian");
     assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
     // Without a subcommand, meridian is the server as before: -p prints the config and exits 0.
-    let printed =
-        Command::new(env!("CARGO_BIN_EXE_meridian")).arg("-p").stdin(Stdio::null()).output().expect("running meridian");
+    let printed = Command::new(common::MERIDIAN_BIN).arg("-p").stdin(Stdio::null()).output().expect("running meridian");
     assert_eq!(printed.status.code(), Some(0), "{printed:?}");
     let text = String::from_utf8_lossy(&printed.stdout);
     assert!(text.lines().any(|l| l.starts_with("enableTopicList=")), "{text}");

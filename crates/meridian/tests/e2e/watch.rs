@@ -2,12 +2,11 @@
 //! stale versions, held answers released by registrations, closes and unregisters, empty
 //! answers after the hold, limits, the client API, and a stock-like server's "not supported".
 
-mod common;
-
-use common::builders::*;
-use common::{frame, read_request_opaque, Client, Request, Server, ServerOptions, POLL_DEADLINE, SERIALIZE_JSON};
+use crate::common;
+use crate::common::builders::*;
 use meridian_client::watch::{RouteWatcher, WatchError};
 use meridian_protocol::codes::{MERIDIAN_WATCH_ROUTES, SUCCESS, SYSTEM_BUSY, SYSTEM_ERROR};
+use meridian_testkit::{frame, read_request_opaque, Client, Request, Server, POLL_DEADLINE, SERIALIZE_JSON};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ fn lookup_json(conn: &mut Client, topic: &str) -> Value {
 
 #[test]
 fn stale_versions_are_answered_at_once_with_the_lookup_route() {
-    let server = Server::start(&[]);
+    let server = common::server(&[]);
     let mut broker = server.client();
     call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
     let mut conn = server.client();
@@ -56,7 +55,7 @@ fn stale_versions_are_answered_at_once_with_the_lookup_route() {
 
 #[test]
 fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
-    let server = Server::start_with(ServerOptions::default().env("RUST_LOG", "meridian=debug"));
+    let server = Server::start_with(common::options().env("RUST_LOG", "meridian=debug"));
     let mut broker = server.client();
     call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 8), ("T2", 4)], 1));
     let mut watcher =
@@ -73,13 +72,13 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
     });
     // The third watch request (the first two were answered).
     let third = || server.log_text().matches("request code=43701").count() >= 3;
-    assert!(common::poll_until(POLL_DEADLINE, third), "the watch never reached the server");
+    assert!(meridian_testkit::poll_until(POLL_DEADLINE, third), "the watch never reached the server");
     let held_gauge = || {
         let (status, text) = server.http_get("/metrics");
         assert_eq!(status, 200, "{text}");
         text.lines().find_map(|l| l.strip_prefix("meridian_watches_held ")).map(|v| v.trim().to_string())
     };
-    assert!(common::poll_until(POLL_DEADLINE, || held_gauge().as_deref() == Some("1")), "{:?}", held_gauge());
+    assert!(meridian_testkit::poll_until(POLL_DEADLINE, || held_gauge().as_deref() == Some("1")), "{:?}", held_gauge());
     call_ok(&mut broker, &register("broker-a", 10911, &[("T1", 16), ("T2", 4)], 2));
     let (mut watcher, changes) = held.join().expect("watcher thread");
     assert_eq!(held_gauge().as_deref(), Some("0"));
@@ -103,7 +102,7 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
 /// expiry scan; a held watch is answered with the route gone.
 #[test]
 fn a_held_watch_is_answered_when_the_broker_expires() {
-    let server = Server::start(&["scan_not_active_broker_interval_ms=100"]);
+    let server = common::server(&["scan_not_active_broker_interval_ms=100"]);
     let mut broker = server.client();
     // heartbeatTimeoutMillis: the broker's own expiry (5.x brokers may send it).
     let request = register("broker-a", 10911, &[("T1", 8)], 1).ext("heartbeatTimeoutMillis", 1000);
@@ -123,7 +122,7 @@ fn a_held_watch_is_answered_when_the_broker_expires() {
 
 #[test]
 fn watch_limits_and_bad_requests_get_error_answers() {
-    let options = ServerOptions::default()
+    let options = common::options()
         .shards(1)
         .sets(&["watches_per_shard_max=1", "watch_topics_per_request_max=2", "watch_hold_ms_max=30000"])
         .env("RUST_LOG", "meridian=debug");
@@ -155,7 +154,7 @@ fn watch_limits_and_bad_requests_get_error_answers() {
 
 #[test]
 fn sigterm_releases_held_watches() {
-    let options = ServerOptions::default().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
+    let options = common::options().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
     let mut server = Server::start_with(options);
     let mut conn = server.client();
     conn.send(&watch_request(json!({"T1": 0}), 60_000));

@@ -1,11 +1,11 @@
 //! Request and body builders shared by the end-to-end suites. Bodies are made with
 //! Meridian's encoders, whose byte-exactness against Java is checked in `protocol::body`.
 
-use super::Request;
 use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
 use meridian_protocol::codes::{GET_ROUTEINFO_BY_TOPIC, REGISTER_BROKER, SUCCESS};
+use meridian_testkit::{Client, Request};
 
-/// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32 (bodies.md §4).
+/// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32.
 pub fn crc32(body: &[u8]) -> u32 {
     crc32fast::hash(body) & 0x7FFF_FFFF
 }
@@ -31,7 +31,7 @@ pub fn register_body(counter: i64, topics: &[TopicConfig]) -> RegisterBrokerBody
     }
 }
 
-/// A 5.x RegisterBrokerBody JSON (bodies.md §2).
+/// A 5.x RegisterBrokerBody JSON.
 pub fn json_body(counter: i64, topics: &[TopicConfig]) -> Vec<u8> {
     let mut out = Vec::new();
     body::encode_register_body_json(&mut out, &register_body(counter, topics));
@@ -64,7 +64,7 @@ pub fn register_request(
 
 /// Sends `request` on `conn` and asserts SUCCESS.
 #[track_caller]
-pub fn call_ok(conn: &mut super::Client, request: &Request) {
+pub fn call_ok(conn: &mut Client, request: &Request) {
     let reply = conn.call(request);
     assert_eq!(reply.code(), SUCCESS, "{}", reply.header);
 }
@@ -73,7 +73,7 @@ pub fn route_request(topic: &str) -> Request {
     Request::new(GET_ROUTEINFO_BY_TOPIC).ext("topic", topic)
 }
 
-pub fn route_code(client: &mut super::Client, topic: &str) -> i32 {
+pub fn route_code(client: &mut Client, topic: &str) -> i32 {
     client.call(&route_request(topic)).code()
 }
 
