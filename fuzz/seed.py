@@ -42,7 +42,7 @@ def main():
                     if side == "request" and e["request_header"].get("code") == 103 and body:
                         compressed = (e["request_header"].get("extFields") or {}).get("compressed") == "true"
                         write("register_body", f"seed-{n:03}", bytes([1 if compressed else 0]) + body)
-    # No golden frame has a binary header: one GET_ROUTEINFO_BY_TOPIC in framing.md §2.2's layout.
+    # No golden frame has a binary header: one GET_ROUTEINFO_BY_TOPIC in RocketMQSerializable's layout.
     ext = b"".join(len(k).to_bytes(2, "big") + k + len(v).to_bytes(4, "big") + v for k, v in [(b"topic", b"TopicTest")])
     binary = ((105).to_bytes(2, "big") + bytes([0]) + (479).to_bytes(2, "big") + (7).to_bytes(4, "big")
               + (0).to_bytes(4, "big") + (0).to_bytes(4, "big") + len(ext).to_bytes(4, "big") + ext)

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 /// Registers a broker over `conn`; it stays registered while `conn` stays open.
 #[track_caller]
 fn register(conn: &mut Client, name: &str, addr: &str, topics: &[TopicConfig]) {
-    // A first registration with exactly one topic is refused (Java's rule, behaviour.md
-    // §2 step 7): announce the broker with an empty table first.
+    // A first registration with exactly one topic is refused (Java's rule in
+    // RouteInfoManager.registerBroker): announce the broker with an empty table first.
     let versions: &[(i64, &[TopicConfig])] = if topics.len() == 1 { &[(1, &[]), (2, topics)] } else { &[(2, topics)] };
     for (counter, topics) in versions {
         call_ok(conn, &register_request("c1", name, 0, addr, "", *counter, topics));

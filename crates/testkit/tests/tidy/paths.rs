@@ -55,10 +55,8 @@ const SKIPPED: &[(&str, &str)] = &[
 // once its file no longer has the text (the test then says it is stale).
 // =========================================================================================
 const PATHS_TO_FIX: &[(&str, &str)] = &[
-    ("README.md", "../shared"),
     ("crates/server/benches/README.md", "../shared"),
     ("crates/server/src/route/table.rs", "../shared"),
-    ("loadgen/README.md", "../shared"),
 ];
 
 fn checked(rel: &str) -> bool {
