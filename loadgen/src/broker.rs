@@ -2,6 +2,8 @@
 //! holding one connection per NameServer, as real brokers do, and sending REGISTER_BROKER
 //! to every target at once, periodic re-registrations with data-version changes,
 //! heartbeats (QUERY_DATA_VERSION or BROKER_HEARTBEAT) and a clean UNREGISTER_BROKER.
+//! With a split size, a registration is a round of chunks sent one after the other (see
+//! `split` for where they are cut and which data version each carries).
 //!
 //! Connections stay open between calls: a NameServer unregisters a broker whose
 //! registration connection closes. Must not: be shared across executors (`RpcConn` is
@@ -9,10 +11,11 @@
 
 use crate::ctx::{micros, sleep_until, Worker};
 use crate::net::RpcConn;
+use crate::split;
 use crate::stats::code_key;
 use crate::wire::RequestStyle;
 use crate::workload::{self, BodyFormat, TopicTable, Workload};
-use meridian_protocol::body::{encode_data_version, DataVersion};
+use meridian_protocol::body::{encode_data_version, DataVersion, RegisterBrokerBody};
 use meridian_protocol::codes;
 use meridian_protocol::frame::SerializeType;
 use serde::Serialize;
@@ -41,6 +44,8 @@ pub struct BrokerPlan {
     pub heartbeat_timeout_ms: Option<u64>,
     /// Broker-side timeout of REGISTER_BROKER (Java: registerBrokerTimeoutMills, 24 s).
     pub register_timeout: Duration,
+    /// Topics per chunk of a split registration (Java: splitRegistrationSize); 0 = one frame.
+    pub split_size: usize,
     /// Timeout of the other calls (Java brokers use 3 s for unregister).
     pub call_timeout: Duration,
     pub targets: Vec<SocketAddr>,
@@ -88,18 +93,24 @@ impl BrokerSim {
         self.table.change(&self.plan.workload, fraction, unix_ms())
     }
 
-    /// The body for the current data version, encoded once per version, on the worker's
-    /// blocking thread: a 1 ms encode on the executor would delay the lookup answers being
-    /// timed on this worker and show up as the server's latency.
+    /// The body for the current data version, encoded once per version.
     async fn encoded(&mut self, worker: &Worker) -> (Rc<Vec<u8>>, ExtFields) {
         if let Some((version, body, ext)) = &self.encoded {
             if *version == self.table.data_version {
                 return (body.clone(), ext.clone());
             }
         }
+        let (body, ext) = self.encode(worker, self.table.body(&self.plan.workload)).await;
+        self.encoded = Some((self.table.data_version, body.clone(), ext.clone()));
+        (body, ext)
+    }
+
+    /// Encodes `table` and its ext fields on the worker's blocking thread: a 1 ms encode on
+    /// the executor would delay the lookup answers being timed on this worker and show up as
+    /// the server's latency.
+    async fn encode(&self, worker: &Worker, table: RegisterBrokerBody) -> (Rc<Vec<u8>>, ExtFields) {
         let started = Instant::now();
         let workload = &self.plan.workload;
-        let table = self.table.body(workload);
         let format = self.plan.format;
         let body = glommio::executor().spawn_blocking(move || workload::encode_register_body(&table, &format)).await;
         let group = &workload.groups[self.group as usize];
@@ -113,12 +124,16 @@ impl BrokerSim {
         let mut metrics = worker.metrics.borrow_mut();
         metrics.record("encode.register", micros(started, Instant::now()));
         metrics.count("register body bytes", body.len() as u64);
-        let (body, ext) = (Rc::new(body), Rc::new(ext));
-        self.encoded = Some((self.table.data_version, body.clone(), ext.clone()));
-        (body, ext)
+        (Rc::new(body), Rc::new(ext))
     }
 
+    /// Encodes the next registration ahead, so that its timing is the server's, and returns
+    /// its size. 0 in split mode: there every chunk is built and encoded as it is sent, with
+    /// the data version of that moment, as the Java broker does.
     pub async fn body_bytes(&mut self, worker: &Worker) -> usize {
+        if self.plan.split_size > 0 {
+            return 0;
+        }
         self.encoded(worker).await.0.len()
     }
 
@@ -191,12 +206,48 @@ impl BrokerSim {
             .collect()
     }
 
-    /// Sends the current table to every target at once; answer times go to `hist`.
+    /// Sends the current table to every target at once; answer times go to `hist`. In split
+    /// mode this is a whole round of chunks (see `register_split`).
     pub async fn register(&mut self, worker: &Worker, hist: &str) -> PerTarget {
+        if self.plan.split_size > 0 {
+            return self.register_split(worker, hist).await;
+        }
         self.connect(worker).await;
         let (body, ext) = self.encoded(worker).await;
         let results = self.call_all(codes::REGISTER_BROKER, ext, body, self.plan.register_timeout).await;
         self.account(worker, "register", hist, results)
+    }
+
+    /// One split registration round, as the Java broker's `registerBrokerAll` sends it: chunk
+    /// after chunk, each a complete REGISTER_BROKER with its own data version and bodyCrc32,
+    /// sent to every target at once and awaited from all before the next one is built; a
+    /// refused or failed chunk does not stop the round. Each chunk's answer time goes to
+    /// `split::CHUNK_HIST`; per target, the round's result is the sum of its chunks' answer
+    /// times (recorded in `hist`), or the first failure among them.
+    async fn register_split(&mut self, worker: &Worker, hist: &str) -> PerTarget {
+        let mut round: PerTarget = self.conns.iter().map(|_| Ok(Duration::ZERO)).collect();
+        for positions in split::chunk_ranges(self.table.topic_count(), self.plan.split_size) {
+            // Each chunk is a call of its own: a connection lost mid-round is opened again.
+            self.connect(worker).await;
+            let body = split::chunk_body(&mut self.table, &self.plan.workload, positions, unix_ms());
+            let (body, ext) = self.encode(worker, body).await;
+            let results = self.call_all(codes::REGISTER_BROKER, ext, body, self.plan.register_timeout).await;
+            let answers = self.account(worker, "register", split::CHUNK_HIST, results);
+            worker.metrics.borrow_mut().count(split::CHUNKS, 1);
+            for (total, answer) in round.iter_mut().zip(answers) {
+                match (total.as_mut(), answer) {
+                    (Ok(sum), Ok(took)) => *sum += took,
+                    (Ok(_), Err(e)) => *total = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        let mut metrics = worker.metrics.borrow_mut();
+        metrics.count(split::ROUNDS, 1);
+        for took in round.iter().flatten() {
+            metrics.record(hist, took.as_micros() as u64);
+        }
+        round
     }
 
     pub async fn heartbeat(&mut self, worker: &Worker) {

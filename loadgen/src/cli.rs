@@ -182,6 +182,11 @@ pub struct ClusterArgs {
     /// Send heartbeatTimeoutMillis with each registration (absent: the server's 120 s).
     #[arg(long)]
     pub heartbeat_timeout_ms: Option<u64>,
+    /// Split registration (Java brokers' enableSplitRegistration with splitRegistrationSize
+    /// N): every round is sent as chunks of N topics plus one last chunk with the rest, each
+    /// a REGISTER_BROKER of its own with the next data version. 0: one frame per round.
+    #[arg(long, default_value_t = 0)]
+    pub split_registration_size: u32,
     /// REGISTER_BROKER timeout (Java brokers: 24 s).
     #[arg(long, default_value = "24s")]
     #[serde(rename = "register_timeout_ms")]
@@ -424,5 +429,22 @@ mod tests {
         assert_eq!(json["load"]["popularity"], "zipf:1.1");
         assert_eq!(json["run"]["duration_ms"], 10_000.0);
         assert_eq!(json["cluster"]["broker_version"], "4.x");
+        assert_eq!(json["cluster"]["split_registration_size"], 0, "off unless asked");
+    }
+
+    #[test]
+    fn every_scenario_with_brokers_takes_a_split_size() {
+        for scenario in ["lookup", "register", "storm", "churn", "connections"] {
+            let cli = Cli::try_parse_from(["meridian-loadgen", scenario, "--split-registration-size", "800"]).unwrap();
+            let cluster = match cli.command {
+                Command::Lookup(a) => a.cluster,
+                Command::Register(a) => a.cluster,
+                Command::Storm(a) => a.cluster,
+                Command::Churn(a) => a.cluster,
+                Command::Connections(a) => a.cluster,
+                Command::EchoServer(_) => unreachable!("not in the list"),
+            };
+            assert_eq!(cluster.split_registration_size, 800, "{scenario}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! Modules, in the order data flows:
 //! - [`cli`]: flags, one subcommand per scenario.
 //! - [`workload`], [`rng`]: the simulated cluster (topics, broker groups, bodies) and topic
-//!   popularity, all from a seed.
+//!   popularity, all from a seed; [`split`]: how a broker cuts a round into chunks.
 //! - [`scenario`]: per-scenario scripts on the workers, and the main thread's loop.
 //! - [`runtime`], [`ctx`]: worker threads (glommio executors, placement, the waker
 //!   thread), and what they share.
@@ -32,6 +32,7 @@ mod propagation;
 mod rng;
 mod runtime;
 mod scenario;
+mod split;
 mod stats;
 mod wire;
 mod workload;

@@ -82,6 +82,12 @@ impl Progress {
         if registrations > 0 {
             line.push_str(&format!(" | registrations {registrations}"));
         }
+        // Split mode: broker rounds and the chunks they were sent in.
+        let count = |name| interval.counts.get(name).copied().unwrap_or(0);
+        let (rounds, chunks) = (count(crate::split::ROUNDS), count(crate::split::CHUNKS));
+        if chunks > 0 {
+            line.push_str(&format!(" (split: {rounds} rounds, {chunks} chunks)"));
+        }
         let errors = interval.lookup_errors() + interval.other_errors();
         line.push_str(&format!(" | errors {errors}"));
         if let Some(cpu) = cpu {

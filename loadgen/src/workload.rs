@@ -324,11 +324,23 @@ impl TopicTable {
         Some(workload.queue_nums_of(t, self.flipped[p]))
     }
 
+    /// Topics in this table (the group's, in the order they are registered).
+    pub fn topic_count(&self) -> usize {
+        self.flipped.len()
+    }
+
+    /// The registration body of the whole table.
     pub fn body(&self, workload: &Workload) -> RegisterBrokerBody {
-        let topics = &workload.groups[self.group as usize].topics;
+        self.body_of(workload, 0..self.topic_count())
+    }
+
+    /// The registration body of the topics at `positions` of the table (a split chunk), with
+    /// the current data version.
+    pub fn body_of(&self, workload: &Workload, positions: std::ops::Range<usize>) -> RegisterBrokerBody {
+        let topics = &workload.groups[self.group as usize].topics[positions.clone()];
         let topic_configs = topics
             .iter()
-            .zip(&self.flipped)
+            .zip(&self.flipped[positions])
             .map(|(&t, &flipped)| {
                 let q = workload.queue_nums_of(t, flipped);
                 TopicConfig {

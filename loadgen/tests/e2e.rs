@@ -256,6 +256,75 @@ fn register_first_resend_and_unregister_become_visible() {
     assert_eq!(document["lookups"].as_array().map(Vec::len), Some(0), "register makes no client load");
 }
 
+/// Asks `addr` for the route of each `(topic, broker)` on one connection, as a client would;
+/// returns the topics whose answer is not a route listing that broker.
+fn unroutable(addr: &str, expected: &[(String, String)]) -> Vec<String> {
+    use meridian_protocol::{codes, frame::SerializeType, header::Header, header::HeaderOut};
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to meridian");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    let mut missing = Vec::new();
+    for (opaque, (topic, broker)) in expected.iter().enumerate() {
+        let mut request = Vec::new();
+        let fields = [("topic", topic.as_str())];
+        HeaderOut::request(codes::GET_ROUTEINFO_BY_TOPIC, 0, 479, opaque as i32, Some(&fields[..])).encode_frame(
+            SerializeType::Json,
+            &[],
+            &mut request,
+        );
+        stream.write_all(&request).expect("sending a lookup");
+        let mut length = [0u8; 4];
+        stream.read_exact(&mut length).expect("an answer");
+        let mut frame = vec![0u8; u32::from_be_bytes(length) as usize];
+        stream.read_exact(&mut frame).expect("the whole answer");
+        let header_len = (u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) & 0x00ff_ffff) as usize;
+        let header = Header::decode(SerializeType::Json, &frame[4..4 + header_len]).expect("an answer header");
+        assert_eq!(header.opaque, opaque as i32);
+        let route: Value = serde_json::from_slice(&frame[4 + header_len..]).unwrap_or(Value::Null);
+        let listed = route["brokerDatas"].as_array().is_some_and(|b| b.iter().any(|d| d["brokerName"] == **broker));
+        if header.code != codes::SUCCESS || !listed {
+            missing.push(topic.clone());
+        }
+    }
+    missing
+}
+
+/// Brokers registering in chunks, as Java brokers with `enableSplitRegistration=true` do:
+/// 120 topics per broker in chunks of 40 is 3 full chunks and one empty last chunk per round.
+/// While the rounds go on (some with changed topics), every topic routes to its broker.
+#[test]
+fn split_registration_keeps_every_topic_routable() {
+    let server = meridian();
+    let addr = server.addr().to_string();
+    let dir = TempDir::new("split");
+    let json = dir.path().join("result.json");
+    let args = ["lookup", "-n", &addr, "--topics", "240", "--brokers", "2", "--connections", "2"];
+    let more = ["--duration", "3s", "--register-period", "300ms", "--change-fraction", "0.05"];
+    let split = ["--split-registration-size", "40", "--progress-interval", "200ms"];
+    let (child, rx) = spawn_loadgen(&[&args[..], &more[..], &split[..]].concat(), &json);
+    // The load phase starts once every broker's first round is answered.
+    let mut lines = vec![load_line(&rx)];
+    let expected: Vec<(String, String)> =
+        (0..240).map(|t| (format!("TopicTest{t:06}"), format!("lg-broker-{}", t % 2))).collect();
+    assert_eq!(unroutable(&addr, &expected), Vec::<String>::new(), "after the first rounds");
+    // Again while periodic rounds are being sent.
+    lines.push(load_line(&rx));
+    assert_eq!(unroutable(&addr, &expected), Vec::<String>::new(), "during periodic rounds");
+    let output = wait_with_deadline(child, RUN_DEADLINE);
+    lines.extend(rx.try_iter());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{text}\nstderr:\n{}", lines.join("\n"));
+    let document: Value = serde_json::from_slice(&std::fs::read(&json).expect("the --json file exists")).unwrap();
+    assert_eq!(document["errors_unexpected"], 0, "{text}");
+    let count = |name: &str| document["counts"][name].as_u64().unwrap_or(0);
+    let (rounds, chunks) = (count("split registration rounds"), count("split registration chunks"));
+    assert!(rounds > 2, "the first rounds and periodic ones: {rounds}");
+    assert_eq!(chunks, 4 * rounds, "every round is 4 chunks");
+    assert_eq!(event_count(&document, "register-chunk"), chunks, "one answer per chunk (one target)");
+    assert_eq!(event_count(&document, "register.setup"), 2, "one first round per broker");
+    assert!(lines.iter().any(|l| l.contains(" chunks)")), "progress shows the chunks:\n{}", lines.join("\n"));
+}
+
 #[test]
 fn storm_reports_quiet_and_storm_phases() {
     let server = meridian();

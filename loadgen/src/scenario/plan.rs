@@ -162,6 +162,11 @@ fn broker_plan(
     if !(1..=22).contains(&cluster.zstd_level) {
         return Err(format!("--zstd-level {} must be in 1..=22", cluster.zstd_level));
     }
+    if cluster.split_registration_size == 1 {
+        return Err("--split-registration-size 1 would make a first registration of one topic, which the Java \
+                    NameServer refuses: use 0 (off) or at least 2"
+            .into());
+    }
     Ok(Arc::new(BrokerPlan {
         workload: workload.clone(),
         format: BodyFormat {
@@ -173,6 +178,7 @@ fn broker_plan(
         heartbeat_interval: cluster.heartbeat_interval.0.max(Duration::from_millis(1)),
         heartbeat_timeout_ms: cluster.heartbeat_timeout_ms,
         register_timeout: cluster.register_timeout.0,
+        split_size: cluster.split_registration_size as usize,
         call_timeout: CALL_TIMEOUT,
         targets: targets.to_vec(),
     }))

@@ -523,8 +523,11 @@ async fn register_group(
                 format!("{} already serves {probe_topic}; visibility times would be meaningless (use --prefix)", g.name)
             });
     }
+    // 0 in split mode, where chunks are encoded as they are sent (counted as they are).
     let bytes = master.body_bytes(worker).await;
-    worker.metrics.borrow_mut().count("register first body bytes (per broker)", bytes as u64);
+    if bytes > 0 {
+        worker.metrics.borrow_mut().count("register first body bytes (per broker)", bytes as u64);
+    }
     let present = Expect::Present { broker: g.name.clone(), read_queue_nums: None };
     timed_registration(
         worker,

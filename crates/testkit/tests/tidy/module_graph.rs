@@ -109,14 +109,14 @@ const BENCH_PLOT_MODULES: Table = &[];
 /// One binary. Bottom up: rng, cpu, runtime, stats, wire; net, workload, ctx; the roles
 /// (broker, client, probe, propagation); output and cli; scenario; echo.
 const LOADGEN_MODULES: Table = &[
-    ("broker", &["ctx", "net", "stats", "wire", "workload"]),
+    ("broker", &["ctx", "net", "split", "stats", "wire", "workload"]),
     ("cli", &["broker", "rng", "workload"]),
     ("client", &["ctx", "net", "rng", "stats", "wire", "workload"]),
     ("cpu", &[]),
     ("ctx", &["stats"]),
     ("echo", &["cli", "net", "runtime", "scenario", "wire"]),
     ("net", &["wire"]),
-    ("output", &["cpu", "stats"]),
+    ("output", &["cpu", "split", "stats"]),
     ("probe", &["ctx", "net", "wire"]),
     ("propagation", &["ctx", "net", "rng", "stats", "wire"]),
     ("rng", &[]),
@@ -131,6 +131,7 @@ const LOADGEN_MODULES: Table = &[
         "scenario::workers",
         &["broker", "cli", "client", "ctx", "net", "probe", "propagation", "scenario::plan", "stats", "workload"],
     ),
+    ("split", &["workload"]),
     ("stats", &[]),
     ("wire", &[]),
     ("workload", &["rng"]),

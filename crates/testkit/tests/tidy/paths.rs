@@ -54,10 +54,8 @@ const SKIPPED: &[(&str, &str)] = &[
 // issue #16 (the protocol notes are being restated in the files themselves). Delete an entry
 // once its file no longer has the text (the test then says it is stale).
 // =========================================================================================
-const PATHS_TO_FIX: &[(&str, &str)] = &[
-    ("crates/server/benches/README.md", "../shared"),
-    ("crates/server/src/route/table.rs", "../shared"),
-];
+const PATHS_TO_FIX: &[(&str, &str)] =
+    &[("crates/server/benches/README.md", "../shared"), ("crates/server/src/route/table.rs", "../shared")];
 
 fn checked(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
