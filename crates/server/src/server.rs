@@ -2,10 +2,12 @@
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
 use crate::config::Config;
-use crate::metrics::{Metrics, ShardMetrics, WriterMetrics};
+use crate::metrics::counters::{ShardMetrics, WriterMetrics};
+use crate::metrics::http::Metrics;
 use crate::route::snapshot::RouteSnapshot;
-use crate::route::writer::{RouteUpdate, SnapshotCell, Writer, WriterSetup};
-use crate::shard::{self, ShardSetup};
+use crate::route::snapshot::SnapshotCell;
+use crate::route::writer::{RouteUpdate, Writer, WriterSetup};
+use crate::shard::accept::{self, ShardSetup};
 use crate::{notify, persist};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -272,7 +274,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
                 started: Instant::now(),
                 peer_report: peer_report.clone(),
             });
-            Some(crate::metrics::spawn_http(addr, metrics).map_err(err)?)
+            Some(crate::metrics::http::spawn_http(addr, metrics).map_err(err)?)
         }
         None => None,
     };
@@ -315,7 +317,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             .name(&format!("meridian-shard-{id}"))
             .io_memory(config.io_memory_bytes_per_shard)
             .preempt_timer(Duration::from_micros(config.preempt_timer_us))
-            .spawn(move || shard::run(setup))
+            .spawn(move || accept::run(setup))
             .map_err(|e| {
                 err(format!(
                     "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower io_memory_bytes_per_shard)"

@@ -19,6 +19,9 @@ const SYNC_BROKER_MEMBER_GROUP_PREFIX: &str = "rmq_sys_SYNC_BROKER_MEMBER_";
 /// brokerId of a master.
 const MASTER_ID: i64 = 0;
 
+/// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
+pub type SnapshotCell = Arc<arc_swap::ArcSwap<RouteSnapshot>>;
+
 /// What a route answer contains, kept so that zone-filtered answers can be cut from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteModel {

@@ -8,16 +8,15 @@
 //! *after* the snapshot containing the change is published, so a peer that got its answer
 //! sees its change on any shard. KV and config writes are durable before they are answered.
 
-use super::snapshot::{RouteBuildOptions, RouteSnapshot};
+use super::snapshot::{RouteBuildOptions, SnapshotCell};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
 use super::{events, warm, ConnId};
 use crate::config::Config;
 use crate::logging::{Admit, WarnLimiter};
-use crate::metrics::{RemovalCause, WriterMetrics};
+use crate::metrics::counters::{RemovalCause, WriterMetrics};
 use crate::persist::{self, KvTable};
-use arc_swap::ArcSwap;
 use meridian_protocol::answer::Answer;
 use meridian_protocol::body::{self, DataVersion, QueueData};
 use meridian_protocol::codes;
@@ -119,9 +118,6 @@ pub enum RouteUpdate {
         reply: Reply<Result<(), String>>,
     },
 }
-
-/// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
-pub type SnapshotCell = Arc<ArcSwap<RouteSnapshot>>;
 
 /// What the writer is started with besides its channels.
 pub struct WriterSetup {

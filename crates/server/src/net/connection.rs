@@ -7,10 +7,10 @@
 //! with 16 lookups in flight costs one read and one write, not sixteen of each. Must not:
 //! parse bodies or decide routes.
 
-use crate::handler::{self, Effects};
-use crate::metrics::CloseCause;
+use crate::metrics::counters::CloseCause;
+use crate::request::dispatch::{self, Effects};
 use crate::route::writer::RouteUpdate;
-use crate::shard::ShardState;
+use crate::shard::state::ShardState;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -238,7 +238,7 @@ async fn handle(
         tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", request.peer);
         meridian_protocol::answer::Answer::error(codes::GO_AWAY, "please go away")
     } else {
-        handler::handle(shard, conn, header, request.body, request.body_crc32, effects).await
+        dispatch::handle(shard, conn, header, request.body, request.body_crc32, effects).await
     };
     shard.metrics.request(header.code, answer.code, started.elapsed());
     if header.is_oneway() {

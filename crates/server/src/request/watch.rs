@@ -17,7 +17,7 @@
 //! in order), so clients watch on a connection of their own.
 
 use crate::route::snapshot::RouteSnapshot;
-use crate::shard::ShardState;
+use crate::shard::state::ShardState;
 use bytes::Bytes;
 use meridian_protocol::answer::Answer;
 use meridian_protocol::body::JsonFlavour;

@@ -1,0 +1,145 @@
+//! A shard's start and its accept loop: builds the `ShardState`, starts its helper tasks
+//! (waker pokes, publish signals, close requests), then accepts on the shard's own
+//! SO_REUSEPORT listener and hands each connection to `net::connection` for life.
+//! Must not: read or answer requests itself.
+
+use super::state::{ShardState, DECODE_QUEUE_SHARES};
+use crate::config::Config;
+use crate::logging::WarnLimiter;
+use crate::metrics::counters::ShardMetrics;
+use crate::net::connection;
+use crate::route::snapshot::SnapshotCell;
+use crate::route::writer::RouteUpdate;
+use crate::route::ConnId;
+use glommio::net::TcpListener;
+use glommio::{Latency, Shares};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::io::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// What a shard needs from the process when it starts.
+pub struct ShardSetup {
+    pub id: usize,
+    pub config: Config,
+    /// A bound, listening SO_REUSEPORT socket created by the main thread.
+    pub listener_fd: RawFd,
+    pub published: SnapshotCell,
+    pub updates: flume::Sender<RouteUpdate>,
+    pub close_requests: flume::Receiver<ConnId>,
+    /// Signalled once this shard's reactor exists (see `server::start` on memlock).
+    pub ready: std::sync::mpsc::Sender<()>,
+    /// Shared with the waker thread, which pokes only shards that have connections.
+    pub connections_open: Arc<AtomicUsize>,
+    /// Periodic pokes from the waker thread.
+    pub pokes: flume::Receiver<()>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: Arc<ShardMetrics>,
+    /// "A new snapshot is out", from the writer.
+    pub publish_signal: flume::Receiver<()>,
+}
+
+pub async fn run(setup: ShardSetup) {
+    // Reaching this line means the reactor (and its io_uring rings) exists. The sender is
+    // dropped right away: `server::start` counts signals until every sender is gone.
+    let ready = setup.ready;
+    let _ = ready.send(());
+    drop(ready);
+    // SAFETY: the main thread created this listening socket for this shard only and handed
+    // over ownership; nothing else uses or closes the fd.
+    let listener = unsafe { TcpListener::from_raw_fd(setup.listener_fd) };
+    let decode_queue =
+        glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
+    let state = Rc::new(ShardState {
+        id: setup.id,
+        snapshot: RefCell::new(arc_swap::Cache::new(setup.published)),
+        updates: setup.updates,
+        inflight: glommio::sync::Semaphore::new(setup.config.registration_inflight_bytes_per_shard_max),
+        connections_open: setup.connections_open,
+        decode_turn: glommio::sync::Semaphore::new(1),
+        conn_seq: Cell::new(0),
+        decode_queue,
+        open_fds: RefCell::new(HashMap::new()),
+        in_flight: setup.in_flight,
+        stopping: setup.stopping,
+        metrics: setup.metrics,
+        snapshot_published: event_listener::Event::new(),
+        watches_held: Cell::new(0),
+        peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", setup.id))),
+        config: setup.config,
+    });
+
+    // glommio 0.9 can park with runnable tasks (see `server::spawn_waker`): every poke
+    // from the waker thread is a foreign wake-up that gets the executor out of such a park.
+    let pokes = setup.pokes;
+    glommio::spawn_local(async move { while pokes.recv_async().await.is_ok() {} }).detach();
+
+    let publish_signal = setup.publish_signal;
+    let publish_state = state.clone();
+    glommio::spawn_local(async move {
+        while publish_signal.recv_async().await.is_ok() {
+            publish_state.snapshot_published.notify(usize::MAX);
+        }
+    })
+    .detach();
+
+    let closer_state = state.clone();
+    let close_requests = setup.close_requests;
+    glommio::spawn_local(async move {
+        while let Ok(conn) = close_requests.recv_async().await {
+            closer_state.close_conn(conn);
+        }
+    })
+    .detach();
+
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(_) if state.stopping.load(Ordering::Acquire) => {
+                // The main thread shut the listener down: accept no more, but keep the
+                // executor (and so the open connections) running while the process drains.
+                // The listener stays open (its fd must stay ours: the main thread used it).
+                tracing::debug!(shard = state.id, "stopped accepting");
+                // Held watches wake on this event only (no polling): they see `stopping`
+                // and answer at once.
+                state.snapshot_published.notify(usize::MAX);
+                let _listener = listener;
+                return std::future::pending::<()>().await;
+            }
+            Err(e) => {
+                tracing::error!(shard = state.id, "accept failed: {e}");
+                glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+        if state.open_count() >= state.config.connections_per_shard_max {
+            if state.peer_warning_admitted() {
+                tracing::warn!(
+                    shard = state.id,
+                    "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
+                    state.open_count(),
+                    state.config.connections_per_shard_max
+                );
+            }
+            state.metrics.refused();
+            drop(stream);
+            continue;
+        }
+        state.metrics.accepted();
+        state.set_open_count(state.open_count() + 1);
+        let conn_state = state.clone();
+        glommio::spawn_local(async move {
+            connection::serve(stream, peer, &conn_state).await;
+            conn_state.set_open_count(conn_state.open_count() - 1);
+        })
+        .detach();
+    }
+}
