@@ -8,6 +8,7 @@
 //! them to the [`route::table`], returns data (never answers) and publishes the next snapshot.
 //!
 //! - [`config`]: the one `Config`, every limit with its unit.
+//! - [`error`]: typed errors (kind, source: peer / internal / config, cause, context).
 //! - [`shard`]: per-shard state and the accept loop.
 //! - [`net`]: per-connection I/O (frames in, replies out).
 //! - [`request`]: header → `Command` → `Answer` (lookups, registrations, admin, watch).
@@ -20,6 +21,7 @@
 //! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
 
 pub mod config;
+pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod net;

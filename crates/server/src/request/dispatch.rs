@@ -4,9 +4,9 @@
 
 use super::command::{Command, CommandError};
 use super::register::RecentRegistration;
-use super::{lookup, register};
+use super::{admin, lookup, register, watch};
 use crate::route::table::Unregister;
-use crate::route::writer::{AdminRequest, RouteUpdate};
+use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
 use crate::shard::state::ShardState;
 use bytes::Bytes;
@@ -34,9 +34,6 @@ pub async fn handle(
     body_crc32: i32,
     effects: &mut Effects,
 ) -> Answer {
-    if header.code == codes::MERIDIAN_WATCH_ROUTES {
-        return super::watch::watch_routes(shard, header, &body).await;
-    }
     let command = match Command::parse(header) {
         Ok(c) => c,
         Err(CommandError(remark)) => {
@@ -99,18 +96,14 @@ pub async fn handle(
                 Ok(q) => q,
                 Err(e) => return Answer::error(codes::SYSTEM_ERROR, e.to_string()),
             };
-            shard
-                .call(|reply| RouteUpdate::RegisterTopic { topic, queue_datas, reply })
-                .await
-                .unwrap_or_else(writer_gone)
+            match shard.call(|reply| RouteUpdate::RegisterTopic { topic, queue_datas, reply }).await {
+                Some(Ok(())) => Answer::ok(Vec::new()),
+                Some(Err(remark)) => Answer::error(codes::SYSTEM_ERROR, remark),
+                None => writer_gone(),
+            }
         }
-        Command::Admin(request) => {
-            let request = match request {
-                AdminRequest::UpdateConfig { .. } => AdminRequest::UpdateConfig { body: body.to_vec() },
-                other => other,
-            };
-            shard.call(|reply| RouteUpdate::Admin { request, reply }).await.unwrap_or_else(writer_gone)
-        }
+        Command::Admin(command) => admin::admin(shard, command, &body).await,
+        Command::WatchRoutes { hold_ms } => watch::watch_routes(shard, hold_ms, &body).await,
         Command::Unsupported(code) => {
             Answer::error(codes::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))
         }

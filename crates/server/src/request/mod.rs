@@ -4,6 +4,7 @@
 //! (code, remark, ext fields, body) is built here; the route writer returns data only.
 //! Must not: lock, block the executor, or touch the route table.
 
+pub mod admin;
 pub mod command;
 pub mod dispatch;
 pub mod lookup;

@@ -2,6 +2,7 @@
 //! from, and the single `writer` loop that turns `RouteUpdate`s into new snapshots.
 
 pub mod events;
+pub mod kv;
 pub mod snapshot;
 pub mod table;
 pub mod warm;
