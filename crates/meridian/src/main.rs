@@ -63,7 +63,7 @@ fn build_config(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     }
     for kv in &cli.set {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        config.set(k.trim(), v).map_err(|e| e.0)?;
+        config.set(k.trim(), v).map_err(|e| e.to_string())?;
     }
     if let Some(listen) = cli.listen {
         config.listen = listen;
@@ -74,7 +74,7 @@ fn build_config(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     if let Some(n) = cli.shards {
         config.shards = n;
     }
-    config.validate().map_err(|e| e.0)?;
+    config.validate().map_err(|e| e.to_string())?;
     Ok((config, warnings))
 }
 

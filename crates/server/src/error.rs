@@ -59,3 +59,50 @@ impl std::error::Error for PersistError {
         Some(&self.cause)
     }
 }
+
+/// A configuration the server refuses: a key it does not know, a value it cannot use, or
+/// limits that contradict each other. `Display` is the text operators and peers see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Neither a Meridian key nor a Java NamesrvConfig/NettyServerConfig key. Config files
+    /// and UPDATE_NAMESRV_CONFIG ignore these (as Java does); `--set` refuses them.
+    UnknownKey { key: String },
+    /// A value that does not parse, or is out of range, for its key.
+    Invalid { key: String, value: String, why: String },
+    /// A value refused with the key and a reason only (`log_format`).
+    InvalidFor { key: String, why: String },
+    /// A properties text that cannot be read.
+    Unreadable { why: String },
+    /// Limits that contradict each other (`Config::validate`); the text names the keys.
+    Conflict(String),
+    /// The log subscriber could not be installed (the config shapes it).
+    Logging { why: String },
+}
+
+impl ConfigError {
+    pub fn source_kind(&self) -> Source {
+        match self {
+            ConfigError::Logging { .. } => Source::Internal,
+            _ => Source::Config,
+        }
+    }
+
+    pub fn is_unknown_key(&self) -> bool {
+        matches!(self, ConfigError::UnknownKey { .. })
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownKey { key } => write!(f, "unknown config key {key}"),
+            ConfigError::Invalid { key, value, why } => write!(f, "invalid value {value:?} for {key}: {why}"),
+            ConfigError::InvalidFor { key, why } => write!(f, "{key}: {why}"),
+            ConfigError::Unreadable { why } => write!(f, "config file: {why}"),
+            ConfigError::Conflict(text) => f.write_str(text),
+            ConfigError::Logging { why } => write!(f, "cannot install the log subscriber: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

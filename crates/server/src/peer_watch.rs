@@ -249,11 +249,11 @@ mod tests {
         let props = c.properties();
         assert!(props.contains(&("peer_namesrv_addrs".into(), "10.0.0.2:9876;10.0.0.3:9876".into())), "{props:?}");
         assert!(props.contains(&("peer_check_interval_ms".into(), "30000".into())));
-        assert!(c.set("peer_namesrv_addrs", "nohost").unwrap_err().0.contains("peer_namesrv_addrs"));
+        assert!(c.set("peer_namesrv_addrs", "nohost").unwrap_err().to_string().contains("peer_namesrv_addrs"));
         c.set("peer_namesrv_addrs", "").unwrap();
         assert!(c.peer_namesrv_addrs.is_empty());
         c.set("peer_check_interval_ms", "0").unwrap();
-        assert!(c.validate().unwrap_err().0.contains("peer_check_interval_ms"));
+        assert!(c.validate().unwrap_err().to_string().contains("peer_check_interval_ms"));
     }
 
     #[test]

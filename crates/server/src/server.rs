@@ -190,7 +190,7 @@ fn raise_fd_limit(config: &Config) {
 }
 
 pub fn start(config: Config) -> Result<Running, StartError> {
-    config.validate().map_err(|e| err(e.0))?;
+    config.validate().map_err(|e| err(e.to_string()))?;
     raise_fd_limit(&config);
     let lock = lock_data_dir(&config)?;
 

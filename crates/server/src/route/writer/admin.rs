@@ -92,7 +92,7 @@ impl Writer {
             match next.set(k, v) {
                 Ok(()) => {}
                 // Java applies only keys it knows and ignores the rest.
-                Err(e) if e.0.starts_with("unknown config key") => {}
+                Err(e) if e.is_unknown_key() => {}
                 Err(e) => return AdminResult::ConfigInvalid(e),
             }
         }

@@ -14,8 +14,8 @@ use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
 use super::{events, warm, ConnId};
-use crate::config::{Config, ConfigError};
-use crate::error::PersistError;
+use crate::config::Config;
+use crate::error::{ConfigError, PersistError};
 use crate::logging::{Admit, WarnLimiter};
 use crate::metrics::counters::{RemovalCause, WriterMetrics};
 use crate::persist::KvTable;
