@@ -106,3 +106,56 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Why a connection ended. `Display` is the text of the operator's log line.
+#[derive(Debug)]
+pub enum CloseReason {
+    /// The peer closed between frames.
+    PeerClosed,
+    /// The peer closed with part of a frame buffered.
+    PeerClosedMidFrame { buffered_bytes: usize },
+    /// Nothing arrived for `connection_idle_timeout_ms`.
+    IdleTimeout { idle_timeout_ms: u64 },
+    /// A read failed (e.g. a reset, or the server's own shutdown of an expired broker's socket).
+    ReadFailed(io::Error),
+    /// A reply could not be written within `reply_write_timeout_ms`, or at all.
+    WriteFailed { cause: io::Error, reply_write_timeout_ms: u64 },
+    /// Bytes no RocketMQ peer sends (a bad length, serialize type or header length).
+    InvalidFrame(String),
+    /// A header that does not decode.
+    UndecodableHeader(meridian_protocol::header::HeaderError),
+}
+
+impl CloseReason {
+    pub fn source_kind(&self) -> Source {
+        Source::Peer
+    }
+
+    /// The peer broke the protocol (worth a warning); timeouts, resets and closes happen.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::PeerClosedMidFrame { .. } | CloseReason::InvalidFrame(_) | CloseReason::UndecodableHeader(_)
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed"),
+            CloseReason::PeerClosedMidFrame { buffered_bytes } => {
+                write!(f, "peer closed in the middle of a frame ({buffered_bytes} bytes buffered)")
+            }
+            CloseReason::IdleTimeout { idle_timeout_ms } => {
+                write!(f, "idle for connection_idle_timeout_ms {idle_timeout_ms}")
+            }
+            CloseReason::ReadFailed(cause) => write!(f, "read failed: {cause}"),
+            CloseReason::WriteFailed { cause, reply_write_timeout_ms } => {
+                write!(f, "write failed ({cause}); reply_write_timeout_ms {reply_write_timeout_ms}")
+            }
+            CloseReason::InvalidFrame(why) => f.write_str(why),
+            CloseReason::UndecodableHeader(cause) => write!(f, "undecodable header: {cause}"),
+        }
+    }
+}

@@ -7,13 +7,17 @@
 //! with 16 lookups in flight costs one read and one write, not sixteen of each. Must not:
 //! parse bodies or decide routes.
 
+use crate::config::Config;
+use crate::error::CloseReason;
 use crate::metrics::counters::CloseCause;
 use crate::request::dispatch::{self, Effects};
 use crate::route::writer::RouteUpdate;
+use crate::route::ConnId;
 use crate::shard::state::ShardState;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use meridian_protocol::answer::Answer;
 use meridian_protocol::body;
 use meridian_protocol::codes;
 use meridian_protocol::frame::{self, FrameError, SerializeType};
@@ -49,35 +53,18 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
     shard.track_fd(conn, stream.as_raw_fd());
     tracing::debug!(shard = shard.id, conn = conn.0, "accepted {peer}");
 
-    let mut rbuf = vec![0u8; READ_BUFFER_BYTES_MIN];
-    let mut small_reads = 0u32;
-    // Unhandled bytes are rbuf[start..end].
-    let (mut start, mut end) = (0usize, 0usize);
+    let mut rbuf = ReadBuffer::new();
     let mut out = Replies::new(shard);
-    // The encoded response header, reused so a lookup allocates no header buffer.
-    let mut header_bytes: Vec<u8> = Vec::with_capacity(256);
-    let mut effects = Effects::default();
-
-    let reason: String = 'conn: loop {
-        // Every whole frame already buffered.
+    let mut session = Session { conn, peer: &peer, effects: Effects::default(), header_bytes: Vec::with_capacity(256) };
+    let reason = 'conn: loop {
+        // Every whole frame already buffered, then the replies in one write.
         loop {
-            let frame_bytes = match frame::check(&rbuf[start..end], config.frame_bytes_max, config.header_bytes_max) {
-                Ok(n) => n,
-                Err(FrameError::Incomplete) => break,
-                Err(FrameError::Invalid(why)) => break 'conn why,
+            let frame = match rbuf.next_frame(config) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(why) => break 'conn why,
             };
-            let parts = frame::split(&rbuf[start..], frame_bytes);
-            let header = match Header::decode(parts.serialize_type, &rbuf[start..][parts.header.clone()]) {
-                Ok(h) => h,
-                Err(e) => break 'conn format!("undecodable header: {e}"),
-            };
-            let body = Bytes::copy_from_slice(&rbuf[start..][parts.body]);
-            start += frame_bytes;
-            // Bodies this small (at most the 64 KiB buffer) cost microseconds to hash.
-            let body_crc32 = body::body_crc32(&body);
-            let request = Request { header: &header, peer: &peer, body, body_crc32 };
-            if let Err(why) = handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await
-            {
+            if let Err(why) = session.handle(shard, &mut stream, frame, &mut out).await {
                 break 'conn why;
             }
             if out.bytes.len() >= REPLY_BATCH_BYTES_MAX {
@@ -89,168 +76,238 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
         if let Err(why) = out.flush(&mut stream).await {
             break why;
         }
-        // Keep the partial frame at the front, then read more.
-        if start == end {
-            (start, end) = (0, 0);
-        } else if start > 0 {
-            rbuf.copy_within(start..end, 0);
-            (start, end) = (0, end - start);
-        }
-        let frame_bytes = match frame::peek_frame_len(&rbuf[..end], config.frame_bytes_max) {
-            Ok(n) => Some(n),
-            Err(FrameError::Incomplete) => None,
-            Err(FrameError::Invalid(why)) => break why,
-        };
-        if frame_bytes.is_some_and(|n| n > rbuf.len() && n <= READ_BUFFER_BYTES_MAX) {
-            grow(&mut rbuf, end);
-        }
-        if let Some(frame_bytes) = frame_bytes.filter(|&n| n > rbuf.len()) {
-            // Too big for the read buffer: read it into its own, then handle it.
-            match read_large_frame(&mut stream, shard, &rbuf[..end], frame_bytes).await {
-                Ok((whole, body_crc32, permit)) => {
-                    (start, end) = (0, 0);
-                    if let Err(FrameError::Invalid(why)) =
-                        frame::check(&whole, config.frame_bytes_max, config.header_bytes_max)
-                    {
-                        break why;
-                    }
-                    let parts = frame::split(&whole, frame_bytes);
-                    let header = match Header::decode(parts.serialize_type, &whole[parts.header.clone()]) {
-                        Ok(h) => h,
-                        Err(e) => break format!("undecodable header: {e}"),
-                    };
-                    let body = whole.slice(parts.body);
-                    drop(whole);
-                    let request = Request { header: &header, peer: &peer, body, body_crc32 };
-                    let handled =
-                        handle(shard, conn, &mut stream, request, &mut effects, &mut out, &mut header_bytes).await;
-                    drop(permit);
-                    if let Err(why) = handled {
-                        break why;
-                    }
-                    continue;
-                }
-                Err(why) => break why,
-            }
-        }
-        match stream.read(&mut rbuf[end..]).await {
-            Ok(0) if end == 0 => break "peer closed".to_string(),
-            Ok(0) => break format!("peer closed in the middle of a frame ({end} bytes buffered)"),
-            Ok(n) => {
-                let room = rbuf.len() - end;
-                end += n;
-                if n == room && rbuf.len() < READ_BUFFER_BYTES_MAX {
-                    // The read filled the buffer: more is likely waiting.
-                    grow(&mut rbuf, end);
-                    small_reads = 0;
-                } else if rbuf.len() > READ_BUFFER_BYTES_MIN && end <= READ_BUFFER_BYTES_MIN / 2 {
-                    small_reads += 1;
-                    if small_reads >= SMALL_READS_BEFORE_SHRINK {
-                        let mut small = vec![0u8; READ_BUFFER_BYTES_MIN];
-                        small[..end].copy_from_slice(&rbuf[..end]);
-                        rbuf = small;
-                        small_reads = 0;
-                    }
-                } else {
-                    small_reads = 0;
+        match rbuf.read_more(&mut stream, shard).await {
+            Ok(None) => {}
+            // A frame too large for the read buffer, read into its own.
+            Ok(Some(frame)) => {
+                if let Err(why) = session.handle(shard, &mut stream, frame, &mut out).await {
+                    break why;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                break format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms)
-            }
-            Err(e) => break format!("read failed: {e}"),
+            Err(why) => break why,
         }
     };
     shard.untrack_fd(conn);
     shard.metrics.closed(close_cause(&reason));
-    if reason == "peer closed" {
+    if matches!(reason, CloseReason::PeerClosed) {
         tracing::debug!(conn = conn.0, "{peer} closed");
     } else if shard.peer_warning_admitted() {
         // A peer breaking the protocol is worth a warning; timeouts and resets happen.
-        if matches!(close_cause(&reason), CloseCause::ProtocolError) {
+        if reason.is_protocol_error() {
             tracing::warn!(conn = conn.0, "closing {peer}: {reason}");
         } else {
             tracing::info!(conn = conn.0, "closing {peer}: {reason}");
         }
     }
-    if effects.registered_broker {
+    if session.effects.registered_broker {
         shard.send(RouteUpdate::ConnectionClosed { conn }).await;
     }
 }
 
-/// Replaces the read buffer by a zeroed one of `READ_BUFFER_BYTES_MAX`, keeping its first
-/// `end` bytes.
-fn grow(rbuf: &mut Vec<u8>, end: usize) {
-    let mut big = vec![0u8; READ_BUFFER_BYTES_MAX];
-    big[..end].copy_from_slice(&rbuf[..end]);
-    *rbuf = big;
-}
-
-/// The metrics cause of a connection's end, from the reason the loop above gives.
-fn close_cause(reason: &str) -> CloseCause {
-    if reason == "peer closed" || reason.starts_with("read failed") {
-        CloseCause::PeerClosed
-    } else if reason.starts_with("idle for") {
-        CloseCause::IdleTimeout
-    } else if reason.starts_with("write failed") {
-        CloseCause::WriteFailed
-    } else {
-        CloseCause::ProtocolError
+/// The metrics cause of a connection's end.
+fn close_cause(reason: &CloseReason) -> CloseCause {
+    match reason {
+        CloseReason::PeerClosed | CloseReason::ReadFailed(_) => CloseCause::PeerClosed,
+        CloseReason::IdleTimeout { .. } => CloseCause::IdleTimeout,
+        CloseReason::WriteFailed { .. } => CloseCause::WriteFailed,
+        CloseReason::PeerClosedMidFrame { .. } | CloseReason::InvalidFrame(_) | CloseReason::UndecodableHeader(_) => {
+            CloseCause::ProtocolError
+        }
     }
 }
 
-/// One decoded request frame.
-struct Request<'h> {
-    header: &'h Header,
-    /// The peer's address, for the per-request debug line.
-    peer: &'h str,
+/// A read error as the reason to close.
+fn read_failed(e: std::io::Error, config: &Config) -> CloseReason {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        CloseReason::IdleTimeout { idle_timeout_ms: config.connection_idle_timeout_ms }
+    } else {
+        CloseReason::ReadFailed(e)
+    }
+}
+
+/// One whole request frame, decoded.
+struct InFrame<'s> {
+    header: Header,
     body: Bytes,
     /// The body's CRC as `bodyCrc32` carries it (a large frame's computed while it arrived).
     body_crc32: i32,
+    /// Held by a large frame until it is handled (the shard's in-flight byte semaphore).
+    _permit: Option<glommio::sync::Permit<'s>>,
 }
 
-/// Handles one request, appending its reply (if any) to `out`. Requests the writer must
-/// answer first flush the replies gathered so far, so they do not wait behind it.
-async fn handle(
-    shard: &ShardState,
-    conn: crate::route::ConnId,
-    stream: &mut TcpStream,
-    request: Request<'_>,
-    effects: &mut Effects,
-    out: &mut Replies<'_>,
-    header_bytes: &mut Vec<u8>,
-) -> Result<(), String> {
-    let header = request.header;
-    if header.is_response() {
-        // Java logs and drops answers nobody asked for; we never send requests.
-        tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
-        return Ok(());
+/// The header of the whole frame `whole` (`frame_bytes` long) and its body's range.
+fn decode_header(whole: &[u8], frame_bytes: usize) -> Result<(Header, std::ops::Range<usize>), CloseReason> {
+    let parts = frame::split(whole, frame_bytes);
+    let header =
+        Header::decode(parts.serialize_type, &whole[parts.header.clone()]).map_err(CloseReason::UndecodableHeader)?;
+    Ok((header, parts.body))
+}
+
+/// The connection's read buffer: unhandled bytes are `buf[start..end]`. It starts small
+/// (`READ_BUFFER_BYTES_MIN`), grows to `READ_BUFFER_BYTES_MAX` when a frame or a read needs
+/// room, and shrinks back after `SMALL_READS_BEFORE_SHRINK` small reads in a row.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    small_reads: u32,
+}
+
+impl ReadBuffer {
+    fn new() -> ReadBuffer {
+        ReadBuffer { buf: vec![0u8; READ_BUFFER_BYTES_MIN], start: 0, end: 0, small_reads: 0 }
     }
-    let from_snapshot = matches!(header.code, codes::GET_ROUTEINFO_BY_TOPIC | codes::GET_BROKER_CLUSTER_INFO);
-    if !from_snapshot {
-        out.flush(stream).await?;
+
+    /// The next whole frame already buffered, if any.
+    fn next_frame(&mut self, config: &Config) -> Result<Option<InFrame<'static>>, CloseReason> {
+        let buffered = &self.buf[self.start..self.end];
+        let frame_bytes = match frame::check(buffered, config.frame_bytes_max, config.header_bytes_max) {
+            Ok(n) => n,
+            Err(FrameError::Incomplete) => return Ok(None),
+            Err(FrameError::Invalid(why)) => return Err(CloseReason::InvalidFrame(why)),
+        };
+        let (header, body) = decode_header(buffered, frame_bytes)?;
+        let body = Bytes::copy_from_slice(&buffered[body]);
+        self.start += frame_bytes;
+        // Bodies this small (at most the 64 KiB buffer) cost microseconds to hash.
+        let body_crc32 = body::body_crc32(&body);
+        Ok(Some(InFrame { header, body, body_crc32, _permit: None }))
     }
-    // Counted from here until its reply is written (or the connection ends).
-    out.count_request();
-    tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, request.peer);
-    let started = std::time::Instant::now();
-    let answer = if go_away(shard, header) {
-        tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", request.peer);
-        meridian_protocol::answer::Answer::error(codes::GO_AWAY, "please go away")
-    } else {
-        dispatch::handle(shard, conn, header, request.body, request.body_crc32, effects).await
-    };
-    shard.metrics.request(header.code, answer.code, started.elapsed());
-    if header.is_oneway() {
-        return Ok(());
+
+    /// Reads more bytes into the buffer (`None`), or, when the frame at its front is larger
+    /// than the buffer can be, that whole frame into a buffer of its own (`Some`).
+    async fn read_more<'s>(
+        &mut self,
+        stream: &mut TcpStream,
+        shard: &'s ShardState,
+    ) -> Result<Option<InFrame<'s>>, CloseReason> {
+        let config = &shard.config;
+        self.compact();
+        let frame_bytes = match frame::peek_frame_len(&self.buf[..self.end], config.frame_bytes_max) {
+            Ok(n) => Some(n),
+            Err(FrameError::Incomplete) => None,
+            Err(FrameError::Invalid(why)) => return Err(CloseReason::InvalidFrame(why)),
+        };
+        if frame_bytes.is_some_and(|n| n > self.buf.len() && n <= READ_BUFFER_BYTES_MAX) {
+            self.grow();
+        }
+        if let Some(frame_bytes) = frame_bytes.filter(|&n| n > self.buf.len()) {
+            let (whole, body_crc32, permit) =
+                read_large_frame(stream, shard, &self.buf[..self.end], frame_bytes).await?;
+            (self.start, self.end) = (0, 0);
+            if let Err(FrameError::Invalid(why)) = frame::check(&whole, config.frame_bytes_max, config.header_bytes_max)
+            {
+                return Err(CloseReason::InvalidFrame(why));
+            }
+            let (header, body) = decode_header(&whole, frame_bytes)?;
+            let body = whole.slice(body);
+            return Ok(Some(InFrame { header, body, body_crc32, _permit: permit }));
+        }
+        match stream.read(&mut self.buf[self.end..]).await {
+            Ok(0) if self.end == 0 => Err(CloseReason::PeerClosed),
+            Ok(0) => Err(CloseReason::PeerClosedMidFrame { buffered_bytes: self.end }),
+            Ok(n) => {
+                self.filled(n);
+                Ok(None)
+            }
+            Err(e) => Err(read_failed(e, config)),
+        }
     }
-    let ext: Option<Vec<(&str, &str)>> =
-        answer.ext_fields.as_ref().map(|v| v.iter().map(|(k, v)| (*k, v.as_str())).collect());
-    header_bytes.clear();
-    HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
-        .encode(SerializeType::Json, header_bytes);
-    frame::encode(&mut out.bytes, SerializeType::Json, header_bytes, &answer.body);
-    Ok(())
+
+    /// Keeps the partial frame at the front.
+    fn compact(&mut self) {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+    }
+
+    /// After a read of `n` bytes: grows a buffer the read filled (more is likely waiting),
+    /// shrinks one that has been mostly empty for a while.
+    fn filled(&mut self, n: usize) {
+        let room = self.buf.len() - self.end;
+        self.end += n;
+        if n == room && self.buf.len() < READ_BUFFER_BYTES_MAX {
+            self.grow();
+            self.small_reads = 0;
+        } else if self.buf.len() > READ_BUFFER_BYTES_MIN && self.end <= READ_BUFFER_BYTES_MIN / 2 {
+            self.small_reads += 1;
+            if self.small_reads >= SMALL_READS_BEFORE_SHRINK {
+                let mut small = vec![0u8; READ_BUFFER_BYTES_MIN];
+                small[..self.end].copy_from_slice(&self.buf[..self.end]);
+                self.buf = small;
+                self.small_reads = 0;
+            }
+        } else {
+            self.small_reads = 0;
+        }
+    }
+
+    /// Replaces the buffer by a zeroed one of `READ_BUFFER_BYTES_MAX`, keeping its bytes
+    /// (the caller has compacted it).
+    fn grow(&mut self) {
+        let mut big = vec![0u8; READ_BUFFER_BYTES_MAX];
+        big[..self.end].copy_from_slice(&self.buf[..self.end]);
+        self.buf = big;
+    }
+}
+
+/// What a connection keeps between requests.
+struct Session<'p> {
+    conn: ConnId,
+    /// The peer's address, for the per-request debug line.
+    peer: &'p str,
+    effects: Effects,
+    /// The encoded response header, reused so a lookup allocates no header buffer.
+    header_bytes: Vec<u8>,
+}
+
+impl Session<'_> {
+    /// Handles one request, appending its reply (if any) to `out`. Requests the writer must
+    /// answer first flush the replies gathered so far, so they do not wait behind it.
+    async fn handle(
+        &mut self,
+        shard: &ShardState,
+        stream: &mut TcpStream,
+        frame: InFrame<'_>,
+        out: &mut Replies<'_>,
+    ) -> Result<(), CloseReason> {
+        // The permit is held until the request is handled; the body moves on to dispatch.
+        let InFrame { header, body, body_crc32, _permit } = frame;
+        let (conn, header) = (self.conn, &header);
+        if header.is_response() {
+            // Java logs and drops answers nobody asked for; we never send requests.
+            tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
+            return Ok(());
+        }
+        let from_snapshot = matches!(header.code, codes::GET_ROUTEINFO_BY_TOPIC | codes::GET_BROKER_CLUSTER_INFO);
+        if !from_snapshot {
+            out.flush(stream).await?;
+        }
+        // Counted from here until its reply is written (or the connection ends).
+        out.count_request();
+        tracing::debug!(conn = conn.0, opaque = header.opaque, "request code={} from {}", header.code, self.peer);
+        let started = std::time::Instant::now();
+        let answer = if go_away(shard, header) {
+            tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", self.peer);
+            Answer::error(codes::GO_AWAY, "please go away")
+        } else {
+            dispatch::handle(shard, conn, header, body, body_crc32, &mut self.effects).await
+        };
+        shard.metrics.request(header.code, answer.code, started.elapsed());
+        if header.is_oneway() {
+            return Ok(());
+        }
+        let ext: Option<Vec<(&str, &str)>> =
+            answer.ext_fields.as_ref().map(|v| v.iter().map(|(k, v)| (*k, v.as_str())).collect());
+        self.header_bytes.clear();
+        HeaderOut::response(answer.code, header.opaque, answer.remark.as_deref(), ext.as_deref())
+            .encode(SerializeType::Json, &mut self.header_bytes);
+        frame::encode(&mut out.bytes, SerializeType::Json, &self.header_bytes, &answer.body);
+        Ok(())
+    }
 }
 
 /// While a graceful shutdown's GO_AWAY window is open, clients that understand GO_AWAY
@@ -292,10 +349,10 @@ impl<'s> Replies<'s> {
     }
 
     /// Writes the gathered replies.
-    async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), String> {
+    async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), CloseReason> {
         if !self.bytes.is_empty() {
-            if let Err(e) = stream.write_all(&self.bytes).await {
-                return Err(format!("write failed ({e}); reply_write_timeout_ms {}", self.reply_write_timeout_ms));
+            if let Err(cause) = stream.write_all(&self.bytes).await {
+                return Err(CloseReason::WriteFailed { cause, reply_write_timeout_ms: self.reply_write_timeout_ms });
             }
             self.bytes.clear();
             if self.bytes.capacity() > REPLY_BUFFER_KEEP_BYTES_MAX {
@@ -323,7 +380,7 @@ async fn read_large_frame<'s>(
     shard: &'s ShardState,
     buffered: &[u8],
     frame_bytes: usize,
-) -> Result<(Bytes, i32, Option<glommio::sync::Permit<'s>>), String> {
+) -> Result<(Bytes, i32, Option<glommio::sync::Permit<'s>>), CloseReason> {
     let config = &shard.config;
     let permit = if frame_bytes >= LARGE_FRAME_BYTES_MIN {
         Some(
@@ -345,15 +402,12 @@ async fn read_large_frame<'s>(
     while filled < frame_bytes {
         let until = (filled + READ_CHUNK_BYTES_MAX).min(frame_bytes);
         match stream.read(&mut whole[filled..until]).await {
-            Ok(0) => return Err(format!("peer closed in the middle of a frame ({filled} bytes buffered)")),
+            Ok(0) => return Err(CloseReason::PeerClosedMidFrame { buffered_bytes: filled }),
             Ok(n) => {
                 filled += n;
                 crc.update(&whole[..filled]).await;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(format!("idle for connection_idle_timeout_ms {}", config.connection_idle_timeout_ms))
-            }
-            Err(e) => return Err(format!("read failed: {e}")),
+            Err(e) => return Err(read_failed(e, config)),
         }
     }
     Ok((Bytes::from(whole), crc.finish(), permit))
