@@ -19,6 +19,7 @@
 //! - [`notify`]: the outbound NOTIFY_MIN_BROKER_ID_CHANGE sender.
 //! - [`peer_watch`]: compares this server with its peers (`peer_namesrv_addrs`).
 //! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
+//! - [`sys`]: every libc call and `unsafe` block, each with why it is sound.
 
 pub mod config;
 pub mod error;
@@ -32,3 +33,4 @@ pub mod request;
 pub mod route;
 pub mod server;
 pub mod shard;
+pub mod sys;

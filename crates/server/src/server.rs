@@ -8,7 +8,7 @@ use crate::route::snapshot::RouteSnapshot;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::{RouteUpdate, Writer, WriterSetup};
 use crate::shard::accept::{self, ShardSetup};
-use crate::{notify, persist};
+use crate::{notify, persist, sys};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fs::File;
@@ -75,9 +75,7 @@ fn lock_data_dir(config: &Config) -> Result<File, StartError> {
         .map_err(|e| err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display())))?;
     let path = dir.join("meridian.lock");
     let file = File::create(&path).map_err(|e| err(format!("cannot open lock file {}: {e}", path.display())))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    if !sys::try_lock_exclusive(&file) {
         return Err(err(format!(
             "data dir {} is in use by another meridian (lock {} is held); use another --data-dir",
             dir.display(),
@@ -133,28 +131,12 @@ fn spawn_waker(
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.
 fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    let mut cpus = Vec::new();
-    if rc == 0 {
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            // SAFETY: `cpu` is below CPU_SETSIZE and `set` is initialised.
-            if unsafe { libc::CPU_ISSET(cpu, &set) } {
-                cpus.push(cpu);
-            }
-        }
-    }
+    let mut cpus = sys::affinity_cpus();
     if cpus.is_empty() {
         let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         cpus.extend(0..n);
     }
     cpus
-}
-
-fn set_thp_disabled(disabled: bool) {
-    // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
 }
 
 /// File descriptors kept for everything but connections (listeners, rings, eventfds, files).
@@ -163,28 +145,22 @@ const FD_RESERVE: u64 = 256;
 /// Connections are file descriptors: raises the soft open-file limit towards what the
 /// connection limits allow (up to the hard limit) and says so; warns when it stays below.
 fn raise_fd_limit(config: &Config) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit on this process with a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Some((mut soft, hard)) = sys::open_files_limit() else {
         return;
-    }
+    };
     let wanted = (config.connections_per_shard_max as u64).saturating_mul(config.shards as u64) + FD_RESERVE;
-    let before = limit.rlim_cur;
-    if before < wanted && before < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = raised.rlim_cur;
-            tracing::info!("open files limit raised from {before} to {}", limit.rlim_cur);
-        }
+    let before = soft;
+    if before < wanted && before < hard && sys::set_open_files_limit(wanted.min(hard), hard).is_ok() {
+        soft = wanted.min(hard);
+        tracing::info!("open files limit raised from {before} to {soft}");
     }
-    if limit.rlim_cur < wanted {
+    if soft < wanted {
         tracing::warn!(
             "open files limit {} < connections_per_shard_max x shards + {FD_RESERVE} = {wanted}: connections beyond \
              about {} will be refused; raise `ulimit -n` (hard limit {}) or lower connections_per_shard_max",
-            limit.rlim_cur,
-            limit.rlim_cur.saturating_sub(FD_RESERVE),
-            limit.rlim_max
+            soft,
+            soft.saturating_sub(FD_RESERVE),
+            hard
         );
     }
 }
@@ -285,7 +261,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
     // second shard no longer fits an 8 MiB limit. So THP is off while the shards register
     // their buffers, and back on afterwards (pinned pages are never collapsed later).
-    set_thp_disabled(true);
+    sys::set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
     let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics).zip(published_rxs);
@@ -331,7 +307,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     // drops its sender unsignalled. Serving with fewer shards than configured would leave
     // that shard's listener accepting connections nobody answers, so refuse to start.
     let started = ready_rx.iter().count();
-    set_thp_disabled(false);
+    sys::set_thp_disabled(false);
     if started != config.shards {
         let mut reasons = Vec::new();
         for handle in shards {
@@ -373,9 +349,9 @@ impl Running {
     pub fn stop_accepting(&self) {
         self.stopping.store(true, Ordering::Release);
         for fd in &self.listener_fds {
-            // SAFETY: the fds are the shards' listening sockets, open for the life of the
-            // process (a shard never closes its listener); shutdown only ends accepting.
-            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            // The fds are the shards' listening sockets, open for the life of the process
+            // (a shard never closes its listener); shutdown only ends accepting.
+            sys::shutdown_socket(*fd);
         }
     }
 

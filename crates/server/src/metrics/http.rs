@@ -306,10 +306,7 @@ impl ProcessStats {
     /// From /proc/self; zeros where unavailable.
     fn read() -> ProcessStats {
         let mut out = ProcessStats::default();
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-        // SAFETY: as above.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let (page, ticks) = crate::sys::page_bytes_and_clock_ticks();
         if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
             let mut it = statm.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
             out.vsize_bytes = it.next().unwrap_or(0) * page;

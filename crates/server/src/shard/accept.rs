@@ -11,11 +11,10 @@ use crate::net::connection;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
-use glommio::net::TcpListener;
 use glommio::{Latency, Shares};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::unix::io::{FromRawFd, RawFd};
+use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,9 +51,9 @@ pub async fn run(setup: ShardSetup) {
     let ready = setup.ready;
     let _ = ready.send(());
     drop(ready);
-    // SAFETY: the main thread created this listening socket for this shard only and handed
-    // over ownership; nothing else uses or closes the fd.
-    let listener = unsafe { TcpListener::from_raw_fd(setup.listener_fd) };
+    // The main thread created this listening socket for this shard only and handed over
+    // ownership; nothing else uses or closes the fd.
+    let listener = crate::sys::adopt_listener(setup.listener_fd);
     let decode_queue =
         glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
     let state = Rc::new(ShardState {

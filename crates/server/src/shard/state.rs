@@ -132,10 +132,10 @@ impl ShardState {
 
     pub(super) fn close_conn(&self, conn: ConnId) {
         if let Some(fd) = self.open_fds.borrow().get(&conn) {
-            // SAFETY: the fd belongs to a live connection task on this shard (it removes
-            // itself from `open_fds` before its socket is dropped), so it is still open and
-            // still ours; shutdown only ends its I/O, the task then closes it.
-            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            // The fd belongs to a live connection task on this shard (it removes itself from
+            // `open_fds` before its socket is dropped), so it is still open and still ours;
+            // shutdown only ends its I/O, the task then closes it.
+            crate::sys::shutdown_socket(*fd);
         }
     }
 }
