@@ -159,3 +159,77 @@ impl fmt::Display for CloseReason {
         }
     }
 }
+
+/// The KV config file could not be loaded at start.
+#[derive(Debug)]
+pub enum KvLoadError {
+    Unreadable { path: PathBuf, cause: io::Error },
+    Invalid { path: PathBuf, cause: serde_json::Error },
+}
+
+impl fmt::Display for KvLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvLoadError::Unreadable { path, cause } => write!(f, "cannot read KV file {}: {cause}", path.display()),
+            KvLoadError::Invalid { path, cause } => write!(
+                f,
+                "KV file {} is not valid kvConfig.json ({cause}); fix or move it (a .bak may exist)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KvLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KvLoadError::Unreadable { cause, .. } => Some(cause),
+            KvLoadError::Invalid { cause, .. } => Some(cause),
+        }
+    }
+}
+
+/// Why the server did not start. `context` is the operator's line (what start-up was
+/// doing, with the path, port or key involved, and what to do); `cause` the error behind it.
+#[derive(Debug)]
+pub struct StartError {
+    pub source_kind: Source,
+    pub context: String,
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StartError {
+    /// The server could not do its own work (a socket, a thread, a file).
+    pub fn internal(context: String, cause: impl std::error::Error + Send + Sync + 'static) -> StartError {
+        StartError { source_kind: Source::Internal, context, cause: Some(Box::new(cause)) }
+    }
+
+    /// A condition without an error value behind it (e.g. a lock held by another server).
+    pub fn refused(context: String) -> StartError {
+        StartError { source_kind: Source::Internal, context, cause: None }
+    }
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> StartError {
+        StartError { source_kind: e.source_kind(), context: e.to_string(), cause: Some(Box::new(e)) }
+    }
+}
+
+impl From<KvLoadError> for StartError {
+    fn from(e: KvLoadError) -> StartError {
+        StartError { source_kind: Source::Internal, context: e.to_string(), cause: Some(Box::new(e)) }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}

@@ -12,6 +12,7 @@
 //! Must not: block a shard, or send anything but the stock read requests of `fetch`.
 
 use crate::config::Config;
+use crate::error::StartError;
 use meridian_client::route_diff::fetch::{fetch_all, FetchOptions, MAX_TOPICS_DEFAULT};
 use meridian_client::route_diff::{compare, NamesrvView};
 use meridian_client::TIMEOUT_MS_DEFAULT;
@@ -71,7 +72,7 @@ pub fn spawn(
     local: SocketAddr,
     cell: PeerReportCell,
     stopping: Arc<AtomicBool>,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let mut peers = Vec::new();
     for peer in &config.peer_namesrv_addrs {
         if is_this_server(peer, local) {
@@ -97,7 +98,7 @@ pub fn spawn(
         .name("meridian-peer-watch".into())
         .spawn(move || watch.run())
         .map(|_| ())
-        .map_err(|e| format!("cannot start the peer watch thread: {e}"))
+        .map_err(|e| StartError::internal(format!("cannot start the peer watch thread: {e}"), e))
 }
 
 struct Watch {

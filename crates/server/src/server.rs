@@ -2,18 +2,20 @@
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
 use crate::config::Config;
+use crate::error::StartError;
 use crate::metrics::counters::{ShardMetrics, WriterMetrics};
 use crate::metrics::http::Metrics;
 use crate::route::snapshot::RouteSnapshot;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::{RouteUpdate, Writer, WriterSetup};
+use crate::route::ConnId;
 use crate::shard::accept::{self, ShardSetup};
 use crate::{notify, persist, sys};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::io::IntoRawFd;
+use std::os::unix::io::{IntoRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,19 +42,9 @@ pub struct Running {
     _lock: File,
 }
 
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
-fn err(msg: String) -> StartError {
-    StartError(msg)
+/// An I/O failure during start-up, with the operator's line.
+fn io_err(context: String, cause: std::io::Error) -> StartError {
+    StartError::internal(context, cause)
 }
 
 /// SO_REUSEPORT would silently split a port's traffic between two servers, so each port is
@@ -62,9 +54,9 @@ fn claim_port(port: u16) -> Result<UnixListener, StartError> {
     use std::os::linux::net::SocketAddrExt;
     let name = format!("meridian-port-{port}");
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .map_err(|e| err(format!("port guard {name}: {e}")))?;
+        .map_err(|e| io_err(format!("port guard {name}: {e}"), e))?;
     UnixListener::bind_addr(&addr).map_err(|e| {
-        err(format!("another meridian is already serving port {port} (guard @{name} is taken: {e}); stop it or choose another --listen port"))
+        io_err(format!("another meridian is already serving port {port} (guard @{name} is taken: {e}); stop it or choose another --listen port"), e)
     })
 }
 
@@ -72,11 +64,11 @@ fn claim_port(port: u16) -> Result<UnixListener, StartError> {
 fn lock_data_dir(config: &Config) -> Result<File, StartError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)
-        .map_err(|e| err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display())))?;
+        .map_err(|e| io_err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display()), e))?;
     let path = dir.join("meridian.lock");
-    let file = File::create(&path).map_err(|e| err(format!("cannot open lock file {}: {e}", path.display())))?;
+    let file = File::create(&path).map_err(|e| io_err(format!("cannot open lock file {}: {e}", path.display()), e))?;
     if !sys::try_lock_exclusive(&file) {
-        return Err(err(format!(
+        return Err(StartError::refused(format!(
             "data dir {} is in use by another meridian (lock {} is held); use another --data-dir",
             dir.display(),
             path.display()
@@ -87,11 +79,14 @@ fn lock_data_dir(config: &Config) -> Result<File, StartError> {
 
 fn bind_reuseport(addr: SocketAddr, backlog_len: u32) -> Result<Socket, StartError> {
     let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| err(format!("socket: {e}")))?;
-    socket.set_reuse_address(true).map_err(|e| err(format!("SO_REUSEADDR: {e}")))?;
-    socket.set_reuse_port(true).map_err(|e| err(format!("SO_REUSEPORT: {e}")))?;
-    socket.bind(&SockAddr::from(addr)).map_err(|e| err(format!("cannot bind {addr}: {e}")))?;
-    socket.listen(backlog_len.min(i32::MAX as u32) as i32).map_err(|e| err(format!("cannot listen on {addr}: {e}")))?;
+    let socket =
+        Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| io_err(format!("socket: {e}"), e))?;
+    socket.set_reuse_address(true).map_err(|e| io_err(format!("SO_REUSEADDR: {e}"), e))?;
+    socket.set_reuse_port(true).map_err(|e| io_err(format!("SO_REUSEPORT: {e}"), e))?;
+    socket.bind(&SockAddr::from(addr)).map_err(|e| io_err(format!("cannot bind {addr}: {e}"), e))?;
+    socket
+        .listen(backlog_len.min(i32::MAX as u32) as i32)
+        .map_err(|e| io_err(format!("cannot listen on {addr}: {e}"), e))?;
     Ok(socket)
 }
 
@@ -126,7 +121,7 @@ fn spawn_waker(
             }
         })
         .map(|_| ())
-        .map_err(|e| err(format!("cannot start the waker thread: {e}")))
+        .map_err(|e| io_err(format!("cannot start the waker thread: {e}"), e))
 }
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.
@@ -165,13 +160,101 @@ fn raise_fd_limit(config: &Config) {
     }
 }
 
+/// Starts the server: locks and listeners first (so a second server fails before it does
+/// anything), then the writer, the metrics endpoint, the waker, the shards and the peer watch.
 pub fn start(config: Config) -> Result<Running, StartError> {
-    config.validate().map_err(|e| err(e.to_string()))?;
+    config.validate()?;
     raise_fd_limit(&config);
     let lock = lock_data_dir(&config)?;
+    let (guard, listeners, local_addr) = bind_listeners(&config)?;
+    let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
+    let shared = Shared {
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        connections_open: (0..config.shards).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+        shard_metrics: (0..config.shards).map(|_| Arc::default()).collect(),
+    };
+    let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
+    let mut wiring = ShardWiring::new(config.shards);
+    let writer_metrics = Arc::new(WriterMetrics::default());
+    let writer = start_writer(&config, &published, updates_rx, &mut wiring, writer_metrics.clone())?;
+    // Bound before the shards start, so a taken metrics port fails the start cleanly.
+    let peer_report = crate::peer_watch::cell_if_enabled(&config);
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let metrics = Arc::new(Metrics {
+                shards: shared.shard_metrics.clone(),
+                writer: writer_metrics,
+                connections_open: shared.connections_open.clone(),
+                in_flight: shared.in_flight.clone(),
+                stopping: shared.stopping.clone(),
+                published: published.clone(),
+                started: Instant::now(),
+                peer_report: peer_report.clone(),
+            });
+            Some(crate::metrics::http::spawn_http(addr, metrics)?)
+        }
+        None => None,
+    };
+    let pokes = std::mem::take(&mut wiring.poke_txs);
+    let poke_interval = Duration::from_micros(config.executor_poke_interval_us);
+    spawn_waker(shared.connections_open.clone(), pokes, poke_interval)?;
+    let listener_fds: Vec<RawFd> = listeners.into_iter().map(IntoRawFd::into_raw_fd).collect();
+    let shards = start_shards(&config, &listener_fds, &published, &updates_tx, wiring, &shared)?;
+    // Listening on every shard: the peer watch may now read this server over TCP.
+    if let Some(cell) = peer_report {
+        crate::peer_watch::spawn(&config, local_addr, cell, shared.stopping.clone())?;
+    }
+    Ok(Running {
+        local_addr,
+        listener_fds,
+        in_flight: shared.in_flight,
+        stopping: shared.stopping,
+        connections_open: shared.connections_open,
+        metrics_addr,
+        shards,
+        writer,
+        updates: updates_tx,
+        _guard: guard,
+        _lock: lock,
+    })
+}
 
-    // With a fixed port, claim it before binding so we never steal a running server's
-    // connections; with port 0, the first bind picks the port and no one else can have it.
+/// State every shard and the metrics endpoint share.
+struct Shared {
+    in_flight: Arc<AtomicUsize>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    connections_open: Vec<Arc<AtomicUsize>>,
+    shard_metrics: Vec<Arc<ShardMetrics>>,
+}
+
+/// The channels between the shards and the writer and waker threads, one of each per shard.
+struct ShardWiring {
+    /// Writer → shard: close an expired broker's connection.
+    closers: Vec<flume::Sender<ConnId>>,
+    close_rxs: Vec<flume::Receiver<ConnId>>,
+    /// Writer → shard: "a new snapshot is out".
+    published_signals: Vec<flume::Sender<()>>,
+    published_rxs: Vec<flume::Receiver<()>>,
+    /// Waker → shard.
+    poke_txs: Vec<flume::Sender<()>>,
+    poke_rxs: Vec<flume::Receiver<()>>,
+}
+
+impl ShardWiring {
+    fn new(shards: usize) -> ShardWiring {
+        // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
+        let (closers, close_rxs) = (0..shards).map(|_| flume::bounded(1024)).unzip();
+        let (published_signals, published_rxs) = (0..shards).map(|_| flume::bounded(1)).unzip();
+        let (poke_txs, poke_rxs) = (0..shards).map(|_| flume::bounded(1)).unzip();
+        ShardWiring { closers, close_rxs, published_signals, published_rxs, poke_txs, poke_rxs }
+    }
+}
+
+/// Claims the port, binds one SO_REUSEPORT listener per shard. With a fixed port it is
+/// claimed before binding so we never steal a running server's connections; with port 0,
+/// the first bind picks the port and no one else can have it.
+fn bind_listeners(config: &Config) -> Result<(UnixListener, Vec<Socket>, SocketAddr), StartError> {
     let mut guard = None;
     if config.listen.port() != 0 {
         guard = Some(claim_port(config.listen.port())?);
@@ -181,7 +264,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .ok_or_else(|| err("listener has no local address".into()))?;
+        .ok_or_else(|| StartError::refused("listener has no local address".into()))?;
     let guard = match guard {
         Some(g) => g,
         None => claim_port(local_addr.port())?,
@@ -190,72 +273,46 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     for _ in 1..config.shards {
         listeners.push(bind_reuseport(local_addr, config.listen_backlog_len)?);
     }
+    Ok((guard, listeners, local_addr))
+}
 
-    let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
-    let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
-    let mut closers = Vec::new();
-    let mut close_rxs = Vec::new();
-    let (published_signals, published_rxs): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(1)).unzip();
-    for _ in 0..config.shards {
-        // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
-        let (tx, rx) = flume::bounded(1024);
-        closers.push(tx);
-        close_rxs.push(rx);
-    }
-    let kv_path = config.kv_config_path();
-    let kv = persist::load_kv(&kv_path).map_err(err)?;
-    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.shards).map(|_| Arc::default()).collect();
-    let writer_metrics = Arc::new(WriterMetrics::default());
+/// Loads the KV config and starts the notifier and the writer threads.
+fn start_writer(
+    config: &Config,
+    published: &SnapshotCell,
+    updates: flume::Receiver<RouteUpdate>,
+    wiring: &mut ShardWiring,
+    metrics: Arc<WriterMetrics>,
+) -> Result<JoinHandle<()>, StartError> {
+    let kv = persist::load_kv(&config.kv_config_path())?;
     let (notify_tx, notify_rx) = flume::bounded(notify::NOTIFY_QUEUE_LEN_MAX);
-    notify::spawn(notify_rx).map_err(|e| err(format!("cannot start the notifier thread: {e}")))?;
+    notify::spawn(notify_rx).map_err(|e| io_err(format!("cannot start the notifier thread: {e}"), e))?;
     let writer = Writer::new(WriterSetup {
         config: config.clone(),
         kv,
         published: published.clone(),
-        updates: updates_rx,
-        closers,
+        updates,
+        closers: std::mem::take(&mut wiring.closers),
         notifications: notify_tx,
-        metrics: writer_metrics.clone(),
-        published_signals,
+        metrics,
+        published_signals: std::mem::take(&mut wiring.published_signals),
         started_at: Instant::now(),
     });
-    let writer = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("meridian-writer".into())
         .spawn(move || writer.run())
-        .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
+        .map_err(|e| io_err(format!("cannot start the writer thread: {e}"), e))
+}
 
-    let mut open_counts = Vec::new();
-    let mut poke_txs = Vec::new();
-    let mut poke_rxs = Vec::new();
-    for _ in 0..config.shards {
-        open_counts.push(Arc::new(AtomicUsize::new(0)));
-        let (tx, rx) = flume::bounded(1);
-        poke_txs.push(tx);
-        poke_rxs.push(rx);
-    }
-    let connections_open = open_counts.clone();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Bound before the shards start, so a taken metrics port fails the start cleanly.
-    let peer_report = crate::peer_watch::cell_if_enabled(&config);
-    let metrics_addr = match config.metrics_listen {
-        Some(addr) => {
-            let metrics = Arc::new(Metrics {
-                shards: shard_metrics.clone(),
-                writer: writer_metrics,
-                connections_open: open_counts.clone(),
-                in_flight: in_flight.clone(),
-                stopping: stopping.clone(),
-                published: published.clone(),
-                started: Instant::now(),
-                peer_report: peer_report.clone(),
-            });
-            Some(crate::metrics::http::spawn_http(addr, metrics).map_err(err)?)
-        }
-        None => None,
-    };
-    spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
-
+/// Starts one pinned executor per listener and waits until every shard's reactor exists.
+fn start_shards(
+    config: &Config,
+    listener_fds: &[RawFd],
+    published: &SnapshotCell,
+    updates: &flume::Sender<RouteUpdate>,
+    wiring: ShardWiring,
+    shared: &Shared,
+) -> Result<Vec<glommio::ExecutorJoinHandle<()>>, StartError> {
     let cpus = allowed_cpus();
     // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
@@ -264,26 +321,21 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     sys::set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
-    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics).zip(published_rxs);
-    let mut listener_fds = Vec::new();
-    for (id, (listener, ((((close_requests, connections_open), pokes), metrics), publish_signal))) in
-        listeners.into_iter().zip(per_shard).enumerate()
-    {
-        let listener_fd = listener.into_raw_fd();
-        listener_fds.push(listener_fd);
+    let per_shard = wiring.close_rxs.into_iter().zip(wiring.poke_rxs).zip(wiring.published_rxs);
+    for (id, ((close_requests, pokes), publish_signal)) in per_shard.enumerate() {
         let setup = ShardSetup {
             id,
             config: config.clone(),
-            listener_fd,
+            listener_fd: listener_fds[id],
             published: published.clone(),
-            updates: updates_tx.clone(),
+            updates: updates.clone(),
             close_requests,
             ready: ready_tx.clone(),
-            connections_open,
+            connections_open: shared.connections_open[id].clone(),
             pokes,
-            in_flight: in_flight.clone(),
-            stopping: stopping.clone(),
-            metrics,
+            in_flight: shared.in_flight.clone(),
+            stopping: shared.stopping.clone(),
+            metrics: shared.shard_metrics[id].clone(),
             publish_signal,
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
@@ -295,7 +347,8 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             .preempt_timer(Duration::from_micros(config.preempt_timer_us))
             .spawn(move || accept::run(setup))
             .map_err(|e| {
-                err(format!(
+                // glommio's error is not Sync; its text is kept in the context.
+                StartError::refused(format!(
                     "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower io_memory_bytes_per_shard)"
                 ))
             })?;
@@ -315,30 +368,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
                 reasons.push(e.to_string());
             }
         }
-        return Err(err(format!(
+        return Err(StartError::refused(format!(
             "only {started} of {} shards started ({}); io_uring needs locked memory: raise `ulimit -l` \
              (at least 512 KiB per shard, 2 MiB for 2 shards without warnings) or run fewer --shards",
             config.shards,
             reasons.join("; ")
         )));
     }
-    // Listening on every shard: the peer watch may now read this server over TCP.
-    if let Some(cell) = peer_report {
-        crate::peer_watch::spawn(&config, local_addr, cell, stopping.clone()).map_err(err)?;
-    }
-    Ok(Running {
-        local_addr,
-        listener_fds,
-        in_flight,
-        stopping,
-        connections_open,
-        metrics_addr,
-        shards,
-        writer,
-        updates: updates_tx,
-        _guard: guard,
-        _lock: lock,
-    })
+    Ok(shards)
 }
 
 /// Interval at which the drain looks at the in-flight count.

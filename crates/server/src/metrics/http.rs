@@ -7,6 +7,7 @@ use super::counters::{
     Histogram, Merged, ShardMetrics, WriterMetrics, CLOSE_CAUSES, REMOVAL_CAUSES, REQUEST_CODES, REQUEST_SLOTS,
     RESPONSE_CODES, RESPONSE_SLOTS,
 };
+use crate::error::StartError;
 use crate::route::snapshot::SnapshotCell;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -366,11 +367,11 @@ pub fn not_ready_reason(metrics: &Metrics) -> Option<String> {
 
 /// Binds `addr` now (so a taken port fails the start) and serves `/metrics`, `/healthz` and
 /// `/readyz` on a thread of its own. Returns the bound address.
-pub fn spawn_http(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, String> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| format!("metrics listener: {e}"))?;
-    let local = listener.local_addr().map_err(|e| format!("metrics listener: {e}"))?;
+pub fn spawn_http(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, StartError> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| StartError::internal(format!("cannot listen for metrics on {addr}: {e}"), e))?;
+    listener.set_nonblocking(true).map_err(|e| StartError::internal(format!("metrics listener: {e}"), e))?;
+    let local = listener.local_addr().map_err(|e| StartError::internal(format!("metrics listener: {e}"), e))?;
     std::thread::Builder::new()
         .name("meridian-metrics".into())
         .spawn(move || {
@@ -395,7 +396,7 @@ pub fn spawn_http(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr,
                 }
             });
         })
-        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+        .map_err(|e| StartError::internal(format!("cannot start the metrics thread: {e}"), e))?;
     Ok(local)
 }
 
