@@ -79,6 +79,17 @@ fn request_label(slot: usize) -> (String, &'static str) {
 
 impl prometheus_client::collector::Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_requests(&mut enc)?;
+        self.encode_connections(&mut enc)?;
+        self.encode_registrations(&mut enc)?;
+        self.encode_writer(&mut enc)?;
+        self.encode_process(&mut enc)
+    }
+}
+
+impl Metrics {
+    /// Requests by request code and response code, and their latency.
+    fn encode_requests(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let shards = &self.shards;
         // Requests by request code and response code.
         {
@@ -121,17 +132,23 @@ impl prometheus_client::collector::Collector for Metrics {
                 merged.encode(family.encode_family(&labels)?)?;
             }
         }
+        Ok(())
+    }
+
+    /// Connections, route watches and requests in flight.
+    fn encode_connections(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = &self.shards;
         // Connections.
         let open: usize = self.connections_open.iter().map(|n| n.load(Relaxed)).sum();
-        gauge(&mut enc, "meridian_connections_open", "Open client and broker connections.", open as i64)?;
+        gauge(enc, "meridian_connections_open", "Open client and broker connections.", open as i64)?;
         counter(
-            &mut enc,
+            enc,
             "meridian_connections_accepted",
             "Connections accepted.",
             sum_shards(shards, |s| &s.connections_accepted),
         )?;
         counter(
-            &mut enc,
+            enc,
             "meridian_connections_refused",
             "Connections closed at accept because connections_per_shard_max was reached.",
             sum_shards(shards, |s| &s.connections_refused),
@@ -150,45 +167,51 @@ impl prometheus_client::collector::Collector for Metrics {
         }
         let watches: u64 = shards.iter().map(|s| s.watches_held.load(Relaxed)).sum();
         gauge(
-            &mut enc,
+            enc,
             "meridian_watches_held",
             "Route watches (request code 43701) held, waiting for a change (also counted in meridian_requests_in_flight).",
             watches as i64,
         )?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_requests_in_flight",
             "Requests being handled or answered.",
             self.in_flight.load(Relaxed) as i64,
         )?;
+        Ok(())
+    }
+
+    /// Registrations: bytes, decode and apply times, refusals, broker removals.
+    fn encode_registrations(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = &self.shards;
+        let w = &self.writer;
         // Registrations.
         counter(
-            &mut enc,
+            enc,
             "meridian_registration_body_bytes",
             "REGISTER_BROKER body bytes read and decoded (compressed size as received).",
             sum_shards(shards, |s| &s.registration_body_bytes),
         )?;
         counter(
-            &mut enc,
+            enc,
             "meridian_registrations_unread",
             "REGISTER_BROKER re-sends recognised by their bytes and applied without decoding.",
             sum_shards(shards, |s| &s.registrations_unread),
         )?;
         histogram(
-            &mut enc,
+            enc,
             "meridian_registration_decode_seconds",
             "Time to decompress and parse a REGISTER_BROKER body.",
             shards.iter().map(|s| &s.registration_decode),
         )?;
-        let w = &self.writer;
         histogram(
-            &mut enc,
+            enc,
             "meridian_registration_apply_seconds",
             "Time for the route writer to apply one REGISTER_BROKER to the table.",
             [&w.registration_apply],
         )?;
         counter(
-            &mut enc,
+            enc,
             "meridian_registrations_refused",
             "REGISTER_BROKER refused by the table (limits, invalid data).",
             w.registrations_refused.load(Relaxed),
@@ -205,14 +228,20 @@ impl prometheus_client::collector::Collector for Metrics {
                 ConstCounter::new(n).encode(family.encode_family(&[("cause", *cause)])?)?;
             }
         }
+        Ok(())
+    }
+
+    /// The writer, the published snapshot and the table sizes.
+    fn encode_writer(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let w = &self.writer;
         // Writer and snapshots.
         counter(
-            &mut enc,
+            enc,
             "meridian_writer_batches",
             "Update batches applied by the route writer.",
             w.batches.load(Relaxed),
         )?;
-        counter(&mut enc, "meridian_writer_updates", "Updates applied by the route writer.", w.updates.load(Relaxed))?;
+        counter(enc, "meridian_writer_updates", "Updates applied by the route writer.", w.updates.load(Relaxed))?;
         for (name, help, h) in [
             ("meridian_writer_batch_apply_seconds", "Time to apply one batch of updates to the table.", &w.batch_apply),
             (
@@ -221,53 +250,59 @@ impl prometheus_client::collector::Collector for Metrics {
                 &w.publish,
             ),
         ] {
-            histogram(&mut enc, name, help, [h])?;
+            histogram(enc, name, help, [h])?;
         }
         let snapshot = self.published.load();
         gauge(
-            &mut enc,
+            enc,
             "meridian_snapshot_generation",
             "Generation of the route snapshot readers use (increases with every visible change).",
             snapshot.generation as i64,
         )?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_snapshot_topics",
             "Topics with a route in the current snapshot.",
             snapshot.topics.len() as i64,
         )?;
         drop(snapshot);
-        gauge(&mut enc, "meridian_clusters", "Clusters in the route table.", w.clusters.load(Relaxed) as i64)?;
+        gauge(enc, "meridian_clusters", "Clusters in the route table.", w.clusters.load(Relaxed) as i64)?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_broker_names",
             "Broker groups (names) in the route table.",
             w.broker_names.load(Relaxed) as i64,
         )?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_brokers_live",
             "Live broker addresses (masters and slaves).",
             w.broker_addrs.load(Relaxed) as i64,
         )?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_brokers_provisional",
             "Live broker addresses loaded by a warm restart that have not registered or heartbeated since.",
             w.brokers_provisional.load(Relaxed) as i64,
         )?;
-        gauge(&mut enc, "meridian_topics", "Topics in the route table.", w.topics.load(Relaxed) as i64)?;
+        gauge(enc, "meridian_topics", "Topics in the route table.", w.topics.load(Relaxed) as i64)?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_topic_broker_entries",
             "(topic, broker name) queue-data entries in the route table.",
             w.topic_broker_entries.load(Relaxed) as i64,
         )?;
+        Ok(())
+    }
+
+    /// The process, readiness and the peer watch.
+    fn encode_process(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = &self.shards;
         // Process.
         let process = ProcessStats::read();
-        gauge(&mut enc, "process_resident_memory_bytes", "Resident memory size in bytes.", process.rss_bytes as i64)?;
-        gauge(&mut enc, "process_virtual_memory_bytes", "Virtual memory size in bytes.", process.vsize_bytes as i64)?;
-        gauge(&mut enc, "process_open_fds", "Open file descriptors.", process.open_fds as i64)?;
+        gauge(enc, "process_resident_memory_bytes", "Resident memory size in bytes.", process.rss_bytes as i64)?;
+        gauge(enc, "process_virtual_memory_bytes", "Virtual memory size in bytes.", process.vsize_bytes as i64)?;
+        gauge(enc, "process_open_fds", "Open file descriptors.", process.open_fds as i64)?;
         let cpu = ConstCounter::new(process.cpu_seconds);
         cpu.encode(enc.encode_descriptor(
             "process_cpu_seconds",
@@ -276,20 +311,20 @@ impl prometheus_client::collector::Collector for Metrics {
             cpu.metric_type(),
         )?)?;
         gauge_f64(
-            &mut enc,
+            enc,
             "meridian_uptime_seconds",
             "Seconds since the server started.",
             self.started.elapsed().as_secs_f64(),
         )?;
-        gauge(&mut enc, "meridian_shards", "Shards (executors) serving connections.", shards.len() as i64)?;
+        gauge(enc, "meridian_shards", "Shards (executors) serving connections.", shards.len() as i64)?;
         gauge(
-            &mut enc,
+            enc,
             "meridian_ready",
             "1 when /readyz answers 200 (serving routes, not stopping), else 0.",
             i64::from(not_ready_reason(self).is_none()),
         )?;
         if let Some(cell) = &self.peer_report {
-            crate::peer_watch::encode_metrics(cell, &mut enc)?;
+            crate::peer_watch::encode_metrics(cell, enc)?;
         }
         Ok(())
     }
