@@ -1,62 +1,56 @@
-//! REGISTER_BROKER applied to the table, in the steps of Java's
-//! RouteInfoManager.registerBroker: refusals first (nothing changes), then the cluster
-//! and broker group, the topics the group's writer reports, liveness, filter servers and
-//! the min-broker-id notification. Must not: do I/O or read the clock.
+//! REGISTER_BROKER applied to the table, in the order of Java's
+//! RouteInfoManager.registerBroker. The step numbers in comments below are these:
+//!
+//! - 1: the cluster lists the broker name;
+//! - 2–3: the broker group exists (created on first registration) and takes the request's
+//!   acting-master flag and zone;
+//! - 4: whether the group's smallest broker id changes (for step 14);
+//! - 5: the same address under another id (a slave promoted to master) is dropped;
+//! - 6: an address change for an id loses against a newer controller epoch (state version);
+//! - 7: a one-topic (incremental) registration may not be an id's first;
+//! - 8: the id takes the address;
+//! - 9: master (id 0), or "prime slave": the smallest id of a 5.x group without its master;
+//! - 10: the group's topic writer (master or prime slave) writes its topics' queue data
+//!   (and may first delete topics it no longer reports, `deleteTopicWithBrokerRegistration`);
+//! - 11: the address's liveness entry; 12: its filter servers;
+//! - 13: a slave is answered its master's address and HA address;
+//! - 14: a min-broker-id change is notified to the group (`notifyMinBrokerIdChanged`).
+//!
+//! Everything that can refuse is checked before anything changes, so a refused
+//! registration leaves the table as it was. Must not: do I/O or read the clock.
 
 use super::*;
 
+/// What the broker-group update (steps 1–9) decided for the rest of a registration.
+struct GroupUpdate {
+    is_master: bool,
+    is_prime_slave: bool,
+    enable_acting_master: bool,
+    /// The address is new in its group (or was loaded by a warm restart): every topic is written.
+    register_first: bool,
+    min_id_changed: bool,
+}
+
+impl GroupUpdate {
+    /// Step 10: only a master, or a 5.x slave standing in for an absent master, writes topics.
+    fn writes_topics(&self) -> bool {
+        self.is_master || self.is_prime_slave
+    }
+}
+
 impl RouteTable {
-    /// REGISTER_BROKER (behaviour.md §2). Validates everything that can refuse before it
-    /// changes anything, so a refused registration leaves the table as it was.
-    pub fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterOutcome {
+    /// REGISTER_BROKER. `NeedFullBody` only for a request sent without its topics
+    /// (`topics_unchanged`) that cannot stand for "as before".
+    pub fn register_broker(&mut self, mut req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterOutcome {
         let key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: req.broker_addr.clone() };
-        let dv = req.body.data_version;
         if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
             return RegisterOutcome::NeedFullBody;
         }
-        let id_known =
-            self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
-        // A broker loaded by a warm restart: its registration replaces what was loaded.
-        let was_provisional = self.live.get(&key).is_some_and(|l| l.provisional);
-
-        // Step 6: an address change for this id loses against a newer controller epoch.
-        if let Some(bd) = self.broker_addr.get(&req.broker_name) {
-            if let Some(old_addr) = bd.broker_addrs.get(&req.broker_id) {
-                if *old_addr != req.broker_addr {
-                    let old_key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: old_addr.clone() };
-                    if let Some(old_live) = self.live.get(&old_key) {
-                        if old_live.data_version.state_version > dv.state_version {
-                            // Java removes the *registering* address's live entry and answers SUCCESS.
-                            self.live.remove(&key);
-                            return RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None };
-                        }
-                    }
-                }
-            }
-        }
-        // Step 7: a one-topic (incremental) registration may not be a broker id's first.
-        if !id_known && req.body.topic_configs.len() == 1 {
-            return RegisterOutcome::Refused("register broker failed".to_string());
-        }
-        // Meridian's limits, checked before any change.
-        if !self.live.contains_key(&key) && self.live.len() >= self.limits.brokers_max {
-            return RegisterOutcome::Refused(format!(
-                "broker table full: {} broker addresses >= brokers_max {}",
-                self.live.len(),
-                self.limits.brokers_max
-            ));
-        }
         let new_topics =
             req.body.topic_configs.iter().filter(|t| !self.topic_queue.contains_key(t.topic_name.as_str())).count();
-        if self.topic_queue.len() + new_topics > self.limits.topics_max {
-            return RegisterOutcome::Refused(format!(
-                "topic table full: {} topics + {} new > topics_max {}",
-                self.topic_queue.len(),
-                new_topics,
-                self.limits.topics_max
-            ));
+        if let Some(outcome) = self.refusal(&req, &key, new_topics) {
+            return outcome;
         }
-
         // Grow the maps once for a big registration instead of rehashing 100k entries
         // several times over.
         self.topic_queue.reserve(new_topics);
@@ -64,7 +58,62 @@ impl RouteTable {
         if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
             topics.reserve(req.body.topic_configs.len().saturating_sub(topics.len()));
         }
+        let group = self.update_group(&req, &key);
+        if group.writes_topics() {
+            self.write_topics(&req, &key, &group);
+        }
+        self.record_live(&mut req, key, conn, now_ms, group.writes_topics());
+        if group.min_id_changed && self.options.notify_min_broker_id_changed {
+            self.notify_min_id_change(&req);
+        }
+        self.slave_answer(&req, group.is_master)
+    }
 
+    /// Steps 6, 7 and Meridian's limits: the outcome of a registration that must not change
+    /// anything, if it is one.
+    fn refusal(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, new_topics: usize) -> Option<RegisterOutcome> {
+        let dv = req.body.data_version;
+        // Step 6.
+        if let Some(old_addr) =
+            self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&req.broker_id))
+        {
+            if *old_addr != req.broker_addr {
+                let old_key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: old_addr.clone() };
+                if self.live.get(&old_key).is_some_and(|l| l.data_version.state_version > dv.state_version) {
+                    // Java removes the *registering* address's live entry and answers SUCCESS.
+                    self.live.remove(key);
+                    return Some(RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None });
+                }
+            }
+        }
+        // Step 7.
+        let id_known =
+            self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
+        if !id_known && req.body.topic_configs.len() == 1 {
+            return Some(RegisterOutcome::Refused("register broker failed".to_string()));
+        }
+        if !self.live.contains_key(key) && self.live.len() >= self.limits.brokers_max {
+            return Some(RegisterOutcome::Refused(format!(
+                "broker table full: {} broker addresses >= brokers_max {}",
+                self.live.len(),
+                self.limits.brokers_max
+            )));
+        }
+        if self.topic_queue.len() + new_topics > self.limits.topics_max {
+            return Some(RegisterOutcome::Refused(format!(
+                "topic table full: {} topics + {} new > topics_max {}",
+                self.topic_queue.len(),
+                new_topics,
+                self.limits.topics_max
+            )));
+        }
+        None
+    }
+
+    /// Steps 1–9: the cluster and the broker group.
+    fn update_group(&mut self, req: &RegisterBroker, key: &BrokerAddrKey) -> GroupUpdate {
+        // A broker loaded by a warm restart: its registration replaces what was loaded.
+        let was_provisional = self.live.get(key).is_some_and(|l| l.provisional);
         // Step 1.
         if self.cluster_addr.entry(req.cluster_name.clone()).or_default().insert(req.broker_name.clone()) {
             self.changes.cluster = true;
@@ -88,7 +137,7 @@ impl RouteTable {
         let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| req.broker_id < *min);
         bd.enable_acting_master = !old_version_broker && req.enable_acting_master == Some(true);
         bd.zone_name = req.zone_name.clone();
-        // Step 5: the same address under another id (a slave promoted to master) goes.
+        // Step 5.
         bd.broker_addrs.retain(|id, addr| !(*addr == req.broker_addr && *id != req.broker_id));
         // Step 8.
         let old_addr = bd.broker_addrs.insert(req.broker_id, req.broker_addr.clone());
@@ -101,62 +150,71 @@ impl RouteTable {
         let enable_acting_master = bd.enable_acting_master;
         if broker_changed {
             *stored = Arc::new(bd);
-        }
-        if broker_changed {
             self.changes.cluster = true;
             self.mark_broker_topics(&req.broker_name);
         }
+        GroupUpdate { is_master, is_prime_slave, enable_acting_master, register_first, min_id_changed }
+    }
 
-        // Step 10: only a master, or a 5.x slave standing in for an absent master, writes topics.
-        if is_master || is_prime_slave {
-            if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
-                self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
-            }
-            let dv_changed = self.live.get(&key).is_none_or(|l| l.data_version != dv);
-            let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
-            for tc in &req.body.topic_configs {
-                let has_queue =
-                    || self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
-                if register_first || dv_changed || !has_queue() {
-                    let mut perm = tc.perm;
-                    if is_prime_slave && enable_acting_master {
-                        perm &= !PERM_WRITE;
-                    }
-                    let qd = QueueData {
-                        broker_name: broker_name.clone(),
-                        read_queue_nums: tc.read_queue_nums,
-                        write_queue_nums: tc.write_queue_nums,
-                        perm,
-                        topic_sys_flag: tc.topic_sys_flag,
-                    };
-                    self.put_queue_data(&tc.topic_name, qd);
+    /// Step 10: the topic writer's queue data (and static-topic mappings).
+    fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
+        if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
+            self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+        }
+        let dv = req.body.data_version;
+        let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
+        let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
+        for tc in &req.body.topic_configs {
+            let has_queue =
+                || self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
+            if group.register_first || dv_changed || !has_queue() {
+                let mut perm = tc.perm;
+                if group.is_prime_slave && group.enable_acting_master {
+                    perm &= !PERM_WRITE;
                 }
+                let qd = QueueData {
+                    broker_name: broker_name.clone(),
+                    read_queue_nums: tc.read_queue_nums,
+                    write_queue_nums: tc.write_queue_nums,
+                    perm,
+                    topic_sys_flag: tc.topic_sys_flag,
+                };
+                self.put_queue_data(&tc.topic_name, qd);
             }
-            if dv_changed || register_first {
-                for (topic, info) in &req.body.topic_queue_mapping_infos {
-                    let per_broker = self.mapping.entry(topic.clone()).or_default();
-                    if per_broker.get(&info.bname) != Some(info) {
-                        per_broker.insert(info.bname.clone(), info.clone());
-                        let name = self.topic_name(topic);
-                        self.changes.topics.insert(name);
-                    }
+        }
+        if dv_changed || group.register_first {
+            for (topic, info) in &req.body.topic_queue_mapping_infos {
+                let per_broker = self.mapping.entry(topic.clone()).or_default();
+                if per_broker.get(&info.bname) != Some(info) {
+                    per_broker.insert(info.bname.clone(), info.clone());
+                    let name = self.topic_name(topic);
+                    self.changes.topics.insert(name);
                 }
             }
         }
+    }
 
-        // Step 11. A full body from the topic writer leaves its queue data intact; an unread
-        // one was admitted only if nothing changed that.
+    /// Steps 11–12: liveness and filter servers. A full body from the topic writer leaves
+    /// its queue data intact; an unread one was admitted only if nothing changed that.
+    fn record_live(
+        &mut self,
+        req: &mut RegisterBroker,
+        key: BrokerAddrKey,
+        conn: ConnId,
+        now_ms: u64,
+        writes_topics: bool,
+    ) {
         let (topics_intact, body_fingerprint) = if req.topics_unchanged {
             self.live.get(&key).map_or((false, 0), |l| (l.topics_intact, l.body_fingerprint))
         } else {
-            (is_master || is_prime_slave, req.body_fingerprint)
+            (writes_topics, req.body_fingerprint)
         };
         self.live.insert(
             key.clone(),
             LiveInfo {
                 last_update_ms: now_ms,
                 timeout_ms: req.heartbeat_timeout_ms.unwrap_or(self.limits.broker_timeout_default_ms),
-                data_version: dv,
+                data_version: req.body.data_version,
                 conn,
                 ha_server_addr: req.ha_server_addr.clone(),
                 topics_intact,
@@ -164,8 +222,7 @@ impl RouteTable {
                 provisional: false,
             },
         );
-        // Step 12.
-        if let Some(list) = req.body.filter_server_list {
+        if let Some(list) = req.body.filter_server_list.take() {
             let changed = if list.is_empty() {
                 self.filter_servers.remove(&key).is_some()
             } else {
@@ -175,32 +232,35 @@ impl RouteTable {
                 self.mark_broker_topics(&req.broker_name);
             }
         }
-        // Step 14.
-        if min_id_changed && self.options.notify_min_broker_id_changed {
-            if let Some(bd) = self.broker_addr.get(&req.broker_name) {
-                let (min_id, min_addr) = bd.broker_addrs.iter().next().expect("the group has the new broker");
-                let targets: Vec<String> = if bd.broker_addrs.len() == 1 {
-                    bd.broker_addrs.values().cloned().collect()
-                } else {
-                    bd.broker_addrs.iter().filter(|(id, _)| *id != min_id).map(|(_, a)| a.clone()).collect()
-                };
-                self.notifications.push(MinIdNotification {
-                    targets,
-                    min_broker_id: *min_id,
-                    min_broker_addr: min_addr.clone(),
-                    offline_broker_addr: None,
-                    ha_broker_addr: Some(req.ha_server_addr.clone()),
-                });
-            }
-        }
-        // Step 13.
+    }
+
+    /// Step 14: tells the group (all but the new smallest id, or the only one) who leads.
+    fn notify_min_id_change(&mut self, req: &RegisterBroker) {
+        let Some(bd) = self.broker_addr.get(&req.broker_name) else { return };
+        let (min_id, min_addr) = bd.broker_addrs.iter().next().expect("the group has the new broker");
+        let targets: Vec<String> = if bd.broker_addrs.len() == 1 {
+            bd.broker_addrs.values().cloned().collect()
+        } else {
+            bd.broker_addrs.iter().filter(|(id, _)| *id != min_id).map(|(_, a)| a.clone()).collect()
+        };
+        self.notifications.push(MinIdNotification {
+            targets,
+            min_broker_id: *min_id,
+            min_broker_addr: min_addr.clone(),
+            offline_broker_addr: None,
+            ha_broker_addr: Some(req.ha_server_addr.clone()),
+        });
+    }
+
+    /// Step 13: a slave whose master is live is answered the master's addresses.
+    fn slave_answer(&self, req: &RegisterBroker, is_master: bool) -> RegisterOutcome {
         if !is_master {
-            let master = self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&MASTER_ID)).cloned();
+            let master = self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&MASTER_ID));
             if let Some(master_addr) = master {
                 let master_key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: master_addr.clone() };
                 if let Some(master_live) = self.live.get(&master_key) {
                     return RegisterOutcome::Accepted {
-                        master_addr: Some(master_addr),
+                        master_addr: Some(master_addr.clone()),
                         ha_server_addr: Some(master_live.ha_server_addr.clone()),
                     };
                 }
