@@ -107,7 +107,7 @@ pub struct Config {
     pub namesrv: NamesrvConfig,
 }
 
-/// Java's `NamesrvConfig` switches (behaviour.md §10), the part UPDATE_NAMESRV_CONFIG may
+/// Java's `NamesrvConfig` switches (Java's NamesrvConfig), the part UPDATE_NAMESRV_CONFIG may
 /// change at run time, plus the Netty/JVM keys Meridian keeps only to echo them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamesrvConfig {
@@ -237,7 +237,7 @@ impl NamesrvConfig {
         Ok(true)
     }
 
-    /// Whether UPDATE_NAMESRV_CONFIG must refuse `key` (requests.md 318).
+    /// Whether UPDATE_NAMESRV_CONFIG must refuse `key` (Java's NamesrvConfig.configBlackList).
     pub fn is_black_listed(&self, key: &str) -> bool {
         key == "rocketmqHome" || self.config_black_list.split(';').any(|k| k.trim() == key)
     }
@@ -443,7 +443,7 @@ impl Config {
     }
 
     /// Every key with its value, sorted by key: Java's keys (as GET_NAMESRV_CONFIG lists
-    /// them, behaviour.md §10) followed in the same order by Meridian's own.
+    /// them) followed in the same order by Meridian's own.
     pub fn properties(&self) -> Vec<(String, String)> {
         let n = &self.namesrv;
         let mut out: Vec<(String, String)> = vec![

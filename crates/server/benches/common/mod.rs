@@ -1,7 +1,7 @@
 //! Shared fixtures of the micro-benchmarks: realistic topic names, registration bodies,
 //! route tables, and the sizes to run.
 //!
-//! Names follow ../shared/protocol/sizes.md §2 ("realistic": random words plus hex, about 35
+//! Names are "realistic" (random words plus hex, about 35
 //! bytes, much less compressible than `TopicTest000123`), drawn from a fixed seed so every
 //! run parses the same bytes.
 
@@ -21,7 +21,7 @@ pub const TOPIC_COUNTS_TEST: [usize; 1] = [1_000];
 /// From this many topics on, a benchmark takes criterion's minimum of 10 samples.
 pub const TOPIC_COUNT_LARGE_MIN: usize = 100_000;
 
-/// Request version a 5.x broker or client stamps (V5_3_3, framing.md §6).
+/// Request version a 5.x broker or client stamps (V5_3_3 in Java's MQVersion).
 pub const VERSION_5X: i32 = 479;
 
 /// Whether this run measures (`cargo bench`) rather than smoke-tests (`cargo test`):

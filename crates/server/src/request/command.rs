@@ -1,7 +1,7 @@
 //! `Header` → typed `Command`: one variant per supported request code, plus `Unsupported`.
 //!
 //! Each command reads its own ext fields. A missing required field is an error naming the
-//! field, answered with SYSTEM_ERROR and no change (Meridian's rule, requests.md §0); a
+//! field, answered with SYSTEM_ERROR and no change (Meridian's rule); a
 //! malformed optional number is ignored as Java ignores it. Bodies are not decoded here:
 //! heavy decoding runs later, on the receiving shard's low-priority queue. Must not mutate.
 
@@ -10,7 +10,7 @@ use meridian_protocol::body::BodyEncoding;
 use meridian_protocol::codes;
 use meridian_protocol::header::{parse_java_bool, Header};
 
-/// REGISTER_BROKER header fields (requests.md §2, 103).
+/// REGISTER_BROKER (103) header fields, as Java's RegisterBrokerRequestHeader carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterBrokerHeader {
     pub broker_name: String,

@@ -11,7 +11,7 @@ use std::time::Instant;
 /// Remark Java appends to TOPIC_NOT_EXIST (FAQUrl.suggestTodo(APPLY_TOPIC_URL)).
 const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.";
 
-/// GET_ROUTEINFO_BY_TOPIC from the shard's snapshot (behaviour.md §7).
+/// GET_ROUTEINFO_BY_TOPIC from the shard's snapshot (Java's ClientRequestProcessor.getRouteInfoByTopic).
 pub fn route_info(shard: &ShardState, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
     shard.with_snapshot(|snapshot| route_answer(snapshot, topic, standard_json, zone))
 }

@@ -4,7 +4,7 @@
 //! Pure: every function that needs time takes `now_ms`; nothing here does I/O. Only the
 //! writer owns a `RouteTable` (`&mut self` everywhere). Each change records which topics
 //! (and whether the cluster view) changed, so a snapshot costs what changed, not the table.
-//! Reference: ../shared/protocol/behaviour.md §2–§5 (step numbers below refer to it).
+//! Registration step numbers refer to the list in `register`.
 
 use super::ConnId;
 use meridian_protocol::body::{BrokerData, DataVersion, QueueData, RegisterBrokerBody, TopicQueueMappingInfo};
@@ -133,7 +133,7 @@ pub struct RegisterBroker {
     pub body: RegisterBrokerBody,
     /// The body was read only up to its data version, which equals the one last registered
     /// on this connection: `body.topic_configs` is empty and stands for "as before". Java
-    /// would change no topic for such a re-send (behaviour.md §2 step 10), provided the
+    /// would change no topic for such a re-send (registration step 10), provided the
     /// broker's queue data is intact; otherwise the table answers `NeedFullBody`.
     pub topics_unchanged: bool,
     /// Identifies the body's bytes (length and CRC; 0 = unknown). An unread re-send stands
@@ -184,9 +184,10 @@ pub struct TableLimits {
 /// Switches of Java's NamesrvConfig that change table rules; the writer keeps them current.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TableOptions {
-    /// behaviour.md §2 step 10a.
+    /// `deleteTopicWithBrokerRegistration`: a registration from the topic writer first
+    /// removes the group's topics its body no longer lists (registration step 10).
     pub delete_topic_with_broker_registration: bool,
-    /// Record NOTIFY_MIN_BROKER_ID_CHANGE notifications (behaviour.md §6).
+    /// Record NOTIFY_MIN_BROKER_ID_CHANGE notifications (`notifyMinBrokerIdChanged`).
     pub notify_min_broker_id_changed: bool,
 }
 
@@ -220,7 +221,7 @@ pub enum UnitList {
     HasUnitSubNotUnit,
 }
 
-/// TopicSysFlag bits (bodies.md §1).
+/// TopicSysFlag bits (Java's TopicSysFlag: FLAG_UNIT 0x1, FLAG_UNIT_SUB 0x2).
 const FLAG_UNIT: i32 = 1;
 const FLAG_UNIT_SUB: i32 = 2;
 

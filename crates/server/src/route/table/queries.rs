@@ -34,7 +34,7 @@ impl RouteTable {
         }
     }
 
-    /// REGISTER_TOPIC_IN_NAMESRV (behaviour.md §2.1): applies queue data in order and stops
+    /// REGISTER_TOPIC_IN_NAMESRV (RouteInfoManager.registerTopic): applies queue data in order and stops
     /// at the first broker name that is not registered, as Java does.
     pub fn register_topic(&mut self, topic: &str, queue_datas: Vec<QueueData>) -> Result<(), String> {
         if !self.topic_queue.contains_key(topic) && self.topic_queue.len() >= self.limits.topics_max {
@@ -85,7 +85,7 @@ impl RouteTable {
         }
     }
 
-    /// DELETE_TOPIC_IN_NAMESRV (behaviour.md §8): with a cluster, only that cluster's
+    /// DELETE_TOPIC_IN_NAMESRV (RouteInfoManager.deleteTopic): with a cluster, only that cluster's
     /// brokers lose the topic; without, the topic goes (static mappings stay, as in Java).
     pub fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
         match cluster {

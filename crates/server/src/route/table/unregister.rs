@@ -5,7 +5,7 @@
 use super::*;
 
 impl RouteTable {
-    /// Removes a batch of broker addresses (behaviour.md §5). Unknown brokers are a no-op.
+    /// Removes a batch of broker addresses (RouteInfoManager.unRegisterBroker). Unknown brokers are a no-op.
     pub fn unregister(&mut self, batch: &[Unregister]) {
         let mut removed: Vec<String> = Vec::new();
         let mut reduced: Vec<String> = Vec::new();
@@ -124,7 +124,7 @@ impl RouteTable {
         batch
     }
 
-    /// Expiry scan (behaviour.md §4): brokers silent past their timeout are unregistered.
+    /// Expiry scan (RouteInfoManager.scanNotActiveBroker): brokers silent past their timeout are unregistered.
     /// Returns them with the connections they were registered on, which the caller closes.
     pub fn scan_expired(&mut self, now_ms: u64) -> Vec<Expired> {
         let expired: Vec<(BrokerAddrKey, ConnId, u64, u64)> = self
