@@ -1,0 +1,387 @@
+//! The warm-restart file format (version 1; the layout is in the parent module's doc):
+//! `encode` a table to bytes, `decode` and `read_file` back, validating magic, version,
+//! length and CRC, and never allocating more than the bytes present can hold.
+//! Must not: touch the table beyond reading it, or write files.
+
+use crate::route::table::{BrokerAddrKey, FastMap, RouteTable, SavedLive, TableImage};
+use meridian_protocol::body::{BrokerData, DataVersion, QueueData, TopicQueueMappingInfo};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Largest warm-restart file read at start; a larger one is ignored (start cold). 1M
+/// topic-on-broker entries take ~40 MB.
+pub const WARM_FILE_BYTES_MAX: u64 = 1 << 30;
+/// The format this build writes and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+pub(super) const MAGIC: [u8; 8] = *b"MRDNWARM";
+pub(super) const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------
+
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Every count and string here came through a frame of at most 2 GiB.
+    fn count(&mut self, n: usize) {
+        self.u32(n as u32);
+    }
+    fn str(&mut self, s: &str) {
+        self.count(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+    fn key(&mut self, key: &BrokerAddrKey) {
+        self.str(&key.cluster);
+        self.str(&key.addr);
+    }
+}
+
+/// The whole file for `table` as of `now_ms` (the writer's clock, for how long each broker
+/// has been silent), stamped `saved_at_unix_ms`. A live entry whose timeout equals
+/// `timeout_default_ms` (`broker_timeout_default_ms`) is marked as the default.
+pub fn encode(table: &RouteTable, now_ms: u64, saved_at_unix_ms: u64, timeout_default_ms: u64) -> Vec<u8> {
+    let mut out = Out(Vec::with_capacity(HEADER_BYTES + 64 + table.topic_broker_entries() * 48));
+    out.0.resize(HEADER_BYTES, 0);
+    out.u64(saved_at_unix_ms);
+    out.str(concat!("meridian ", env!("CARGO_PKG_VERSION")));
+
+    out.count(table.clusters().len());
+    for (cluster, names) in table.clusters() {
+        out.str(cluster);
+        out.count(names.len());
+        for name in names {
+            out.str(name);
+        }
+    }
+    out.count(table.brokers().len());
+    for bd in table.brokers().values() {
+        out.str(&bd.cluster);
+        out.str(&bd.broker_name);
+        out.u8(u8::from(bd.enable_acting_master));
+        out.opt_str(bd.zone_name.as_deref());
+        out.count(bd.broker_addrs.len());
+        for (id, addr) in &bd.broker_addrs {
+            out.i64(*id);
+            out.str(addr);
+        }
+    }
+    out.count(table.live_entries().len());
+    for (key, live) in table.live_entries() {
+        out.key(key);
+        out.u64(live.timeout_ms);
+        out.u8(u8::from(live.timeout_ms == timeout_default_ms));
+        out.i64(live.data_version.counter);
+        out.i64(live.data_version.state_version);
+        out.i64(live.data_version.timestamp);
+        out.str(&live.ha_server_addr);
+        out.u8(u8::from(live.provisional));
+        out.u64(now_ms.saturating_sub(live.last_update_ms));
+    }
+    out.count(table.filter_server_entries().len());
+    for (key, list) in table.filter_server_entries() {
+        out.key(key);
+        out.count(list.len());
+        for server in list {
+            out.str(server);
+        }
+    }
+    let topics = table.topic_entries();
+    out.count(topics.len());
+    // Broker names by first appearance. Queue data share one name `Arc` per registration of
+    // a broker, so the few distinct pointers are looked up first (no string hashing).
+    let mut names: FastMap<&str, u32> = FastMap::default();
+    let mut by_ptr: FastMap<*const u8, u32> = FastMap::default();
+    for (topic, queues) in topics {
+        out.str(topic);
+        out.count(queues.len());
+        for qd in queues.values() {
+            let ptr = qd.broker_name.as_ptr();
+            match by_ptr.get(&ptr) {
+                Some(index) => out.u32(*index),
+                None => {
+                    let next = names.len() as u32;
+                    let index = *names.entry(&qd.broker_name).or_insert(next);
+                    by_ptr.insert(ptr, index);
+                    out.u32(index);
+                    if index == next {
+                        out.str(&qd.broker_name);
+                    }
+                }
+            }
+            out.i32(qd.read_queue_nums);
+            out.i32(qd.write_queue_nums);
+            out.i32(qd.perm);
+            out.i32(qd.topic_sys_flag);
+        }
+    }
+    out.count(table.mapping_entries().len());
+    for (topic, per_broker) in table.mapping_entries() {
+        out.str(topic);
+        out.count(per_broker.len());
+        for (name, info) in per_broker {
+            out.str(name);
+            out.str(&info.topic);
+            out.str(&info.bname);
+            out.str(&info.scope);
+            out.i32(info.total_queues);
+            out.i64(info.epoch);
+            out.u8(u8::from(info.dirty));
+            out.count(info.curr_id_map.len());
+            for (logical, physical) in &info.curr_id_map {
+                out.i32(*logical);
+                out.i32(*physical);
+            }
+        }
+    }
+
+    let mut bytes = out.0;
+    let payload_len = (bytes.len() - HEADER_BYTES) as u64;
+    let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
+    bytes[0..8].copy_from_slice(&MAGIC);
+    bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes[12..20].copy_from_slice(&payload_len.to_le_bytes());
+    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------
+
+struct In<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> In<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!("truncated payload: {n} bytes needed at offset {}", self.pos));
+        };
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("take returned N bytes"))
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn bool(&mut self) -> Result<bool, String> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("invalid flag {other} at offset {}", self.pos - 1)),
+        }
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    /// A count of elements of at least `min_bytes` each: never more than the rest can hold,
+    /// so a corrupt count cannot make a large allocation.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        let left = self.bytes.len() - self.pos;
+        if n.saturating_mul(min_bytes) > left {
+            return Err(format!("count {n} at offset {} exceeds the {left} bytes left", self.pos - 4));
+        }
+        Ok(n)
+    }
+    fn str(&mut self) -> Result<String, String> {
+        let n = self.count(1)?;
+        let at = self.pos;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("invalid UTF-8 at offset {at}"))
+    }
+    fn opt_str(&mut self) -> Result<Option<String>, String> {
+        Ok(if self.bool()? { Some(self.str()?) } else { None })
+    }
+    fn key(&mut self) -> Result<BrokerAddrKey, String> {
+        Ok(BrokerAddrKey { cluster: self.str()?, addr: self.str()? })
+    }
+}
+
+/// What a valid file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub image: TableImage,
+    pub saved_at_unix_ms: u64,
+    /// Who wrote it (`meridian X.Y.Z`).
+    pub writer: String,
+}
+
+/// Checks magic, version, length and CRC, then decodes the payload. Any error means the
+/// file must be treated as absent.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(format!("truncated: {} bytes, shorter than the {HEADER_BYTES}-byte header", bytes.len()));
+    }
+    if bytes[0..8] != MAGIC {
+        return Err("not a warm-restart route file (bad magic)".into());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(format!("format version {version}, this build reads only version {FORMAT_VERSION}"));
+    }
+    let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let payload = &bytes[HEADER_BYTES..];
+    if payload_len != payload.len() as u64 {
+        return Err(format!("truncated or padded: header says {payload_len} payload bytes, found {}", payload.len()));
+    }
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    if crc32fast::hash(payload) != crc {
+        return Err("CRC mismatch: the payload is corrupt".into());
+    }
+    let mut r = In { bytes: payload, pos: 0 };
+    let saved_at_unix_ms = r.u64()?;
+    let writer = r.str()?;
+    let mut image = TableImage::default();
+
+    for _ in 0..r.count(8)? {
+        let cluster = r.str()?;
+        let names = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
+        image.clusters.push((cluster, names));
+    }
+    for _ in 0..r.count(13)? {
+        let cluster = r.str()?;
+        let broker_name = r.str()?;
+        let enable_acting_master = r.bool()?;
+        let zone_name = r.opt_str()?;
+        let mut broker_addrs = BTreeMap::new();
+        for _ in 0..r.count(12)? {
+            let id = r.i64()?;
+            broker_addrs.insert(id, r.str()?);
+        }
+        image.brokers.push(BrokerData { cluster, broker_name, broker_addrs, enable_acting_master, zone_name });
+    }
+    for _ in 0..r.count(54)? {
+        let key = r.key()?;
+        let timeout_ms = r.u64()?;
+        let timeout_default = r.bool()?;
+        let data_version = DataVersion { counter: r.i64()?, state_version: r.i64()?, timestamp: r.i64()? };
+        let ha_server_addr = r.str()?;
+        let provisional = r.bool()?;
+        let silent_ms = r.u64()?;
+        image.live.push(SavedLive {
+            key,
+            timeout_ms,
+            timeout_default,
+            data_version,
+            ha_server_addr,
+            provisional,
+            silent_ms,
+        });
+    }
+    for _ in 0..r.count(12)? {
+        let key = r.key()?;
+        let list = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
+        image.filter_servers.push((key, list));
+    }
+    let mut names: Vec<Arc<str>> = Vec::new();
+    let topic_count = r.count(8)?;
+    image.topics.reserve(topic_count);
+    for _ in 0..topic_count {
+        let topic = r.str()?;
+        let queue_count = r.count(20)?;
+        let mut queues = Vec::with_capacity(queue_count);
+        for _ in 0..queue_count {
+            let at = r.pos;
+            let index = r.u32()? as usize;
+            if index == names.len() {
+                names.push(Arc::from(r.str()?));
+            } else if index > names.len() {
+                return Err(format!(
+                    "broker name reference {index} at offset {at} is ahead of the {} names read",
+                    names.len()
+                ));
+            }
+            queues.push(QueueData {
+                broker_name: names[index].clone(),
+                read_queue_nums: r.i32()?,
+                write_queue_nums: r.i32()?,
+                perm: r.i32()?,
+                topic_sys_flag: r.i32()?,
+            });
+        }
+        image.topics.push((topic, queues));
+    }
+    for _ in 0..r.count(8)? {
+        let topic = r.str()?;
+        let mut per_broker = Vec::new();
+        for _ in 0..r.count(37)? {
+            let name = r.str()?;
+            let topic = r.str()?;
+            let bname = r.str()?;
+            let scope = r.str()?;
+            let total_queues = r.i32()?;
+            let epoch = r.i64()?;
+            let dirty = r.bool()?;
+            let mut curr_id_map = BTreeMap::new();
+            for _ in 0..r.count(8)? {
+                let logical = r.i32()?;
+                curr_id_map.insert(logical, r.i32()?);
+            }
+            per_broker
+                .push((name, TopicQueueMappingInfo { topic, bname, scope, total_queues, epoch, dirty, curr_id_map }));
+        }
+        image.mappings.push((topic, per_broker));
+    }
+    if r.pos != payload.len() {
+        return Err(format!("{} unexpected bytes after the payload", payload.len() - r.pos));
+    }
+    Ok(Decoded { image, saved_at_unix_ms, writer })
+}
+
+/// Reads and decodes `path`: `Ok(None)` if there is no file, `Err` (why) if it cannot be
+/// used. Reads at most `WARM_FILE_BYTES_MAX + 1` bytes whatever the file claims.
+pub fn read_file(path: &Path) -> Result<Option<Decoded>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open: {e}")),
+    };
+    let mut bytes = Vec::new();
+    file.take(WARM_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > WARM_FILE_BYTES_MAX {
+        return Err(format!("larger than WARM_FILE_BYTES_MAX ({WARM_FILE_BYTES_MAX} bytes)"));
+    }
+    decode(&bytes).map(Some)
+}
