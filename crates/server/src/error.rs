@@ -233,3 +233,142 @@ impl std::error::Error for StartError {
         self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
+
+/// Why a warm-restart route file cannot be used; the server then starts cold. `Display`
+/// is the reason in the operator's "ignoring FILE: ..." line.
+#[derive(Debug)]
+pub enum WarmFileError {
+    Open(io::Error),
+    Read(io::Error),
+    TooLarge {
+        bytes_max: u64,
+    },
+    ShortHeader {
+        bytes: usize,
+        header_bytes: usize,
+    },
+    BadMagic,
+    Version {
+        found: u32,
+        supported: u32,
+    },
+    PayloadLength {
+        declared: u64,
+        found: usize,
+    },
+    Crc,
+    Truncated {
+        needed: usize,
+        offset: usize,
+    },
+    InvalidFlag {
+        value: u8,
+        offset: usize,
+    },
+    CountTooLarge {
+        count: usize,
+        offset: usize,
+        left: usize,
+    },
+    InvalidUtf8 {
+        offset: usize,
+    },
+    NameReference {
+        index: usize,
+        offset: usize,
+        names: usize,
+    },
+    TrailingBytes {
+        bytes: usize,
+    },
+    /// Valid, but saved longer ago than `warm_restart_max_age_ms`.
+    TooOld {
+        age_ms: u64,
+        age_ms_max: u64,
+    },
+    /// Valid, but the table already has brokers (loading happens before any registration).
+    TableNotEmpty,
+    /// Valid, but more entries than a limit allows (`what` names the limit's key).
+    OverLimit {
+        count: usize,
+        what: &'static str,
+        key: &'static str,
+        max: usize,
+    },
+}
+
+impl fmt::Display for WarmFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use WarmFileError as E;
+        match self {
+            E::Open(cause) => write!(f, "cannot open: {cause}"),
+            E::Read(cause) => write!(f, "cannot read: {cause}"),
+            E::TooLarge { bytes_max } => write!(f, "larger than WARM_FILE_BYTES_MAX ({bytes_max} bytes)"),
+            E::ShortHeader { bytes, header_bytes } => {
+                write!(f, "truncated: {bytes} bytes, shorter than the {header_bytes}-byte header")
+            }
+            E::BadMagic => f.write_str("not a warm-restart route file (bad magic)"),
+            E::Version { found, supported } => {
+                write!(f, "format version {found}, this build reads only version {supported}")
+            }
+            E::PayloadLength { declared, found } => {
+                write!(f, "truncated or padded: header says {declared} payload bytes, found {found}")
+            }
+            E::Crc => f.write_str("CRC mismatch: the payload is corrupt"),
+            E::Truncated { needed, offset } => write!(f, "truncated payload: {needed} bytes needed at offset {offset}"),
+            E::InvalidFlag { value, offset } => write!(f, "invalid flag {value} at offset {offset}"),
+            E::CountTooLarge { count, offset, left } => {
+                write!(f, "count {count} at offset {offset} exceeds the {left} bytes left")
+            }
+            E::InvalidUtf8 { offset } => write!(f, "invalid UTF-8 at offset {offset}"),
+            E::NameReference { index, offset, names } => {
+                write!(f, "broker name reference {index} at offset {offset} is ahead of the {names} names read")
+            }
+            E::TrailingBytes { bytes } => write!(f, "{bytes} unexpected bytes after the payload"),
+            E::TooOld { age_ms, age_ms_max } => {
+                write!(f, "saved {:.1} s ago, older than warm_restart_max_age_ms {age_ms_max}", *age_ms as f64 / 1000.0)
+            }
+            E::TableNotEmpty => f.write_str("the route table is not empty"),
+            E::OverLimit { count, what, key, max } => write!(f, "{count} {what} > {key} {max}"),
+        }
+    }
+}
+
+impl std::error::Error for WarmFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WarmFileError::Open(cause) | WarmFileError::Read(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// Why the routes were not saved for a warm restart at a graceful stop.
+#[derive(Debug)]
+pub enum WarmSaveError {
+    /// The save thread could not be started.
+    NotRunning,
+    /// Not written before the end of `shutdown_drain_ms` (`path`, when the writer knows it).
+    Late {
+        path: Option<PathBuf>,
+    },
+    Write {
+        path: PathBuf,
+        cause: io::Error,
+    },
+}
+
+impl fmt::Display for WarmSaveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WarmSaveError::NotRunning => f.write_str("the save thread is not running"),
+            WarmSaveError::Late { path: None } => f.write_str("not written within shutdown_drain_ms"),
+            WarmSaveError::Late { path: Some(path) } => {
+                write!(f, "not written within shutdown_drain_ms to {}", path.display())
+            }
+            WarmSaveError::Write { path, cause } => write!(f, "cannot write {}: {cause}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for WarmSaveError {}

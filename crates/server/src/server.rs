@@ -2,7 +2,7 @@
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
 use crate::config::Config;
-use crate::error::StartError;
+use crate::error::{StartError, WarmSaveError};
 use crate::metrics::counters::{ShardMetrics, WriterMetrics};
 use crate::metrics::http::Metrics;
 use crate::route::snapshot::RouteSnapshot;
@@ -414,9 +414,9 @@ impl Running {
     /// With `warm_restart` on, after the drain: has the writer save the route table for the
     /// next start (after every update queued before), waiting until `deadline`. When it is
     /// off the writer answers at once and nothing is written.
-    pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), String> {
+    pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), WarmSaveError> {
         let (reply, answer) = flume::bounded(1);
-        let late = || "not written within shutdown_drain_ms".to_string();
+        let late = || WarmSaveError::Late { path: None };
         self.updates.send_deadline(RouteUpdate::SaveWarmRestart { deadline, reply }, deadline).map_err(|_| late())?;
         answer.recv_deadline(deadline).map_err(|_| late())?
     }

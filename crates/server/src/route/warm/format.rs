@@ -3,6 +3,7 @@
 //! length and CRC, and never allocating more than the bytes present can hold.
 //! Must not: touch the table beyond reading it, or write files.
 
+use crate::error::WarmFileError;
 use crate::route::table::{BrokerAddrKey, FastMap, RouteTable, SavedLive, TableImage};
 use meridian_protocol::body::{BrokerData, DataVersion, QueueData, TopicQueueMappingInfo};
 use std::collections::BTreeMap;
@@ -181,60 +182,60 @@ struct In<'a> {
 }
 
 impl<'a> In<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WarmFileError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
-            return Err(format!("truncated payload: {n} bytes needed at offset {}", self.pos));
+            return Err(WarmFileError::Truncated { needed: n, offset: self.pos });
         };
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WarmFileError> {
         Ok(self.take(N)?.try_into().expect("take returned N bytes"))
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, WarmFileError> {
         Ok(self.array::<1>()?[0])
     }
-    fn bool(&mut self) -> Result<bool, String> {
+    fn bool(&mut self) -> Result<bool, WarmFileError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(format!("invalid flag {other} at offset {}", self.pos - 1)),
+            value => Err(WarmFileError::InvalidFlag { value, offset: self.pos - 1 }),
         }
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, WarmFileError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, WarmFileError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn i32(&mut self) -> Result<i32, String> {
+    fn i32(&mut self) -> Result<i32, WarmFileError> {
         Ok(i32::from_le_bytes(self.array()?))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, WarmFileError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
     /// A count of elements of at least `min_bytes` each: never more than the rest can hold,
     /// so a corrupt count cannot make a large allocation.
-    fn count(&mut self, min_bytes: usize) -> Result<usize, String> {
+    fn count(&mut self, min_bytes: usize) -> Result<usize, WarmFileError> {
         let n = self.u32()? as usize;
         let left = self.bytes.len() - self.pos;
         if n.saturating_mul(min_bytes) > left {
-            return Err(format!("count {n} at offset {} exceeds the {left} bytes left", self.pos - 4));
+            return Err(WarmFileError::CountTooLarge { count: n, offset: self.pos - 4, left });
         }
         Ok(n)
     }
-    fn str(&mut self) -> Result<String, String> {
+    fn str(&mut self) -> Result<String, WarmFileError> {
         let n = self.count(1)?;
         let at = self.pos;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("invalid UTF-8 at offset {at}"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| WarmFileError::InvalidUtf8 { offset: at })
     }
-    fn opt_str(&mut self) -> Result<Option<String>, String> {
+    fn opt_str(&mut self) -> Result<Option<String>, WarmFileError> {
         Ok(if self.bool()? { Some(self.str()?) } else { None })
     }
-    fn key(&mut self) -> Result<BrokerAddrKey, String> {
+    fn key(&mut self) -> Result<BrokerAddrKey, WarmFileError> {
         Ok(BrokerAddrKey { cluster: self.str()?, addr: self.str()? })
     }
 }
@@ -250,138 +251,167 @@ pub struct Decoded {
 
 /// Checks magic, version, length and CRC, then decodes the payload. Any error means the
 /// file must be treated as absent.
-pub fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, WarmFileError> {
     if bytes.len() < HEADER_BYTES {
-        return Err(format!("truncated: {} bytes, shorter than the {HEADER_BYTES}-byte header", bytes.len()));
+        return Err(WarmFileError::ShortHeader { bytes: bytes.len(), header_bytes: HEADER_BYTES });
     }
     if bytes[0..8] != MAGIC {
-        return Err("not a warm-restart route file (bad magic)".into());
+        return Err(WarmFileError::BadMagic);
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(format!("format version {version}, this build reads only version {FORMAT_VERSION}"));
+        return Err(WarmFileError::Version { found: version, supported: FORMAT_VERSION });
     }
     let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
     let payload = &bytes[HEADER_BYTES..];
     if payload_len != payload.len() as u64 {
-        return Err(format!("truncated or padded: header says {payload_len} payload bytes, found {}", payload.len()));
+        return Err(WarmFileError::PayloadLength { declared: payload_len, found: payload.len() });
     }
     let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
     if crc32fast::hash(payload) != crc {
-        return Err("CRC mismatch: the payload is corrupt".into());
+        return Err(WarmFileError::Crc);
     }
     let mut r = In { bytes: payload, pos: 0 };
     let saved_at_unix_ms = r.u64()?;
     let writer = r.str()?;
     let mut image = TableImage::default();
-
-    for _ in 0..r.count(8)? {
-        let cluster = r.str()?;
-        let names = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
-        image.clusters.push((cluster, names));
-    }
-    for _ in 0..r.count(13)? {
-        let cluster = r.str()?;
-        let broker_name = r.str()?;
-        let enable_acting_master = r.bool()?;
-        let zone_name = r.opt_str()?;
-        let mut broker_addrs = BTreeMap::new();
-        for _ in 0..r.count(12)? {
-            let id = r.i64()?;
-            broker_addrs.insert(id, r.str()?);
-        }
-        image.brokers.push(BrokerData { cluster, broker_name, broker_addrs, enable_acting_master, zone_name });
-    }
-    for _ in 0..r.count(54)? {
-        let key = r.key()?;
-        let timeout_ms = r.u64()?;
-        let timeout_default = r.bool()?;
-        let data_version = DataVersion { counter: r.i64()?, state_version: r.i64()?, timestamp: r.i64()? };
-        let ha_server_addr = r.str()?;
-        let provisional = r.bool()?;
-        let silent_ms = r.u64()?;
-        image.live.push(SavedLive {
-            key,
-            timeout_ms,
-            timeout_default,
-            data_version,
-            ha_server_addr,
-            provisional,
-            silent_ms,
-        });
-    }
-    for _ in 0..r.count(12)? {
-        let key = r.key()?;
-        let list = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
-        image.filter_servers.push((key, list));
-    }
-    let mut names: Vec<Arc<str>> = Vec::new();
-    let topic_count = r.count(8)?;
-    image.topics.reserve(topic_count);
-    for _ in 0..topic_count {
-        let topic = r.str()?;
-        let queue_count = r.count(20)?;
-        let mut queues = Vec::with_capacity(queue_count);
-        for _ in 0..queue_count {
-            let at = r.pos;
-            let index = r.u32()? as usize;
-            if index == names.len() {
-                names.push(Arc::from(r.str()?));
-            } else if index > names.len() {
-                return Err(format!(
-                    "broker name reference {index} at offset {at} is ahead of the {} names read",
-                    names.len()
-                ));
-            }
-            queues.push(QueueData {
-                broker_name: names[index].clone(),
-                read_queue_nums: r.i32()?,
-                write_queue_nums: r.i32()?,
-                perm: r.i32()?,
-                topic_sys_flag: r.i32()?,
-            });
-        }
-        image.topics.push((topic, queues));
-    }
-    for _ in 0..r.count(8)? {
-        let topic = r.str()?;
-        let mut per_broker = Vec::new();
-        for _ in 0..r.count(37)? {
-            let name = r.str()?;
-            let topic = r.str()?;
-            let bname = r.str()?;
-            let scope = r.str()?;
-            let total_queues = r.i32()?;
-            let epoch = r.i64()?;
-            let dirty = r.bool()?;
-            let mut curr_id_map = BTreeMap::new();
-            for _ in 0..r.count(8)? {
-                let logical = r.i32()?;
-                curr_id_map.insert(logical, r.i32()?);
-            }
-            per_broker
-                .push((name, TopicQueueMappingInfo { topic, bname, scope, total_queues, epoch, dirty, curr_id_map }));
-        }
-        image.mappings.push((topic, per_broker));
-    }
+    r.clusters(&mut image)?;
+    r.brokers(&mut image)?;
+    r.live(&mut image)?;
+    r.filter_servers(&mut image)?;
+    r.topics(&mut image)?;
+    r.mappings(&mut image)?;
     if r.pos != payload.len() {
-        return Err(format!("{} unexpected bytes after the payload", payload.len() - r.pos));
+        return Err(WarmFileError::TrailingBytes { bytes: payload.len() - r.pos });
     }
     Ok(Decoded { image, saved_at_unix_ms, writer })
 }
 
+/// The payload's sections, in file order.
+impl In<'_> {
+    fn clusters(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        for _ in 0..self.count(8)? {
+            let cluster = self.str()?;
+            let names = (0..self.count(4)?).map(|_| self.str()).collect::<Result<Vec<_>, _>>()?;
+            image.clusters.push((cluster, names));
+        }
+        Ok(())
+    }
+
+    fn brokers(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        for _ in 0..self.count(13)? {
+            let cluster = self.str()?;
+            let broker_name = self.str()?;
+            let enable_acting_master = self.bool()?;
+            let zone_name = self.opt_str()?;
+            let mut broker_addrs = BTreeMap::new();
+            for _ in 0..self.count(12)? {
+                let id = self.i64()?;
+                broker_addrs.insert(id, self.str()?);
+            }
+            image.brokers.push(BrokerData { cluster, broker_name, broker_addrs, enable_acting_master, zone_name });
+        }
+        Ok(())
+    }
+
+    fn live(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        for _ in 0..self.count(54)? {
+            let key = self.key()?;
+            let timeout_ms = self.u64()?;
+            let timeout_default = self.bool()?;
+            let data_version = DataVersion { counter: self.i64()?, state_version: self.i64()?, timestamp: self.i64()? };
+            let ha_server_addr = self.str()?;
+            let provisional = self.bool()?;
+            let silent_ms = self.u64()?;
+            image.live.push(SavedLive {
+                key,
+                timeout_ms,
+                timeout_default,
+                data_version,
+                ha_server_addr,
+                provisional,
+                silent_ms,
+            });
+        }
+        Ok(())
+    }
+
+    fn filter_servers(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        for _ in 0..self.count(12)? {
+            let key = self.key()?;
+            let list = (0..self.count(4)?).map(|_| self.str()).collect::<Result<Vec<_>, _>>()?;
+            image.filter_servers.push((key, list));
+        }
+        Ok(())
+    }
+
+    fn topics(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let topic_count = self.count(8)?;
+        image.topics.reserve(topic_count);
+        for _ in 0..topic_count {
+            let topic = self.str()?;
+            let queue_count = self.count(20)?;
+            let mut queues = Vec::with_capacity(queue_count);
+            for _ in 0..queue_count {
+                let at = self.pos;
+                let index = self.u32()? as usize;
+                if index == names.len() {
+                    names.push(Arc::from(self.str()?));
+                } else if index > names.len() {
+                    return Err(WarmFileError::NameReference { index, offset: at, names: names.len() });
+                }
+                queues.push(QueueData {
+                    broker_name: names[index].clone(),
+                    read_queue_nums: self.i32()?,
+                    write_queue_nums: self.i32()?,
+                    perm: self.i32()?,
+                    topic_sys_flag: self.i32()?,
+                });
+            }
+            image.topics.push((topic, queues));
+        }
+        Ok(())
+    }
+
+    fn mappings(&mut self, image: &mut TableImage) -> Result<(), WarmFileError> {
+        for _ in 0..self.count(8)? {
+            let topic = self.str()?;
+            let mut per_broker = Vec::new();
+            for _ in 0..self.count(37)? {
+                let name = self.str()?;
+                let topic = self.str()?;
+                let bname = self.str()?;
+                let scope = self.str()?;
+                let total_queues = self.i32()?;
+                let epoch = self.i64()?;
+                let dirty = self.bool()?;
+                let mut curr_id_map = BTreeMap::new();
+                for _ in 0..self.count(8)? {
+                    let logical = self.i32()?;
+                    curr_id_map.insert(logical, self.i32()?);
+                }
+                let info = TopicQueueMappingInfo { topic, bname, scope, total_queues, epoch, dirty, curr_id_map };
+                per_broker.push((name, info));
+            }
+            image.mappings.push((topic, per_broker));
+        }
+        Ok(())
+    }
+}
+
 /// Reads and decodes `path`: `Ok(None)` if there is no file, `Err` (why) if it cannot be
 /// used. Reads at most `WARM_FILE_BYTES_MAX + 1` bytes whatever the file claims.
-pub fn read_file(path: &Path) -> Result<Option<Decoded>, String> {
+pub fn read_file(path: &Path) -> Result<Option<Decoded>, WarmFileError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open: {e}")),
+        Err(e) => return Err(WarmFileError::Open(e)),
     };
     let mut bytes = Vec::new();
-    file.take(WARM_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    file.take(WARM_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(WarmFileError::Read)?;
     if bytes.len() as u64 > WARM_FILE_BYTES_MAX {
-        return Err(format!("larger than WARM_FILE_BYTES_MAX ({WARM_FILE_BYTES_MAX} bytes)"));
+        return Err(WarmFileError::TooLarge { bytes_max: WARM_FILE_BYTES_MAX });
     }
     decode(&bytes).map(Some)
 }

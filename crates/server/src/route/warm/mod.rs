@@ -43,6 +43,7 @@ pub use format::{decode, encode, read_file, Decoded, FORMAT_VERSION, WARM_FILE_B
 
 use super::table::RouteTable;
 use crate::config::Config;
+use crate::error::{WarmFileError, WarmSaveError};
 use crate::persist;
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -63,7 +64,7 @@ fn unix_ms() -> u64 {
 /// One file write for the save thread; `ack` gets the outcome (the final save waits for it).
 struct SaveJob {
     bytes: Vec<u8>,
-    ack: Option<flume::Sender<Result<(), String>>>,
+    ack: Option<flume::Sender<Result<(), WarmSaveError>>>,
 }
 
 /// What was last handed to the save thread: the published snapshot generation (routes and
@@ -128,11 +129,7 @@ impl WarmRestart {
                 let now = unix_ms();
                 let age_ms = now.saturating_sub(decoded.saved_at_unix_ms);
                 if age_ms > config.warm_restart_max_age_ms {
-                    let why = format!(
-                        "saved {:.1} s ago, older than warm_restart_max_age_ms {}",
-                        age_ms as f64 / 1000.0,
-                        config.warm_restart_max_age_ms
-                    );
+                    let why = WarmFileError::TooOld { age_ms, age_ms_max: config.warm_restart_max_age_ms };
                     warn_ignored(&path, &why);
                     0
                 } else {
@@ -233,12 +230,12 @@ impl WarmRestart {
     }
 
     /// The save at a graceful stop: always written, waited for until `deadline`.
-    pub fn final_save(&mut self, table: &RouteTable, now_ms: u64, deadline: Instant) -> Result<(), String> {
-        let Some(jobs) = &self.jobs else { return Err("the save thread is not running".into()) };
+    pub fn final_save(&mut self, table: &RouteTable, now_ms: u64, deadline: Instant) -> Result<(), WarmSaveError> {
+        let Some(jobs) = &self.jobs else { return Err(WarmSaveError::NotRunning) };
         let bytes = encode(table, now_ms, unix_ms(), self.timeout_default_ms);
         let size = bytes.len();
         let (ack, done) = flume::bounded(1);
-        let late = || format!("not written within shutdown_drain_ms to {}", self.path.display());
+        let late = || WarmSaveError::Late { path: Some(self.path.clone()) };
         jobs.send_deadline(SaveJob { bytes, ack: Some(ack) }, deadline).map_err(|_| late())?;
         done.recv_deadline(deadline).map_err(|_| late())??;
         tracing::info!(
@@ -252,7 +249,7 @@ impl WarmRestart {
     }
 }
 
-fn warn_ignored(path: &Path, why: &str) {
+fn warn_ignored(path: &Path, why: &WarmFileError) {
     tracing::warn!(
         "warm restart: ignoring {}: {why}; starting cold (routes appear as brokers re-register, within 30 s)",
         path.display()
@@ -264,8 +261,8 @@ fn warn_ignored(path: &Path, why: &str) {
 fn save_loop(path: &Path, jobs: flume::Receiver<SaveJob>, failed: &AtomicBool) {
     for job in jobs.iter() {
         let started = Instant::now();
-        let result =
-            persist::replace_atomic(path, &job.bytes).map_err(|e| format!("cannot write {}: {e}", path.display()));
+        let result = persist::replace_atomic(path, &job.bytes)
+            .map_err(|cause| WarmSaveError::Write { path: path.to_path_buf(), cause });
         match &result {
             Ok(()) => {
                 if failed.swap(false, Ordering::AcqRel) {

@@ -15,7 +15,7 @@ use super::table::{
 };
 use super::{events, warm, ConnId};
 use crate::config::Config;
-use crate::error::{ConfigError, PersistError};
+use crate::error::{ConfigError, PersistError, WarmSaveError};
 use crate::logging::{Admit, WarnLimiter};
 use crate::metrics::counters::{RemovalCause, WriterMetrics};
 use crate::persist::KvTable;
@@ -186,7 +186,7 @@ pub enum RouteUpdate {
     /// everything queued before it; answered once written, or at `deadline`.
     SaveWarmRestart {
         deadline: Instant,
-        reply: Reply<Result<(), String>>,
+        reply: Reply<Result<(), WarmSaveError>>,
     },
 }
 
@@ -230,7 +230,7 @@ enum Pending {
     Register(Reply<RegisterReply>, RegisterReply),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
-    WarmSave(Reply<Result<(), String>>, Instant),
+    WarmSave(Reply<Result<(), WarmSaveError>>, Instant),
 }
 
 fn table_limits(config: &Config) -> TableLimits {
@@ -459,7 +459,7 @@ impl Writer {
     }
 
     /// The final save of a warm restart (a no-op when it is off).
-    fn save_warm(&mut self, deadline: Instant) -> Result<(), String> {
+    fn save_warm(&mut self, deadline: Instant) -> Result<(), WarmSaveError> {
         let now_ms = self.now_ms();
         match &mut self.warm {
             Some(warm) => warm.final_save(&self.table, now_ms, deadline),
