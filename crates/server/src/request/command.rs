@@ -194,57 +194,6 @@ impl Command {
             },
             codes::GET_BROKER_CLUSTER_INFO => Command::GetBrokerClusterInfo,
             codes::REGISTER_TOPIC_IN_NAMESRV => Command::RegisterTopic { topic: required(h, "topic")?.to_string() },
-            codes::PUT_KV_CONFIG => {
-                // Java checks these two itself, with this remark (golden seq 27).
-                let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
-                    return Err(CommandError("namespace or key is null".into()));
-                };
-                Command::Admin(AdminCommand::PutKv {
-                    namespace: namespace.to_string(),
-                    key: key.to_string(),
-                    value: required(h, "value")?.to_string(),
-                })
-            }
-            codes::GET_KV_CONFIG => Command::Admin(AdminCommand::GetKv {
-                namespace: required(h, "namespace")?.to_string(),
-                key: required(h, "key")?.to_string(),
-            }),
-            codes::DELETE_KV_CONFIG => Command::Admin(AdminCommand::DeleteKv {
-                namespace: required(h, "namespace")?.to_string(),
-                key: required(h, "key")?.to_string(),
-            }),
-            codes::GET_KVLIST_BY_NAMESPACE => {
-                Command::Admin(AdminCommand::GetKvList { namespace: required(h, "namespace")?.to_string() })
-            }
-            codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Command::Admin(AdminCommand::AllTopics),
-            codes::MERIDIAN_BROKER_LIVE_TABLE => Command::Admin(AdminCommand::BrokerLiveTable),
-            codes::GET_TOPICS_BY_CLUSTER => {
-                Command::Admin(AdminCommand::TopicsByCluster { cluster: required(h, "cluster")?.to_string() })
-            }
-            codes::GET_SYSTEM_TOPIC_LIST_FROM_NS => Command::Admin(AdminCommand::SystemTopics),
-            codes::GET_UNIT_TOPIC_LIST => Command::Admin(AdminCommand::UnitTopics(UnitList::Unit)),
-            codes::GET_HAS_UNIT_SUB_TOPIC_LIST => Command::Admin(AdminCommand::UnitTopics(UnitList::HasUnitSub)),
-            codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
-                Command::Admin(AdminCommand::UnitTopics(UnitList::HasUnitSubNotUnit))
-            }
-            codes::DELETE_TOPIC_IN_NAMESRV => Command::Admin(AdminCommand::DeleteTopic {
-                topic: required(h, "topic")?.to_string(),
-                cluster: h.ext("clusterName").map(str::to_string),
-            }),
-            codes::WIPE_WRITE_PERM_OF_BROKER => Command::Admin(AdminCommand::WritePerm {
-                broker_name: required(h, "brokerName")?.to_string(),
-                wipe: true,
-            }),
-            codes::ADD_WRITE_PERM_OF_BROKER => Command::Admin(AdminCommand::WritePerm {
-                broker_name: required(h, "brokerName")?.to_string(),
-                wipe: false,
-            }),
-            codes::GET_BROKER_MEMBER_GROUP => Command::Admin(AdminCommand::MemberGroup {
-                cluster: required(h, "clusterName")?.to_string(),
-                broker_name: required(h, "brokerName")?.to_string(),
-            }),
-            codes::GET_NAMESRV_CONFIG => Command::Admin(AdminCommand::GetConfig),
-            codes::UPDATE_NAMESRV_CONFIG => Command::Admin(AdminCommand::UpdateConfig),
             codes::MERIDIAN_WATCH_ROUTES => Command::WatchRoutes {
                 hold_ms: match h.ext("holdMs").map(|v| v.trim().parse::<u64>()) {
                     None => HoldMs::Default,
@@ -252,8 +201,67 @@ impl Command {
                     Some(Err(_)) => HoldMs::NotANumber,
                 },
             },
-            other => Command::Unsupported(other),
+            other => match AdminCommand::parse(h)? {
+                Some(admin) => Command::Admin(admin),
+                None => Command::Unsupported(other),
+            },
         })
+    }
+}
+
+impl AdminCommand {
+    /// The KV, topic-list, admin and config requests; `None` for any other code.
+    fn parse(h: &Header) -> Result<Option<AdminCommand>, CommandError> {
+        Ok(Some(match h.code {
+            codes::PUT_KV_CONFIG => {
+                // Java checks these two itself, with this remark (golden seq 27).
+                let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
+                    return Err(CommandError("namespace or key is null".into()));
+                };
+                AdminCommand::PutKv {
+                    namespace: namespace.to_string(),
+                    key: key.to_string(),
+                    value: required(h, "value")?.to_string(),
+                }
+            }
+            codes::GET_KV_CONFIG => AdminCommand::GetKv {
+                namespace: required(h, "namespace")?.to_string(),
+                key: required(h, "key")?.to_string(),
+            },
+            codes::DELETE_KV_CONFIG => AdminCommand::DeleteKv {
+                namespace: required(h, "namespace")?.to_string(),
+                key: required(h, "key")?.to_string(),
+            },
+            codes::GET_KVLIST_BY_NAMESPACE => {
+                AdminCommand::GetKvList { namespace: required(h, "namespace")?.to_string() }
+            }
+            codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => AdminCommand::AllTopics,
+            codes::MERIDIAN_BROKER_LIVE_TABLE => AdminCommand::BrokerLiveTable,
+            codes::GET_TOPICS_BY_CLUSTER => {
+                AdminCommand::TopicsByCluster { cluster: required(h, "cluster")?.to_string() }
+            }
+            codes::GET_SYSTEM_TOPIC_LIST_FROM_NS => AdminCommand::SystemTopics,
+            codes::GET_UNIT_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::Unit),
+            codes::GET_HAS_UNIT_SUB_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::HasUnitSub),
+            codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::HasUnitSubNotUnit),
+            codes::DELETE_TOPIC_IN_NAMESRV => AdminCommand::DeleteTopic {
+                topic: required(h, "topic")?.to_string(),
+                cluster: h.ext("clusterName").map(str::to_string),
+            },
+            codes::WIPE_WRITE_PERM_OF_BROKER => {
+                AdminCommand::WritePerm { broker_name: required(h, "brokerName")?.to_string(), wipe: true }
+            }
+            codes::ADD_WRITE_PERM_OF_BROKER => {
+                AdminCommand::WritePerm { broker_name: required(h, "brokerName")?.to_string(), wipe: false }
+            }
+            codes::GET_BROKER_MEMBER_GROUP => AdminCommand::MemberGroup {
+                cluster: required(h, "clusterName")?.to_string(),
+                broker_name: required(h, "brokerName")?.to_string(),
+            },
+            codes::GET_NAMESRV_CONFIG => AdminCommand::GetConfig,
+            codes::UPDATE_NAMESRV_CONFIG => AdminCommand::UpdateConfig,
+            _ => return Ok(None),
+        }))
     }
 }
 

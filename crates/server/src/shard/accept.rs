@@ -11,6 +11,7 @@ use crate::net::connection;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
+use glommio::net::TcpListener;
 use glommio::{Latency, Shares};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -75,12 +76,22 @@ pub async fn run(setup: ShardSetup) {
         config: setup.config,
     });
 
+    spawn_helpers(&state, setup.pokes, setup.publish_signal, setup.close_requests);
+    accept_loop(listener, state).await
+}
+
+/// The shard's helper tasks: waker pokes, "a snapshot is out" signals (which wake route
+/// watches) and the writer's requests to close an expired broker's connection.
+fn spawn_helpers(
+    state: &Rc<ShardState>,
+    pokes: flume::Receiver<()>,
+    publish_signal: flume::Receiver<()>,
+    close_requests: flume::Receiver<ConnId>,
+) {
     // glommio 0.9 can park with runnable tasks (see `server::spawn_waker`): every poke
     // from the waker thread is a foreign wake-up that gets the executor out of such a park.
-    let pokes = setup.pokes;
     glommio::spawn_local(async move { while pokes.recv_async().await.is_ok() {} }).detach();
 
-    let publish_signal = setup.publish_signal;
     let publish_state = state.clone();
     glommio::spawn_local(async move {
         while publish_signal.recv_async().await.is_ok() {
@@ -90,14 +101,17 @@ pub async fn run(setup: ShardSetup) {
     .detach();
 
     let closer_state = state.clone();
-    let close_requests = setup.close_requests;
     glommio::spawn_local(async move {
         while let Ok(conn) = close_requests.recv_async().await {
             closer_state.close_conn(conn);
         }
     })
     .detach();
+}
 
+/// Accepts until the stop: each connection runs in its own task for life, unless the
+/// shard already holds `connections_per_shard_max`.
+async fn accept_loop(listener: TcpListener, state: Rc<ShardState>) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,

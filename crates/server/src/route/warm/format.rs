@@ -73,94 +73,9 @@ pub fn encode(table: &RouteTable, now_ms: u64, saved_at_unix_ms: u64, timeout_de
     out.u64(saved_at_unix_ms);
     out.str(concat!("meridian ", env!("CARGO_PKG_VERSION")));
 
-    out.count(table.clusters().len());
-    for (cluster, names) in table.clusters() {
-        out.str(cluster);
-        out.count(names.len());
-        for name in names {
-            out.str(name);
-        }
-    }
-    out.count(table.brokers().len());
-    for bd in table.brokers().values() {
-        out.str(&bd.cluster);
-        out.str(&bd.broker_name);
-        out.u8(u8::from(bd.enable_acting_master));
-        out.opt_str(bd.zone_name.as_deref());
-        out.count(bd.broker_addrs.len());
-        for (id, addr) in &bd.broker_addrs {
-            out.i64(*id);
-            out.str(addr);
-        }
-    }
-    out.count(table.live_entries().len());
-    for (key, live) in table.live_entries() {
-        out.key(key);
-        out.u64(live.timeout_ms);
-        out.u8(u8::from(live.timeout_ms == timeout_default_ms));
-        out.i64(live.data_version.counter);
-        out.i64(live.data_version.state_version);
-        out.i64(live.data_version.timestamp);
-        out.str(&live.ha_server_addr);
-        out.u8(u8::from(live.provisional));
-        out.u64(now_ms.saturating_sub(live.last_update_ms));
-    }
-    out.count(table.filter_server_entries().len());
-    for (key, list) in table.filter_server_entries() {
-        out.key(key);
-        out.count(list.len());
-        for server in list {
-            out.str(server);
-        }
-    }
-    let topics = table.topic_entries();
-    out.count(topics.len());
-    // Broker names by first appearance. Queue data share one name `Arc` per registration of
-    // a broker, so the few distinct pointers are looked up first (no string hashing).
-    let mut names: FastMap<&str, u32> = FastMap::default();
-    let mut by_ptr: FastMap<*const u8, u32> = FastMap::default();
-    for (topic, queues) in topics {
-        out.str(topic);
-        out.count(queues.len());
-        for qd in queues.values() {
-            let ptr = qd.broker_name.as_ptr();
-            match by_ptr.get(&ptr) {
-                Some(index) => out.u32(*index),
-                None => {
-                    let next = names.len() as u32;
-                    let index = *names.entry(&qd.broker_name).or_insert(next);
-                    by_ptr.insert(ptr, index);
-                    out.u32(index);
-                    if index == next {
-                        out.str(&qd.broker_name);
-                    }
-                }
-            }
-            out.i32(qd.read_queue_nums);
-            out.i32(qd.write_queue_nums);
-            out.i32(qd.perm);
-            out.i32(qd.topic_sys_flag);
-        }
-    }
-    out.count(table.mapping_entries().len());
-    for (topic, per_broker) in table.mapping_entries() {
-        out.str(topic);
-        out.count(per_broker.len());
-        for (name, info) in per_broker {
-            out.str(name);
-            out.str(&info.topic);
-            out.str(&info.bname);
-            out.str(&info.scope);
-            out.i32(info.total_queues);
-            out.i64(info.epoch);
-            out.u8(u8::from(info.dirty));
-            out.count(info.curr_id_map.len());
-            for (logical, physical) in &info.curr_id_map {
-                out.i32(*logical);
-                out.i32(*physical);
-            }
-        }
-    }
+    out.groups(table, now_ms, timeout_default_ms);
+    out.topics(table);
+    out.mappings(table);
 
     let mut bytes = out.0;
     let payload_len = (bytes.len() - HEADER_BYTES) as u64;
@@ -170,6 +85,110 @@ pub fn encode(table: &RouteTable, now_ms: u64, saved_at_unix_ms: u64, timeout_de
     bytes[12..20].copy_from_slice(&payload_len.to_le_bytes());
     bytes[20..24].copy_from_slice(&crc.to_le_bytes());
     bytes
+}
+
+/// The payload's sections, in file order.
+impl Out {
+    /// Clusters, broker groups, liveness and filter servers.
+    fn groups(&mut self, table: &RouteTable, now_ms: u64, timeout_default_ms: u64) {
+        let out = self;
+        out.count(table.clusters().len());
+        for (cluster, names) in table.clusters() {
+            out.str(cluster);
+            out.count(names.len());
+            for name in names {
+                out.str(name);
+            }
+        }
+        out.count(table.brokers().len());
+        for bd in table.brokers().values() {
+            out.str(&bd.cluster);
+            out.str(&bd.broker_name);
+            out.u8(u8::from(bd.enable_acting_master));
+            out.opt_str(bd.zone_name.as_deref());
+            out.count(bd.broker_addrs.len());
+            for (id, addr) in &bd.broker_addrs {
+                out.i64(*id);
+                out.str(addr);
+            }
+        }
+        out.count(table.live_entries().len());
+        for (key, live) in table.live_entries() {
+            out.key(key);
+            out.u64(live.timeout_ms);
+            out.u8(u8::from(live.timeout_ms == timeout_default_ms));
+            out.i64(live.data_version.counter);
+            out.i64(live.data_version.state_version);
+            out.i64(live.data_version.timestamp);
+            out.str(&live.ha_server_addr);
+            out.u8(u8::from(live.provisional));
+            out.u64(now_ms.saturating_sub(live.last_update_ms));
+        }
+        out.count(table.filter_server_entries().len());
+        for (key, list) in table.filter_server_entries() {
+            out.key(key);
+            out.count(list.len());
+            for server in list {
+                out.str(server);
+            }
+        }
+    }
+
+    fn topics(&mut self, table: &RouteTable) {
+        let out = self;
+        let topics = table.topic_entries();
+        out.count(topics.len());
+        // Broker names by first appearance. Queue data share one name `Arc` per registration of
+        // a broker, so the few distinct pointers are looked up first (no string hashing).
+        let mut names: FastMap<&str, u32> = FastMap::default();
+        let mut by_ptr: FastMap<*const u8, u32> = FastMap::default();
+        for (topic, queues) in topics {
+            out.str(topic);
+            out.count(queues.len());
+            for qd in queues.values() {
+                let ptr = qd.broker_name.as_ptr();
+                match by_ptr.get(&ptr) {
+                    Some(index) => out.u32(*index),
+                    None => {
+                        let next = names.len() as u32;
+                        let index = *names.entry(&qd.broker_name).or_insert(next);
+                        by_ptr.insert(ptr, index);
+                        out.u32(index);
+                        if index == next {
+                            out.str(&qd.broker_name);
+                        }
+                    }
+                }
+                out.i32(qd.read_queue_nums);
+                out.i32(qd.write_queue_nums);
+                out.i32(qd.perm);
+                out.i32(qd.topic_sys_flag);
+            }
+        }
+    }
+
+    fn mappings(&mut self, table: &RouteTable) {
+        let out = self;
+        out.count(table.mapping_entries().len());
+        for (topic, per_broker) in table.mapping_entries() {
+            out.str(topic);
+            out.count(per_broker.len());
+            for (name, info) in per_broker {
+                out.str(name);
+                out.str(&info.topic);
+                out.str(&info.bname);
+                out.str(&info.scope);
+                out.i32(info.total_queues);
+                out.i64(info.epoch);
+                out.u8(u8::from(info.dirty));
+                out.count(info.curr_id_map.len());
+                for (logical, physical) in &info.curr_id_map {
+                    out.i32(*logical);
+                    out.i32(*physical);
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
