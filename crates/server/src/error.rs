@@ -372,3 +372,25 @@ impl fmt::Display for WarmSaveError {
 }
 
 impl std::error::Error for WarmSaveError {}
+
+/// REGISTER_TOPIC_IN_NAMESRV refused: a new topic would pass `topics_max`. `Display` is
+/// the remark the peer gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicTableFull {
+    pub topics: usize,
+    pub topics_max: usize,
+}
+
+impl TopicTableFull {
+    pub fn source_kind(&self) -> Source {
+        Source::Peer
+    }
+}
+
+impl fmt::Display for TopicTableFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "topic table full: {} topics >= topics_max {}", self.topics, self.topics_max)
+    }
+}
+
+impl std::error::Error for TopicTableFull {}

@@ -98,7 +98,7 @@ pub async fn handle(
             };
             match shard.call(|reply| RouteUpdate::RegisterTopic { topic, queue_datas, reply }).await {
                 Some(Ok(())) => Answer::ok(Vec::new()),
-                Some(Err(remark)) => Answer::error(codes::SYSTEM_ERROR, remark),
+                Some(Err(refused)) => Answer::error(codes::SYSTEM_ERROR, refused.to_string()),
                 None => writer_gone(),
             }
         }

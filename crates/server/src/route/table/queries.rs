@@ -3,6 +3,7 @@
 //! build answers.
 
 use super::*;
+use crate::error::TopicTableFull;
 
 impl RouteTable {
     /// QUERY_DATA_VERSION: (changed, stored version) and a liveness refresh.
@@ -36,13 +37,9 @@ impl RouteTable {
 
     /// REGISTER_TOPIC_IN_NAMESRV (RouteInfoManager.registerTopic): applies queue data in order and stops
     /// at the first broker name that is not registered, as Java does.
-    pub fn register_topic(&mut self, topic: &str, queue_datas: Vec<QueueData>) -> Result<(), String> {
+    pub fn register_topic(&mut self, topic: &str, queue_datas: Vec<QueueData>) -> Result<(), TopicTableFull> {
         if !self.topic_queue.contains_key(topic) && self.topic_queue.len() >= self.limits.topics_max {
-            return Err(format!(
-                "topic table full: {} topics >= topics_max {}",
-                self.topic_queue.len(),
-                self.limits.topics_max
-            ));
+            return Err(TopicTableFull { topics: self.topic_queue.len(), topics_max: self.limits.topics_max });
         }
         for qd in queue_datas {
             if !self.broker_addr.contains_key(&*qd.broker_name) {

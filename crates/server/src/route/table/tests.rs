@@ -440,7 +440,7 @@ fn limits_refuse_without_changes() {
         topic_sys_flag: 0,
     };
     let err = t.register_topic("T9", vec![qd.clone()]).expect_err("table full");
-    assert!(err.contains("topics_max 2"), "{err}");
+    assert!(err.to_string().contains("topics_max 2"), "{err}");
     check(&t, "T9", None);
     assert_eq!(t.register_topic("T1", vec![qd]), Ok(()));
 }

@@ -15,7 +15,7 @@ use super::table::{
 };
 use super::{events, warm, ConnId};
 use crate::config::Config;
-use crate::error::{ConfigError, PersistError, WarmSaveError};
+use crate::error::{ConfigError, PersistError, TopicTableFull, WarmSaveError};
 use crate::logging::{Admit, WarnLimiter};
 use crate::metrics::counters::{RemovalCause, WriterMetrics};
 use crate::persist::KvTable;
@@ -168,11 +168,10 @@ pub enum RouteUpdate {
         cluster: String,
         addr: String,
     },
-    /// Answered with the refusal's remark, if refused.
     RegisterTopic {
         topic: String,
         queue_datas: Vec<QueueData>,
-        reply: Reply<Result<(), String>>,
+        reply: Reply<Result<(), TopicTableFull>>,
     },
     /// A connection that had registered a broker closed.
     ConnectionClosed {
@@ -226,7 +225,7 @@ pub struct Writer {
 
 enum Pending {
     Admin(Reply<AdminResult>, AdminResult),
-    Topic(Reply<Result<(), String>>, Result<(), String>),
+    Topic(Reply<Result<(), TopicTableFull>>, Result<(), TopicTableFull>),
     Register(Reply<RegisterReply>, RegisterReply),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
