@@ -10,7 +10,8 @@
 use crate::config::Config;
 use crate::error::CloseReason;
 use crate::metrics::counters::CloseCause;
-use crate::request::dispatch::{self, Effects};
+use crate::request::dispatch;
+use crate::request::register::Effects;
 use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
 use crate::shard::state::ShardState;

@@ -3,7 +3,7 @@
 //! remarks, ext fields, bodies). Must not: touch the table or the KV config itself.
 
 use super::command::AdminCommand;
-use super::dispatch::writer_gone;
+use super::reply::writer_gone;
 use crate::route::writer::{AdminRequest, AdminResult, LiveBroker, RouteUpdate};
 use crate::shard::state::ShardState;
 use bytes::Bytes;

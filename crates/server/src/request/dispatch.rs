@@ -3,7 +3,8 @@
 //! writer, whose answer is awaited. Must not: lock, block the executor, or touch the table.
 
 use super::command::{Command, CommandError};
-use super::register::RecentRegistration;
+use super::register::Effects;
+use super::reply::writer_gone;
 use super::{admin, lookup, register, watch};
 use crate::route::table::Unregister;
 use crate::route::writer::RouteUpdate;
@@ -14,15 +15,6 @@ use meridian_protocol::answer::Answer;
 use meridian_protocol::body;
 use meridian_protocol::codes;
 use meridian_protocol::header::Header;
-
-/// What the connection must remember after a request.
-#[derive(Debug, Default)]
-pub struct Effects {
-    /// The request registered a broker on this connection: its close must be reported.
-    pub registered_broker: bool,
-    /// Recently applied full registrations, newest last (at most RECENT_REGISTRATIONS_MAX).
-    pub(super) recent_registrations: Vec<RecentRegistration>,
-}
 
 /// `body_crc32`: the body's CRC as the `bodyCrc32` field carries it, computed by the
 /// connection as the frame arrived.
@@ -108,8 +100,4 @@ pub async fn handle(
             Answer::error(codes::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported"))
         }
     }
-}
-
-pub(super) fn writer_gone() -> Answer {
-    Answer::error(codes::SYSTEM_ERROR, "route writer is not running (server shutting down)")
 }

@@ -9,4 +9,5 @@ pub mod command;
 pub mod dispatch;
 pub mod lookup;
 pub mod register;
+pub mod reply;
 pub mod watch;

@@ -3,7 +3,7 @@
 //! path, then the writer call and the reply. Must not: touch the table.
 
 use super::command::RegisterBrokerHeader;
-use super::dispatch::{writer_gone, Effects};
+use super::reply::writer_gone;
 use crate::route::table::RegisterBroker;
 use crate::route::writer::{RegisterReply, RegisterResult, RouteUpdate};
 use crate::route::ConnId;
@@ -18,10 +18,20 @@ use std::time::Instant;
 /// topics in several chunks (split registration) re-sends each of them.
 pub const RECENT_REGISTRATIONS_MAX: usize = 8;
 
+/// What a connection must remember after its requests: whether a broker registered on it,
+/// and the registrations it sent recently (for the re-send fast path).
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// The request registered a broker on this connection: its close must be reported.
+    pub registered_broker: bool,
+    /// Recently applied full registrations, newest last (at most RECENT_REGISTRATIONS_MAX).
+    recent_registrations: Vec<RecentRegistration>,
+}
+
 /// A registration applied from its full body, identified by header and body fingerprint.
 /// Brokers re-send the same bytes every 30 s while their topics do not change.
 #[derive(Debug)]
-pub(super) struct RecentRegistration {
+struct RecentRegistration {
     version: i32,
     header: RegisterBrokerHeader,
     body_bytes: usize,
