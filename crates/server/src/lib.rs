@@ -1,7 +1,7 @@
 //! Meridian: a RocketMQ-compatible NameServer, thread-per-core on io_uring (glommio).
 //!
 //! Data flows one way (see ARCHITECTURE.md for the picture and the invariants):
-//! socket bytes → [`shard::accept`] → [`net::connection`] → `meridian_protocol::frame` →
+//! socket bytes → [`net::accept`] → [`net::connection`] → `meridian_protocol::frame` →
 //! [`request::command`] → [`request::dispatch`] → [`shard::state`] (the shard's snapshot, or
 //! the writer's channel). Lookups are answered from the shard's [`route::snapshot`]; writes
 //! travel as [`route::writer::RouteUpdate`]s to the single [`route::writer`], which applies
@@ -9,8 +9,8 @@
 //!
 //! - [`config`]: the one `Config`, every limit with its unit.
 //! - [`error`]: typed errors (kind, source: peer / internal / config, cause, context).
-//! - [`shard`]: per-shard state and the accept loop.
-//! - [`net`]: per-connection I/O (frames in, replies out).
+//! - [`net`]: a shard's start and accept loop, per-connection I/O (frames in, replies out).
+//! - [`shard`]: what each shard owns (snapshot cache, writer channel, limits, counters).
 //! - [`request`]: header → `Command` → `Answer` (lookups, registrations, admin, watch).
 //! - [`route`]: table (mutable truth, writer-owned), snapshot (immutable), writer (the loop).
 //! - [`metrics`]: per-thread counters, and the HTTP endpoint that sums them.

@@ -4,12 +4,12 @@
 use crate::config::Config;
 use crate::error::{StartError, WarmSaveError};
 use crate::metrics::counters::{ShardMetrics, WriterMetrics};
-use crate::metrics::http::Metrics;
+use crate::metrics::http::{Metrics, SnapshotProbe, SnapshotStats};
+use crate::net::accept::{self, ShardSetup};
 use crate::route::snapshot::RouteSnapshot;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::{RouteUpdate, Writer, WriterSetup};
 use crate::route::ConnId;
-use crate::shard::accept::{self, ShardSetup};
 use crate::{notify, persist, sys};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -188,7 +188,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
                 connections_open: shared.connections_open.clone(),
                 in_flight: shared.in_flight.clone(),
                 stopping: shared.stopping.clone(),
-                published: published.clone(),
+                published: snapshot_probe(published.clone()),
                 started: Instant::now(),
                 peer_report: peer_report.clone(),
             });
@@ -217,6 +217,18 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         updates: updates_tx,
         _guard: guard,
         _lock: lock,
+    })
+}
+
+/// How the metrics endpoint reads the published snapshot.
+fn snapshot_probe(published: SnapshotCell) -> SnapshotProbe {
+    Box::new(move || {
+        let snapshot = published.load();
+        SnapshotStats {
+            generation: snapshot.generation,
+            topics: snapshot.topics.len(),
+            not_ready_until: snapshot.not_ready_until,
+        }
     })
 }
 

@@ -8,7 +8,6 @@ use super::counters::{
     RESPONSE_CODES, RESPONSE_SLOTS,
 };
 use crate::error::StartError;
-use crate::route::snapshot::SnapshotCell;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -18,6 +17,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What a scrape reads of the published route snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotStats {
+    pub generation: u64,
+    /// Topics with a route.
+    pub topics: usize,
+    /// needWaitForService: lookups are refused until then.
+    pub not_ready_until: Option<Instant>,
+}
+
+/// Reads `SnapshotStats` from wherever snapshots are published (lock-free).
+pub type SnapshotProbe = Box<dyn Fn() -> SnapshotStats + Send + Sync>;
+
 /// Everything a scrape reads.
 pub struct Metrics {
     pub shards: Vec<Arc<ShardMetrics>>,
@@ -25,7 +37,8 @@ pub struct Metrics {
     pub connections_open: Vec<Arc<AtomicUsize>>,
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<AtomicBool>,
-    pub published: SnapshotCell,
+    /// Reads the published route snapshot (the metrics know nothing of routes).
+    pub published: SnapshotProbe,
     pub started: Instant,
     /// The peer watch's last report (`peer_namesrv_addrs`); `None` when the watch is off.
     pub peer_report: Option<crate::peer_watch::PeerReportCell>,
@@ -252,20 +265,14 @@ impl Metrics {
         ] {
             histogram(enc, name, help, [h])?;
         }
-        let snapshot = self.published.load();
+        let snapshot = (self.published)();
         gauge(
             enc,
             "meridian_snapshot_generation",
             "Generation of the route snapshot readers use (increases with every visible change).",
             snapshot.generation as i64,
         )?;
-        gauge(
-            enc,
-            "meridian_snapshot_topics",
-            "Topics with a route in the current snapshot.",
-            snapshot.topics.len() as i64,
-        )?;
-        drop(snapshot);
+        gauge(enc, "meridian_snapshot_topics", "Topics with a route in the current snapshot.", snapshot.topics as i64)?;
         gauge(enc, "meridian_clusters", "Clusters in the route table.", w.clusters.load(Relaxed) as i64)?;
         gauge(
             enc,
@@ -390,7 +397,7 @@ pub fn not_ready_reason(metrics: &Metrics) -> Option<String> {
     if metrics.stopping.load(Relaxed) {
         return Some("stopping".into());
     }
-    let until = metrics.published.load().not_ready_until;
+    let until = (metrics.published)().not_ready_until;
     match until {
         Some(t) if Instant::now() < t => Some(format!(
             "needWaitForService: serving routes in {} s",

@@ -3,18 +3,14 @@
 //! SO_REUSEPORT listener and hands each connection to `net::connection` for life.
 //! Must not: read or answer requests itself.
 
-use super::state::{ShardState, DECODE_QUEUE_SHARES};
+use super::connection;
 use crate::config::Config;
-use crate::logging::WarnLimiter;
 use crate::metrics::counters::ShardMetrics;
-use crate::net::connection;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
+use crate::shard::state::{ShardParts, ShardState};
 use glommio::net::TcpListener;
-use glommio::{Latency, Shares};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,27 +51,16 @@ pub async fn run(setup: ShardSetup) {
     // The main thread created this listening socket for this shard only and handed over
     // ownership; nothing else uses or closes the fd.
     let listener = crate::sys::adopt_listener(setup.listener_fd);
-    let decode_queue =
-        glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
-    let state = Rc::new(ShardState {
+    let state = Rc::new(ShardState::new(ShardParts {
         id: setup.id,
-        snapshot: RefCell::new(arc_swap::Cache::new(setup.published)),
+        config: setup.config,
+        published: setup.published,
         updates: setup.updates,
-        inflight: glommio::sync::Semaphore::new(setup.config.registration_inflight_bytes_per_shard_max),
         connections_open: setup.connections_open,
-        decode_turn: glommio::sync::Semaphore::new(1),
-        conn_seq: Cell::new(0),
-        decode_queue,
-        open_fds: RefCell::new(HashMap::new()),
         in_flight: setup.in_flight,
         stopping: setup.stopping,
         metrics: setup.metrics,
-        snapshot_published: event_listener::Event::new(),
-        watches_held: Cell::new(0),
-        peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", setup.id))),
-        config: setup.config,
-    });
-
+    }));
     spawn_helpers(&state, setup.pokes, setup.publish_signal, setup.close_requests);
     accept_loop(listener, state).await
 }

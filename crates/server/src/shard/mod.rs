@@ -1,7 +1,6 @@
-//! Shards: one pinned glommio executor per core, each accepting on its own SO_REUSEPORT
-//! listener and owning its connections for life. `state` is what a shard owns (reached by
-//! the request handlers); `accept` starts a shard and runs its accept loop.
-//! Must not: own route state or share a `RefCell` with another shard.
+//! Shards: one pinned glommio executor per core, each owning its connections for life.
+//! `state` is what a shard owns, reached by the connection and request code that runs on
+//! it (`net::accept` starts a shard). Must not: own route state, share a `RefCell` with
+//! another shard, or import `net` or `request` (data flows from them to here).
 
-pub mod accept;
 pub mod state;

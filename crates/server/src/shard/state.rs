@@ -11,7 +11,7 @@ use crate::metrics::counters::ShardMetrics;
 use crate::route::snapshot::{RouteSnapshot, SnapshotCell};
 use crate::route::writer::{Reply, RouteUpdate};
 use crate::route::ConnId;
-use glommio::TaskQueueHandle;
+use glommio::{Latency, Shares, TaskQueueHandle};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::unix::io::RawFd;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// Share of CPU the decode queue gets relative to the default queue's 1000 (lookups):
 /// under contention a registration decode gets about 1/11 of the shard.
-pub(super) const DECODE_QUEUE_SHARES: usize = 100;
+const DECODE_QUEUE_SHARES: usize = 100;
 /// Bodies at least this large are decoded on the shard's blocking thread (same CPU).
 /// 256 KiB of registration JSON is about 1,300 topics, about 1 ms to parse.
 const DECODE_OFFLOAD_BYTES_MIN: usize = 256 * 1024;
@@ -29,19 +29,19 @@ const DECODE_OFFLOAD_BYTES_MIN: usize = 256 * 1024;
 pub struct ShardState {
     pub id: usize,
     pub config: Config,
-    pub(super) snapshot: RefCell<arc_swap::Cache<SnapshotCell, Arc<RouteSnapshot>>>,
-    pub(super) updates: flume::Sender<RouteUpdate>,
+    snapshot: RefCell<arc_swap::Cache<SnapshotCell, Arc<RouteSnapshot>>>,
+    updates: flume::Sender<RouteUpdate>,
     /// Frame bytes of large requests being read, decoded or applied on this shard.
     pub inflight: glommio::sync::Semaphore,
     /// Written only by this shard (plain load + store, no RMW); read by the waker thread.
     pub connections_open: Arc<AtomicUsize>,
     /// One inline decode at a time: a queued batch of small registrations then delays a
     /// lookup by at most one decode (about 1 ms), whatever the preempt timer does.
-    pub(super) decode_turn: glommio::sync::Semaphore,
-    pub(super) conn_seq: Cell<u64>,
-    pub(super) decode_queue: TaskQueueHandle,
+    decode_turn: glommio::sync::Semaphore,
+    conn_seq: Cell<u64>,
+    decode_queue: TaskQueueHandle,
     /// Raw fds of open connections, so the writer can have an expired broker's one closed.
-    pub(super) open_fds: RefCell<HashMap<ConnId, RawFd>>,
+    open_fds: RefCell<HashMap<ConnId, RawFd>>,
     /// Requests being handled or answered on every shard (process-wide), for the drain.
     pub in_flight: Arc<AtomicUsize>,
     /// Set once a stop signal arrived: the accept loop ends.
@@ -53,10 +53,46 @@ pub struct ShardState {
     /// Route watches held on this shard now (`watches_per_shard_max`).
     pub watches_held: Cell<usize>,
     /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
-    pub(super) peer_warnings: Rc<WarnLimiter>,
+    peer_warnings: Rc<WarnLimiter>,
+}
+
+/// What a shard's state is made of that the process hands over at start.
+pub struct ShardParts {
+    pub id: usize,
+    pub config: Config,
+    pub published: SnapshotCell,
+    pub updates: flume::Sender<RouteUpdate>,
+    pub connections_open: Arc<AtomicUsize>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: Arc<ShardMetrics>,
 }
 
 impl ShardState {
+    /// Built on the shard's own executor (the decode queue belongs to it).
+    pub fn new(parts: ShardParts) -> ShardState {
+        let decode_queue =
+            glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
+        ShardState {
+            id: parts.id,
+            snapshot: RefCell::new(arc_swap::Cache::new(parts.published)),
+            updates: parts.updates,
+            inflight: glommio::sync::Semaphore::new(parts.config.registration_inflight_bytes_per_shard_max),
+            connections_open: parts.connections_open,
+            decode_turn: glommio::sync::Semaphore::new(1),
+            conn_seq: Cell::new(0),
+            decode_queue,
+            open_fds: RefCell::new(HashMap::new()),
+            in_flight: parts.in_flight,
+            stopping: parts.stopping,
+            metrics: parts.metrics,
+            snapshot_published: event_listener::Event::new(),
+            watches_held: Cell::new(0),
+            peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", parts.id))),
+            config: parts.config,
+        }
+    }
+
     /// Runs `read` on the newest published snapshot (lock-free: a generation check on the
     /// shared cell). Borrowing instead of cloning the `Arc` keeps the snapshot's shared
     /// reference count, which every shard would otherwise bump, off the lookup path.
@@ -111,7 +147,7 @@ impl ShardState {
         self.connections_open.load(Ordering::Relaxed)
     }
 
-    pub(super) fn set_open_count(&self, n: usize) {
+    pub fn set_open_count(&self, n: usize) {
         // Only this shard writes it, so a load and a store are enough (no atomic RMW).
         self.connections_open.store(n, Ordering::Relaxed);
     }
@@ -130,7 +166,7 @@ impl ShardState {
         self.open_fds.borrow_mut().remove(&conn);
     }
 
-    pub(super) fn close_conn(&self, conn: ConnId) {
+    pub fn close_conn(&self, conn: ConnId) {
         if let Some(fd) = self.open_fds.borrow().get(&conn) {
             // The fd belongs to a live connection task on this shard (it removes itself from
             // `open_fds` before its socket is dropped), so it is still open and still ours;
