@@ -1,7 +1,8 @@
 //! The peer watch: one OS thread (`meridian-peer-watch`, never a shard) that every
 //! `peer_check_interval_ms` reads this server (over loopback when it listens on a wildcard
-//! address) and each of `peer_namesrv_addrs` with [`super::fetch`], compares this server
-//! with each peer ([`super::compare`]), logs when a peer's count of differences changes,
+//! address) and each of `peer_namesrv_addrs` with `meridian_client::route_diff::fetch`,
+//! compares this server with each peer (`meridian_client::route_diff::compare`), logs when
+//! a peer's count of differences changes,
 //! and leaves the last [`PeerReport`] in a [`PeerReportCell`]. The metrics endpoint reads
 //! that cell at scrape (`meridian_peer_route_differences{peer}`,
 //! `meridian_peer_check_timestamp_seconds`, `/routediff`), never the request path.
