@@ -63,7 +63,7 @@ fn build_config(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     }
     for kv in &cli.set {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        config.set(k.trim(), v).map_err(|e| e.0)?;
+        config.set(k.trim(), v).map_err(|e| e.to_string())?;
     }
     if let Some(listen) = cli.listen {
         config.listen = listen;
@@ -74,7 +74,7 @@ fn build_config(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     if let Some(n) = cli.shards {
         config.shards = n;
     }
-    config.validate().map_err(|e| e.0)?;
+    config.validate().map_err(|e| e.to_string())?;
     Ok((config, warnings))
 }
 
@@ -118,8 +118,8 @@ fn main() {
     let go_away_window =
         if config.shutdown_go_away { Duration::from_millis(config.shutdown_go_away_window_ms) } else { Duration::ZERO };
     // SIGTERM/SIGINT are blocked before any thread exists, so every thread inherits the
-    // mask and only this thread receives them, in `wait_for_stop_signal`.
-    let stop_signals = block_stop_signals();
+    // mask and only this thread receives them, in `wait_for_signal`.
+    let stop_signals = meridian_server::sys::block_stop_signals();
     let running = match meridian_server::server::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -136,7 +136,7 @@ fn main() {
     // from broker registrations, so stopping flushes nothing (but the warm-restart routes,
     // when on): it refuses new connections and gives the requests being handled
     // `shutdown_drain_ms` to be answered.
-    let signal = wait_for_stop_signal(&stop_signals);
+    let signal = meridian_server::sys::wait_for_signal(&stop_signals);
     running.stop_accepting();
     // Logged only now: whoever reads this line may rely on new connections being refused.
     tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");
@@ -165,24 +165,4 @@ fn main() {
         }
     }
     std::process::exit(0);
-}
-
-fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_stop_signal(set: &libc::sigset_t) -> i32 {
-    let mut signal: libc::c_int = 0;
-    // SAFETY: `set` is a valid, initialised sigset_t and `signal` a valid out pointer.
-    let rc = unsafe { libc::sigwait(set, &mut signal) };
-    assert_eq!(rc, 0, "sigwait on a valid set cannot fail");
-    signal
 }

@@ -8,6 +8,7 @@
 //! `scanNotActiveBrokerInterval`, ...), the NameServer switches live in `NamesrvConfig`, and
 //! Netty/JVM tuning keys are validated, kept and echoed by GET_NAMESRV_CONFIG, without effect.
 
+use crate::error::ConfigError;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -106,7 +107,7 @@ pub struct Config {
     pub namesrv: NamesrvConfig,
 }
 
-/// Java's `NamesrvConfig` switches (behaviour.md §10), the part UPDATE_NAMESRV_CONFIG may
+/// Java's `NamesrvConfig` switches (Java's NamesrvConfig), the part UPDATE_NAMESRV_CONFIG may
 /// change at run time, plus the Netty/JVM keys Meridian keeps only to echo them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamesrvConfig {
@@ -195,7 +196,7 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ConfigError(format!("invalid value {value:?} for {key}: expected true or false"))),
+        _ => Err(invalid(key, value, "expected true or false")),
     }
 }
 
@@ -236,7 +237,7 @@ impl NamesrvConfig {
         Ok(true)
     }
 
-    /// Whether UPDATE_NAMESRV_CONFIG must refuse `key` (requests.md 318).
+    /// Whether UPDATE_NAMESRV_CONFIG must refuse `key` (Java's NamesrvConfig.configBlackList).
     pub fn is_black_listed(&self, key: &str) -> bool {
         key == "rocketmqHome" || self.config_black_list.split(';').any(|k| k.trim() == key)
     }
@@ -327,33 +328,23 @@ impl fmt::Display for LogFormat {
 
 /// Refuses a filter the log subscriber could not use (`key` names where it came from).
 pub fn check_log_filter(key: &str, directives: &str) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
-    let invalid = |why: String| {
-        ConfigError(format!(
-            "invalid value {directives:?} for {key}: {why} (expected e.g. info or info,meridian::route=debug)"
-        ))
-    };
+    let invalid =
+        |why: String| invalid(key, directives, format!("{why} (expected e.g. info or info,meridian::route=debug)"));
     if directives.trim().is_empty() {
         return Err(invalid("empty filter".into()));
     }
     tracing_subscriber::EnvFilter::builder().parse(directives).map_err(|e| invalid(e.to_string()))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+fn invalid(key: &str, value: &str, why: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), value: value.to_string(), why: why.to_string() }
 }
-
-impl std::error::Error for ConfigError {}
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {
-    value.trim().parse().map_err(|e| ConfigError(format!("invalid value {value:?} for {key}: {e}")))
+    value.trim().parse().map_err(|e| invalid(key, value, e))
 }
 
 impl Config {
@@ -374,7 +365,10 @@ impl Config {
                 check_log_filter(key, directives)?;
                 self.log_level = directives.to_string();
             }
-            "log_format" => self.log_format = value.parse().map_err(|e: String| ConfigError(format!("{key}: {e}")))?,
+            "log_format" => {
+                self.log_format =
+                    value.parse().map_err(|why: String| ConfigError::InvalidFor { key: key.to_string(), why })?
+            }
             "shards" => self.shards = parse(key, value)?,
             "frame_bytes_max" => self.frame_bytes_max = parse(key, value)?,
             "header_bytes_max" => self.header_bytes_max = parse(key, value)?,
@@ -405,8 +399,7 @@ impl Config {
             "peer_namesrv_addrs" => {
                 self.peer_namesrv_addrs = match value.trim() {
                     "" => Vec::new(),
-                    v => meridian_client::parse_namesrv_addrs(v)
-                        .map_err(|e| ConfigError(format!("invalid value {value:?} for {key}: {e}")))?,
+                    v => meridian_client::parse_namesrv_addrs(v).map_err(|e| invalid(key, value, e))?,
                 }
             }
             "peer_check_interval_ms" => self.peer_check_interval_ms = parse(key, value)?,
@@ -427,7 +420,7 @@ impl Config {
             }
             _ => {
                 if !self.namesrv.set(key, value)? {
-                    return Err(ConfigError(format!("unknown config key {key}")));
+                    return Err(ConfigError::UnknownKey { key: key.to_string() });
                 }
             }
         }
@@ -450,7 +443,7 @@ impl Config {
     }
 
     /// Every key with its value, sorted by key: Java's keys (as GET_NAMESRV_CONFIG lists
-    /// them, behaviour.md §10) followed in the same order by Meridian's own.
+    /// them) followed in the same order by Meridian's own.
     pub fn properties(&self) -> Vec<(String, String)> {
         let n = &self.namesrv;
         let mut out: Vec<(String, String)> = vec![
@@ -520,13 +513,13 @@ impl Config {
 
     /// Loads a properties file; returns the keys it did not know (the caller warns).
     pub fn load_properties(&mut self, text: &str) -> Result<Vec<String>, ConfigError> {
-        let map = java_properties::read(text.as_bytes()).map_err(|e| ConfigError(format!("config file: {e}")))?;
+        let map = java_properties::read(text.as_bytes()).map_err(|e| ConfigError::Unreadable { why: e.to_string() })?;
         let mut keys: Vec<_> = map.into_iter().collect();
         keys.sort();
         let mut unknown = Vec::new();
         for (k, v) in keys {
             match self.set(&k, &v) {
-                Err(ConfigError(msg)) if msg.starts_with("unknown config key") => unknown.push(k),
+                Err(e) if e.is_unknown_key() => unknown.push(k),
                 other => other?,
             }
         }
@@ -535,7 +528,7 @@ impl Config {
 
     /// Refuses configurations whose limits contradict each other, naming the keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |m: String| Err(ConfigError(m));
+        let fail = |m: String| Err(ConfigError::Conflict(m));
         if self.shards == 0 {
             return fail("shards must be at least 1".into());
         }
@@ -615,10 +608,10 @@ mod tests {
     fn contradictory_limits_are_refused_naming_keys() {
         let c = Config { registration_inflight_bytes_per_shard_max: 1024, ..Config::default() };
         let e = c.validate().unwrap_err();
-        assert!(e.0.contains("registration_inflight_bytes_per_shard_max"), "{e}");
+        assert!(e.to_string().contains("registration_inflight_bytes_per_shard_max"), "{e}");
         let mut c = Config::default();
         c.header_bytes_max = c.frame_bytes_max;
-        assert!(c.validate().unwrap_err().0.contains("header_bytes_max"));
+        assert!(c.validate().unwrap_err().to_string().contains("header_bytes_max"));
         let c = Config { shards: 0, ..Config::default() };
         assert!(c.validate().is_err());
     }
@@ -650,9 +643,9 @@ mod tests {
     #[test]
     fn invalid_java_values_name_the_key() {
         let mut c = Config::default();
-        assert!(c.set("orderMessageEnable", "yes").unwrap_err().0.contains("orderMessageEnable"));
-        assert!(c.set("serverWorkerThreads", "many").unwrap_err().0.contains("serverWorkerThreads"));
-        assert!(c.set("listenPort", "70000").unwrap_err().0.contains("listenPort"));
+        assert!(c.set("orderMessageEnable", "yes").unwrap_err().to_string().contains("orderMessageEnable"));
+        assert!(c.set("serverWorkerThreads", "many").unwrap_err().to_string().contains("serverWorkerThreads"));
+        assert!(c.set("listenPort", "70000").unwrap_err().to_string().contains("listenPort"));
     }
 
     #[test]
@@ -670,12 +663,12 @@ mod tests {
         c.set("log_level", " warn,meridian::route=debug ").unwrap();
         c.set("log_format", "JSON").unwrap();
         assert_eq!((c.log_level.as_str(), c.log_format), ("warn,meridian::route=debug", LogFormat::Json));
-        assert!(c.set("log_format", "xml").unwrap_err().0.contains("log_format"));
-        assert!(c.set("log_level", "meridian=loud").unwrap_err().0.contains("log_level"));
+        assert!(c.set("log_format", "xml").unwrap_err().to_string().contains("log_format"));
+        assert!(c.set("log_level", "meridian=loud").unwrap_err().to_string().contains("log_level"));
         let props = c.properties();
         assert!(props.contains(&("log_format".to_string(), "json".to_string())));
         assert!(props.contains(&("log_level".to_string(), "warn,meridian::route=debug".to_string())));
         let bad = Config { log_level: "=x=y".into(), ..Config::default() };
-        assert!(bad.validate().unwrap_err().0.contains("log_level"));
+        assert!(bad.validate().unwrap_err().to_string().contains("log_level"));
     }
 }

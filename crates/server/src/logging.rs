@@ -6,7 +6,8 @@
 //! The limiter is thread-local state by construction: each shard (and the writer) owns one
 //! and uses it from its own thread only, so it is a few `Cell`s, no lock.
 
-use crate::config::{check_log_filter, Config, ConfigError, LogFormat};
+use crate::config::{check_log_filter, Config, LogFormat};
+use crate::error::ConfigError;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub fn init(config: &Config) -> Result<(), ConfigError> {
         // field `message`). Meridian opens no spans, so none are listed.
         LogFormat::Json => builder.json().with_current_span(false).with_span_list(false).try_init(),
     };
-    installed.map_err(|e| ConfigError(format!("cannot install the log subscriber: {e}")))
+    installed.map_err(|e| ConfigError::Logging { why: e.to_string() })
 }
 
 /// What the limiter says about one more warning.

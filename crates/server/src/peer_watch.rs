@@ -1,7 +1,8 @@
 //! The peer watch: one OS thread (`meridian-peer-watch`, never a shard) that every
 //! `peer_check_interval_ms` reads this server (over loopback when it listens on a wildcard
-//! address) and each of `peer_namesrv_addrs` with [`super::fetch`], compares this server
-//! with each peer ([`super::compare`]), logs when a peer's count of differences changes,
+//! address) and each of `peer_namesrv_addrs` with `meridian_client::route_diff::fetch`,
+//! compares this server with each peer (`meridian_client::route_diff::compare`), logs when
+//! a peer's count of differences changes,
 //! and leaves the last [`PeerReport`] in a [`PeerReportCell`]. The metrics endpoint reads
 //! that cell at scrape (`meridian_peer_route_differences{peer}`,
 //! `meridian_peer_check_timestamp_seconds`, `/routediff`), never the request path.
@@ -12,6 +13,7 @@
 //! Must not: block a shard, or send anything but the stock read requests of `fetch`.
 
 use crate::config::Config;
+use crate::error::StartError;
 use meridian_client::route_diff::fetch::{fetch_all, FetchOptions, MAX_TOPICS_DEFAULT};
 use meridian_client::route_diff::{compare, NamesrvView};
 use meridian_client::TIMEOUT_MS_DEFAULT;
@@ -71,7 +73,7 @@ pub fn spawn(
     local: SocketAddr,
     cell: PeerReportCell,
     stopping: Arc<AtomicBool>,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let mut peers = Vec::new();
     for peer in &config.peer_namesrv_addrs {
         if is_this_server(peer, local) {
@@ -97,7 +99,7 @@ pub fn spawn(
         .name("meridian-peer-watch".into())
         .spawn(move || watch.run())
         .map(|_| ())
-        .map_err(|e| format!("cannot start the peer watch thread: {e}"))
+        .map_err(|e| StartError::internal(format!("cannot start the peer watch thread: {e}"), e))
 }
 
 struct Watch {
@@ -249,11 +251,11 @@ mod tests {
         let props = c.properties();
         assert!(props.contains(&("peer_namesrv_addrs".into(), "10.0.0.2:9876;10.0.0.3:9876".into())), "{props:?}");
         assert!(props.contains(&("peer_check_interval_ms".into(), "30000".into())));
-        assert!(c.set("peer_namesrv_addrs", "nohost").unwrap_err().0.contains("peer_namesrv_addrs"));
+        assert!(c.set("peer_namesrv_addrs", "nohost").unwrap_err().to_string().contains("peer_namesrv_addrs"));
         c.set("peer_namesrv_addrs", "").unwrap();
         assert!(c.peer_namesrv_addrs.is_empty());
         c.set("peer_check_interval_ms", "0").unwrap();
-        assert!(c.validate().unwrap_err().0.contains("peer_check_interval_ms"));
+        assert!(c.validate().unwrap_err().to_string().contains("peer_check_interval_ms"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! caller acknowledges a write only after `write_atomic` returned. Like Java, the previous
 //! content is kept as `<file>.bak` for operators. Must not: run on a lookup path.
 
+use crate::error::KvLoadError;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -79,11 +80,11 @@ pub fn encode_kv_file(table: &KvTable) -> Vec<u8> {
 
 /// Loads the KV file; a missing file is an empty table (as in Java). A file that exists
 /// but cannot be parsed is an error: starting empty would lose it at the next write.
-pub fn load_kv(path: &Path) -> Result<KvTable, String> {
+pub fn load_kv(path: &Path) -> Result<KvTable, KvLoadError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(KvTable::new()),
-        Err(e) => return Err(format!("cannot read KV file {}: {e}", path.display())),
+        Err(cause) => return Err(KvLoadError::Unreadable { path: path.to_path_buf(), cause }),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(KvTable::new());
@@ -95,9 +96,8 @@ pub fn load_kv(path: &Path) -> Result<KvTable, String> {
         #[serde(rename = "configTable", default)]
         config_table: Option<NullableTable>,
     }
-    let w: Wrapper = serde_json::from_slice(&bytes).map_err(|e| {
-        format!("KV file {} is not valid kvConfig.json ({e}); fix or move it (a .bak may exist)", path.display())
-    })?;
+    let w: Wrapper =
+        serde_json::from_slice(&bytes).map_err(|cause| KvLoadError::Invalid { path: path.to_path_buf(), cause })?;
     Ok(w.config_table
         .unwrap_or_default()
         .into_iter()
@@ -143,7 +143,7 @@ mod tests {
         let dir = temp_dir("bad");
         let path = dir.join("kvConfig.json");
         fs::write(&path, "{not json").unwrap();
-        assert!(load_kv(&path).unwrap_err().contains("not valid kvConfig.json"));
+        assert!(load_kv(&path).unwrap_err().to_string().contains("not valid kvConfig.json"));
         fs::write(&path, r#"{"configTable":{"ns":{"k":"v","n":null},"empty":null}}"#).unwrap();
         let t = load_kv(&path).unwrap();
         assert_eq!(t["ns"].len(), 1);

@@ -2,16 +2,20 @@
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
 use crate::config::Config;
-use crate::metrics::{Metrics, ShardMetrics, WriterMetrics};
+use crate::error::{StartError, WarmSaveError};
+use crate::metrics::counters::{ShardMetrics, WriterMetrics};
+use crate::metrics::http::{Metrics, SnapshotProbe, SnapshotStats};
+use crate::net::accept::{self, ShardSetup};
 use crate::route::snapshot::RouteSnapshot;
-use crate::route::writer::{RouteUpdate, SnapshotCell, Writer, WriterSetup};
-use crate::shard::{self, ShardSetup};
-use crate::{notify, persist};
+use crate::route::snapshot::SnapshotCell;
+use crate::route::writer::{RouteUpdate, Writer, WriterSetup};
+use crate::route::ConnId;
+use crate::{notify, persist, sys};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::io::IntoRawFd;
+use std::os::unix::io::{IntoRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,19 +42,9 @@ pub struct Running {
     _lock: File,
 }
 
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
-fn err(msg: String) -> StartError {
-    StartError(msg)
+/// An I/O failure during start-up, with the operator's line.
+fn io_err(context: String, cause: std::io::Error) -> StartError {
+    StartError::internal(context, cause)
 }
 
 /// SO_REUSEPORT would silently split a port's traffic between two servers, so each port is
@@ -60,9 +54,9 @@ fn claim_port(port: u16) -> Result<UnixListener, StartError> {
     use std::os::linux::net::SocketAddrExt;
     let name = format!("meridian-port-{port}");
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .map_err(|e| err(format!("port guard {name}: {e}")))?;
+        .map_err(|e| io_err(format!("port guard {name}: {e}"), e))?;
     UnixListener::bind_addr(&addr).map_err(|e| {
-        err(format!("another meridian is already serving port {port} (guard @{name} is taken: {e}); stop it or choose another --listen port"))
+        io_err(format!("another meridian is already serving port {port} (guard @{name} is taken: {e}); stop it or choose another --listen port"), e)
     })
 }
 
@@ -70,13 +64,11 @@ fn claim_port(port: u16) -> Result<UnixListener, StartError> {
 fn lock_data_dir(config: &Config) -> Result<File, StartError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)
-        .map_err(|e| err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display())))?;
+        .map_err(|e| io_err(format!("cannot create data dir {}: {e} (set --data-dir)", dir.display()), e))?;
     let path = dir.join("meridian.lock");
-    let file = File::create(&path).map_err(|e| err(format!("cannot open lock file {}: {e}", path.display())))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(err(format!(
+    let file = File::create(&path).map_err(|e| io_err(format!("cannot open lock file {}: {e}", path.display()), e))?;
+    if !sys::try_lock_exclusive(&file) {
+        return Err(StartError::refused(format!(
             "data dir {} is in use by another meridian (lock {} is held); use another --data-dir",
             dir.display(),
             path.display()
@@ -87,11 +79,14 @@ fn lock_data_dir(config: &Config) -> Result<File, StartError> {
 
 fn bind_reuseport(addr: SocketAddr, backlog_len: u32) -> Result<Socket, StartError> {
     let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| err(format!("socket: {e}")))?;
-    socket.set_reuse_address(true).map_err(|e| err(format!("SO_REUSEADDR: {e}")))?;
-    socket.set_reuse_port(true).map_err(|e| err(format!("SO_REUSEPORT: {e}")))?;
-    socket.bind(&SockAddr::from(addr)).map_err(|e| err(format!("cannot bind {addr}: {e}")))?;
-    socket.listen(backlog_len.min(i32::MAX as u32) as i32).map_err(|e| err(format!("cannot listen on {addr}: {e}")))?;
+    let socket =
+        Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| io_err(format!("socket: {e}"), e))?;
+    socket.set_reuse_address(true).map_err(|e| io_err(format!("SO_REUSEADDR: {e}"), e))?;
+    socket.set_reuse_port(true).map_err(|e| io_err(format!("SO_REUSEPORT: {e}"), e))?;
+    socket.bind(&SockAddr::from(addr)).map_err(|e| io_err(format!("cannot bind {addr}: {e}"), e))?;
+    socket
+        .listen(backlog_len.min(i32::MAX as u32) as i32)
+        .map_err(|e| io_err(format!("cannot listen on {addr}: {e}"), e))?;
     Ok(socket)
 }
 
@@ -126,33 +121,17 @@ fn spawn_waker(
             }
         })
         .map(|_| ())
-        .map_err(|e| err(format!("cannot start the waker thread: {e}")))
+        .map_err(|e| io_err(format!("cannot start the waker thread: {e}"), e))
 }
 
 /// The CPUs this process may run on (its affinity mask), in ascending order.
 fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    let mut cpus = Vec::new();
-    if rc == 0 {
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            // SAFETY: `cpu` is below CPU_SETSIZE and `set` is initialised.
-            if unsafe { libc::CPU_ISSET(cpu, &set) } {
-                cpus.push(cpu);
-            }
-        }
-    }
+    let mut cpus = sys::affinity_cpus();
     if cpus.is_empty() {
         let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         cpus.extend(0..n);
     }
     cpus
-}
-
-fn set_thp_disabled(disabled: bool) {
-    // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };
 }
 
 /// File descriptors kept for everything but connections (listeners, rings, eventfds, files).
@@ -161,39 +140,133 @@ const FD_RESERVE: u64 = 256;
 /// Connections are file descriptors: raises the soft open-file limit towards what the
 /// connection limits allow (up to the hard limit) and says so; warns when it stays below.
 fn raise_fd_limit(config: &Config) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit on this process with a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Some((mut soft, hard)) = sys::open_files_limit() else {
         return;
-    }
+    };
     let wanted = (config.connections_per_shard_max as u64).saturating_mul(config.shards as u64) + FD_RESERVE;
-    let before = limit.rlim_cur;
-    if before < wanted && before < limit.rlim_max {
-        let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = raised.rlim_cur;
-            tracing::info!("open files limit raised from {before} to {}", limit.rlim_cur);
-        }
+    let before = soft;
+    if before < wanted && before < hard && sys::set_open_files_limit(wanted.min(hard), hard).is_ok() {
+        soft = wanted.min(hard);
+        tracing::info!("open files limit raised from {before} to {soft}");
     }
-    if limit.rlim_cur < wanted {
+    if soft < wanted {
         tracing::warn!(
             "open files limit {} < connections_per_shard_max x shards + {FD_RESERVE} = {wanted}: connections beyond \
              about {} will be refused; raise `ulimit -n` (hard limit {}) or lower connections_per_shard_max",
-            limit.rlim_cur,
-            limit.rlim_cur.saturating_sub(FD_RESERVE),
-            limit.rlim_max
+            soft,
+            soft.saturating_sub(FD_RESERVE),
+            hard
         );
     }
 }
 
+/// Starts the server: locks and listeners first (so a second server fails before it does
+/// anything), then the writer, the metrics endpoint, the waker, the shards and the peer watch.
 pub fn start(config: Config) -> Result<Running, StartError> {
-    config.validate().map_err(|e| err(e.0))?;
+    config.validate()?;
     raise_fd_limit(&config);
     let lock = lock_data_dir(&config)?;
+    let (guard, listeners, local_addr) = bind_listeners(&config)?;
+    let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
+    let shared = Shared {
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        connections_open: (0..config.shards).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+        shard_metrics: (0..config.shards).map(|_| Arc::default()).collect(),
+    };
+    let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
+    let mut wiring = ShardWiring::new(config.shards);
+    let writer_metrics = Arc::new(WriterMetrics::default());
+    let writer = start_writer(&config, &published, updates_rx, &mut wiring, writer_metrics.clone())?;
+    // Bound before the shards start, so a taken metrics port fails the start cleanly.
+    let peer_report = crate::peer_watch::cell_if_enabled(&config);
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let metrics = Arc::new(Metrics {
+                shards: shared.shard_metrics.clone(),
+                writer: writer_metrics,
+                connections_open: shared.connections_open.clone(),
+                in_flight: shared.in_flight.clone(),
+                stopping: shared.stopping.clone(),
+                published: snapshot_probe(published.clone()),
+                started: Instant::now(),
+                peer_report: peer_report.clone(),
+            });
+            Some(crate::metrics::http::spawn_http(addr, metrics)?)
+        }
+        None => None,
+    };
+    let pokes = std::mem::take(&mut wiring.poke_txs);
+    let poke_interval = Duration::from_micros(config.executor_poke_interval_us);
+    spawn_waker(shared.connections_open.clone(), pokes, poke_interval)?;
+    let listener_fds: Vec<RawFd> = listeners.into_iter().map(IntoRawFd::into_raw_fd).collect();
+    let shards = start_shards(&config, &listener_fds, &published, &updates_tx, wiring, &shared)?;
+    // Listening on every shard: the peer watch may now read this server over TCP.
+    if let Some(cell) = peer_report {
+        crate::peer_watch::spawn(&config, local_addr, cell, shared.stopping.clone())?;
+    }
+    Ok(Running {
+        local_addr,
+        listener_fds,
+        in_flight: shared.in_flight,
+        stopping: shared.stopping,
+        connections_open: shared.connections_open,
+        metrics_addr,
+        shards,
+        writer,
+        updates: updates_tx,
+        _guard: guard,
+        _lock: lock,
+    })
+}
 
-    // With a fixed port, claim it before binding so we never steal a running server's
-    // connections; with port 0, the first bind picks the port and no one else can have it.
+/// How the metrics endpoint reads the published snapshot.
+fn snapshot_probe(published: SnapshotCell) -> SnapshotProbe {
+    Box::new(move || {
+        let snapshot = published.load();
+        SnapshotStats {
+            generation: snapshot.generation,
+            topics: snapshot.topics.len(),
+            not_ready_until: snapshot.not_ready_until,
+        }
+    })
+}
+
+/// State every shard and the metrics endpoint share.
+struct Shared {
+    in_flight: Arc<AtomicUsize>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    connections_open: Vec<Arc<AtomicUsize>>,
+    shard_metrics: Vec<Arc<ShardMetrics>>,
+}
+
+/// The channels between the shards and the writer and waker threads, one of each per shard.
+struct ShardWiring {
+    /// Writer → shard: close an expired broker's connection.
+    closers: Vec<flume::Sender<ConnId>>,
+    close_rxs: Vec<flume::Receiver<ConnId>>,
+    /// Writer → shard: "a new snapshot is out".
+    published_signals: Vec<flume::Sender<()>>,
+    published_rxs: Vec<flume::Receiver<()>>,
+    /// Waker → shard.
+    poke_txs: Vec<flume::Sender<()>>,
+    poke_rxs: Vec<flume::Receiver<()>>,
+}
+
+impl ShardWiring {
+    fn new(shards: usize) -> ShardWiring {
+        // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
+        let (closers, close_rxs) = (0..shards).map(|_| flume::bounded(1024)).unzip();
+        let (published_signals, published_rxs) = (0..shards).map(|_| flume::bounded(1)).unzip();
+        let (poke_txs, poke_rxs) = (0..shards).map(|_| flume::bounded(1)).unzip();
+        ShardWiring { closers, close_rxs, published_signals, published_rxs, poke_txs, poke_rxs }
+    }
+}
+
+/// Claims the port, binds one SO_REUSEPORT listener per shard. With a fixed port it is
+/// claimed before binding so we never steal a running server's connections; with port 0,
+/// the first bind picks the port and no one else can have it.
+fn bind_listeners(config: &Config) -> Result<(UnixListener, Vec<Socket>, SocketAddr), StartError> {
     let mut guard = None;
     if config.listen.port() != 0 {
         guard = Some(claim_port(config.listen.port())?);
@@ -203,7 +276,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .ok_or_else(|| err("listener has no local address".into()))?;
+        .ok_or_else(|| StartError::refused("listener has no local address".into()))?;
     let guard = match guard {
         Some(g) => g,
         None => claim_port(local_addr.port())?,
@@ -212,100 +285,69 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     for _ in 1..config.shards {
         listeners.push(bind_reuseport(local_addr, config.listen_backlog_len)?);
     }
+    Ok((guard, listeners, local_addr))
+}
 
-    let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
-    let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
-    let mut closers = Vec::new();
-    let mut close_rxs = Vec::new();
-    let (published_signals, published_rxs): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(1)).unzip();
-    for _ in 0..config.shards {
-        // Expiry closes are rare; a full queue just means the connection closes at its idle timeout.
-        let (tx, rx) = flume::bounded(1024);
-        closers.push(tx);
-        close_rxs.push(rx);
-    }
-    let kv_path = config.kv_config_path();
-    let kv = persist::load_kv(&kv_path).map_err(err)?;
-    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.shards).map(|_| Arc::default()).collect();
-    let writer_metrics = Arc::new(WriterMetrics::default());
+/// Loads the KV config and starts the notifier and the writer threads.
+fn start_writer(
+    config: &Config,
+    published: &SnapshotCell,
+    updates: flume::Receiver<RouteUpdate>,
+    wiring: &mut ShardWiring,
+    metrics: Arc<WriterMetrics>,
+) -> Result<JoinHandle<()>, StartError> {
+    let kv = persist::load_kv(&config.kv_config_path())?;
     let (notify_tx, notify_rx) = flume::bounded(notify::NOTIFY_QUEUE_LEN_MAX);
-    notify::spawn(notify_rx).map_err(|e| err(format!("cannot start the notifier thread: {e}")))?;
+    notify::spawn(notify_rx).map_err(|e| io_err(format!("cannot start the notifier thread: {e}"), e))?;
     let writer = Writer::new(WriterSetup {
         config: config.clone(),
         kv,
         published: published.clone(),
-        updates: updates_rx,
-        closers,
+        updates,
+        closers: std::mem::take(&mut wiring.closers),
         notifications: notify_tx,
-        metrics: writer_metrics.clone(),
-        published_signals,
+        metrics,
+        published_signals: std::mem::take(&mut wiring.published_signals),
         started_at: Instant::now(),
     });
-    let writer = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("meridian-writer".into())
         .spawn(move || writer.run())
-        .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
+        .map_err(|e| io_err(format!("cannot start the writer thread: {e}"), e))
+}
 
-    let mut open_counts = Vec::new();
-    let mut poke_txs = Vec::new();
-    let mut poke_rxs = Vec::new();
-    for _ in 0..config.shards {
-        open_counts.push(Arc::new(AtomicUsize::new(0)));
-        let (tx, rx) = flume::bounded(1);
-        poke_txs.push(tx);
-        poke_rxs.push(rx);
-    }
-    let connections_open = open_counts.clone();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Bound before the shards start, so a taken metrics port fails the start cleanly.
-    let peer_report = crate::peer_watch::cell_if_enabled(&config);
-    let metrics_addr = match config.metrics_listen {
-        Some(addr) => {
-            let metrics = Arc::new(Metrics {
-                shards: shard_metrics.clone(),
-                writer: writer_metrics,
-                connections_open: open_counts.clone(),
-                in_flight: in_flight.clone(),
-                stopping: stopping.clone(),
-                published: published.clone(),
-                started: Instant::now(),
-                peer_report: peer_report.clone(),
-            });
-            Some(crate::metrics::spawn_http(addr, metrics).map_err(err)?)
-        }
-        None => None,
-    };
-    spawn_waker(open_counts.clone(), poke_txs, Duration::from_micros(config.executor_poke_interval_us))?;
-
+/// Starts one pinned executor per listener and waits until every shard's reactor exists.
+fn start_shards(
+    config: &Config,
+    listener_fds: &[RawFd],
+    published: &SnapshotCell,
+    updates: &flume::Sender<RouteUpdate>,
+    wiring: ShardWiring,
+    shared: &Shared,
+) -> Result<Vec<glommio::ExecutorJoinHandle<()>>, StartError> {
     let cpus = allowed_cpus();
     // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
     // second shard no longer fits an 8 MiB limit. So THP is off while the shards register
     // their buffers, and back on afterwards (pinned pages are never collapsed later).
-    set_thp_disabled(true);
+    sys::set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
-    let per_shard = close_rxs.into_iter().zip(open_counts).zip(poke_rxs).zip(shard_metrics).zip(published_rxs);
-    let mut listener_fds = Vec::new();
-    for (id, (listener, ((((close_requests, connections_open), pokes), metrics), publish_signal))) in
-        listeners.into_iter().zip(per_shard).enumerate()
-    {
-        let listener_fd = listener.into_raw_fd();
-        listener_fds.push(listener_fd);
+    let per_shard = wiring.close_rxs.into_iter().zip(wiring.poke_rxs).zip(wiring.published_rxs);
+    for (id, ((close_requests, pokes), publish_signal)) in per_shard.enumerate() {
         let setup = ShardSetup {
             id,
             config: config.clone(),
-            listener_fd,
+            listener_fd: listener_fds[id],
             published: published.clone(),
-            updates: updates_tx.clone(),
+            updates: updates.clone(),
             close_requests,
             ready: ready_tx.clone(),
-            connections_open,
+            connections_open: shared.connections_open[id].clone(),
             pokes,
-            in_flight: in_flight.clone(),
-            stopping: stopping.clone(),
-            metrics,
+            in_flight: shared.in_flight.clone(),
+            stopping: shared.stopping.clone(),
+            metrics: shared.shard_metrics[id].clone(),
             publish_signal,
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
@@ -315,9 +357,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
             .name(&format!("meridian-shard-{id}"))
             .io_memory(config.io_memory_bytes_per_shard)
             .preempt_timer(Duration::from_micros(config.preempt_timer_us))
-            .spawn(move || shard::run(setup))
+            .spawn(move || accept::run(setup))
             .map_err(|e| {
-                err(format!(
+                // glommio's error is not Sync; its text is kept in the context.
+                StartError::refused(format!(
                     "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower io_memory_bytes_per_shard)"
                 ))
             })?;
@@ -329,7 +372,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     // drops its sender unsignalled. Serving with fewer shards than configured would leave
     // that shard's listener accepting connections nobody answers, so refuse to start.
     let started = ready_rx.iter().count();
-    set_thp_disabled(false);
+    sys::set_thp_disabled(false);
     if started != config.shards {
         let mut reasons = Vec::new();
         for handle in shards {
@@ -337,30 +380,14 @@ pub fn start(config: Config) -> Result<Running, StartError> {
                 reasons.push(e.to_string());
             }
         }
-        return Err(err(format!(
+        return Err(StartError::refused(format!(
             "only {started} of {} shards started ({}); io_uring needs locked memory: raise `ulimit -l` \
              (at least 512 KiB per shard, 2 MiB for 2 shards without warnings) or run fewer --shards",
             config.shards,
             reasons.join("; ")
         )));
     }
-    // Listening on every shard: the peer watch may now read this server over TCP.
-    if let Some(cell) = peer_report {
-        crate::peer_watch::spawn(&config, local_addr, cell, stopping.clone()).map_err(err)?;
-    }
-    Ok(Running {
-        local_addr,
-        listener_fds,
-        in_flight,
-        stopping,
-        connections_open,
-        metrics_addr,
-        shards,
-        writer,
-        updates: updates_tx,
-        _guard: guard,
-        _lock: lock,
-    })
+    Ok(shards)
 }
 
 /// Interval at which the drain looks at the in-flight count.
@@ -371,9 +398,9 @@ impl Running {
     pub fn stop_accepting(&self) {
         self.stopping.store(true, Ordering::Release);
         for fd in &self.listener_fds {
-            // SAFETY: the fds are the shards' listening sockets, open for the life of the
-            // process (a shard never closes its listener); shutdown only ends accepting.
-            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+            // The fds are the shards' listening sockets, open for the life of the process
+            // (a shard never closes its listener); shutdown only ends accepting.
+            sys::shutdown_socket(*fd);
         }
     }
 
@@ -399,9 +426,9 @@ impl Running {
     /// With `warm_restart` on, after the drain: has the writer save the route table for the
     /// next start (after every update queued before), waiting until `deadline`. When it is
     /// off the writer answers at once and nothing is written.
-    pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), String> {
+    pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), WarmSaveError> {
         let (reply, answer) = flume::bounded(1);
-        let late = || "not written within shutdown_drain_ms".to_string();
+        let late = || WarmSaveError::Late { path: None };
         self.updates.send_deadline(RouteUpdate::SaveWarmRestart { deadline, reply }, deadline).map_err(|_| late())?;
         answer.recv_deadline(deadline).map_err(|_| late())?
     }

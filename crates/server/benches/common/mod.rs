@@ -19,7 +19,7 @@ pub const TOPIC_COUNTS_TEST: [usize; 1] = [1_000];
 /// From this many topics on, a benchmark takes criterion's minimum of 10 samples.
 pub const TOPIC_COUNT_LARGE_MIN: usize = 100_000;
 
-/// Request version a 5.x broker or client stamps (V5_3_3).
+/// Request version a 5.x broker or client stamps (V5_3_3 in Java's MQVersion).
 pub const VERSION_5X: i32 = 479;
 
 /// Whether this run measures (`cargo bench`) rather than smoke-tests (`cargo test`):

@@ -58,7 +58,7 @@ impl Registration {
                 %cluster, %broker, id, %addr, cause = %"unchanged", data_version, conn = conn.0,
                 "broker re-registered, unchanged"
             ),
-            // behaviour.md §2 step 6: another address holds this id with a newer state
+            // Registration step 6 (see `route::table::register`): another address holds this id with a newer state
             // version, so this address's live entry went away (Java answers SUCCESS).
             (Some(_), None) => tracing::info!(
                 %cluster, %broker, id, %addr, cause = %"stale_state_version", conn = conn.0,

@@ -2,7 +2,8 @@
 //!
 //! Random bounded sequences of register / unregister / connection close / write-perm /
 //! delete-topic / register-topic operations, over small name pools, are applied to a
-//! `RouteTable` and to a reference model written straight from behaviour.md §2, §5 and §8:
+//! `RouteTable` and to a reference model written straight from Java's RouteInfoManager rules (registerBroker,
+//! unregisterBroker, wipe/add write perm, deleteTopic):
 //! plain ordered maps, full scans, no reverse index and no change tracking. After every
 //! operation the table must agree with the model (answers, brokers, clusters, liveness and
 //! every topic's route), and the snapshot built incrementally with `RouteSnapshot::next`
@@ -10,7 +11,7 @@
 //! produces, which checks the table's change tracking.
 
 use super::snapshot::{build_topic_route, RouteBuildOptions, RouteSnapshot};
-use super::table::{RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, Unregister};
+use super::table::{RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, Unregister, PERM_WRITE};
 use super::ConnId;
 use meridian_protocol::body::{self, BrokerData, DataVersion, JsonFlavour, QueueData, RegisterBrokerBody, TopicConfig};
 use proptest::prelude::*;
@@ -30,7 +31,6 @@ const ADDRS_PER_BROKER: usize = 3;
 const IDS_PER_BROKER: i64 = 3;
 const CONNS: u64 = 3;
 const PERMS: [i32; 4] = [2, 4, 6, 7];
-const PERM_WRITE: i32 = 2;
 const OPS_LEN_MAX: usize = 40;
 const CASES: u32 = 256;
 /// Far above what the pools can reach: limits are tested elsewhere.
@@ -189,7 +189,8 @@ struct Model {
 }
 
 impl Model {
-    /// behaviour.md §2, in step order. Refusals (step 7) change nothing (Meridian's rule).
+    /// RouteInfoManager.registerBroker, in step order (the steps `route::table::register`
+    /// lists). Refusals (step 7) change nothing (Meridian's rule).
     fn register(&mut self, r: &RegisterBroker, conn: ConnId) -> RegisterOutcome {
         let key = (r.cluster_name.clone(), r.broker_addr.clone());
         let dv = r.body.data_version;
@@ -275,7 +276,7 @@ impl Model {
         RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None }
     }
 
-    /// behaviour.md §5, one batch.
+    /// RouteInfoManager.unRegisterBroker, one batch.
     fn unregister(&mut self, batch: &[Unregister]) {
         let mut removed = Vec::new();
         let mut reduced = Vec::new();
@@ -314,7 +315,7 @@ impl Model {
         }
     }
 
-    /// behaviour.md §4: every live entry tied to the connection is unregistered; name and id
+    /// A closed connection (RouteInfoManager.onChannelDestroy): every live entry tied to the connection is unregistered; name and id
     /// are found by scanning the cluster's groups for the address (not found: nothing).
     fn connection_closed(&mut self, conn: ConnId) -> usize {
         let mut batch = Vec::new();
@@ -339,7 +340,7 @@ impl Model {
         batch.len()
     }
 
-    /// behaviour.md §8 wipe/add; returns the topics carrying the broker.
+    /// RouteInfoManager.wipeWritePermOfBrokerByLock / addWritePermOfBrokerByLock; returns the topics carrying the broker.
     fn write_perm(&mut self, name: &str, wipe: bool) -> usize {
         let mut count = 0;
         for per_broker in self.topics.values_mut() {
@@ -351,7 +352,7 @@ impl Model {
         count
     }
 
-    /// behaviour.md §8 DELETE_TOPIC_IN_NAMESRV.
+    /// DELETE_TOPIC_IN_NAMESRV (RouteInfoManager.deleteTopic).
     fn delete_topic(&mut self, topic: &str, cluster: Option<&str>) {
         match cluster {
             None => {
@@ -369,7 +370,7 @@ impl Model {
         }
     }
 
-    /// behaviour.md §2.1.
+    /// REGISTER_TOPIC_IN_NAMESRV (RouteInfoManager.registerTopic).
     fn register_topic(&mut self, topic: &str, queue_datas: &[QueueData]) {
         for qd in queue_datas {
             if !self.brokers.contains_key(&*qd.broker_name) {
@@ -379,7 +380,7 @@ impl Model {
         }
     }
 
-    /// behaviour.md §7 steps 1–4 and 6.
+    /// RouteInfoManager.pickupTopicRouteData, without the zone filter.
     fn route(&self, topic: &str, support_acting_master: bool) -> Option<RouteView> {
         let per_broker = self.topics.get(topic)?;
         let queues = per_broker

@@ -7,7 +7,7 @@
 //! table's recorded changes: the topic map is a persistent (structurally shared) map, so a
 //! publish costs what changed, not the table size. Never mutated after publication.
 
-use super::table::{RouteTable, TopicName, PERM_WRITE};
+use super::table::{RouteTable, TopicName, MASTER_ID, PERM_WRITE};
 use bytes::Bytes;
 use meridian_protocol::body::{self, BrokerData, JsonFlavour, QueueData, TopicQueueMappingInfo, TopicRouteView};
 use std::collections::BTreeMap;
@@ -16,8 +16,9 @@ use std::time::Instant;
 
 /// Topics brokers use to sync acting-master membership; Java never rewrites their routes.
 const SYNC_BROKER_MEMBER_GROUP_PREFIX: &str = "rmq_sys_SYNC_BROKER_MEMBER_";
-/// brokerId of a master.
-const MASTER_ID: i64 = 0;
+
+/// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
+pub type SnapshotCell = Arc<arc_swap::ArcSwap<RouteSnapshot>>;
 
 /// What a route answer contains, kept so that zone-filtered answers can be cut from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl RouteModel {
         body::encode_topic_route(out, &view, flavour);
     }
 
-    /// Zone filtering (behaviour.md §7 step 9): keep broker groups in the caller's zone
+    /// Zone filtering (Java's ZoneRouteRPCHook): keep broker groups in the caller's zone
     /// (case-insensitive) or without a master; drop the others with their queue data and
     /// their addresses' filter servers. Java re-encodes the result in the legacy flavour.
     pub fn zone_filtered(&self, zone: &str) -> RouteModel {
@@ -103,11 +104,6 @@ impl TopicRoute {
             self.model.encode(&mut out, flavour);
             Bytes::from(out)
         })
-    }
-
-    /// Bytes of encoded answers this route holds now.
-    pub fn encoded_bytes(&self) -> usize {
-        self.standard.get().map_or(0, Bytes::len) + self.legacy.get().map_or(0, Bytes::len)
     }
 }
 
@@ -270,7 +266,7 @@ impl RouteSnapshot {
     }
 }
 
-/// Route assembly (behaviour.md §7 steps 1–7); `None` = TOPIC_NOT_EXIST.
+/// Route assembly (Java's RouteInfoManager.pickupTopicRouteData); `None` = TOPIC_NOT_EXIST.
 pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<TopicRoute> {
     let per_broker = table.topic_queue_datas(topic)?;
     let queue_datas: Vec<QueueData> = per_broker.values().cloned().collect();

@@ -49,42 +49,114 @@ const CLIENT_MODULES: Table = &[
     ("watch", &["conn"]),
 ];
 
-/// Today's modules. The server's layout is being restructured (issue #16): update this table
-/// with it, and prefer the direction shown. Bottom up: config, persist, route (ids) and
-/// route::table; route::events/snapshot/warm; route::writer; metrics, notify, peer_watch;
-/// command; handler, watch; connection; shard; server (start).
+/// Data flows one way: net (accept, connection) -> request (dispatch -> lookup, register,
+/// admin, watch; command and reply below them) -> shard::state -> route (writer -> table,
+/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config. Start-up
+/// (`server`) wires everything; metrics::http reads counters and the peer watch only.
 const SERVER_MODULES: Table = &[
-    ("command", &["route::table", "route::writer"]),
-    ("config", &[]),
-    ("connection", &["handler", "metrics", "route", "route::writer"]),
-    ("handler", &["command", "route", "route::snapshot", "route::table", "route::writer", "watch"]),
-    ("logging", &["config"]),
-    ("metrics", &["peer_watch"]),
+    ("config", &["error"]),
+    ("error", &[]),
+    ("logging", &["config", "error"]),
+    ("metrics", &[]),
+    ("metrics::counters", &[]),
+    ("metrics::http", &["error", "metrics::counters", "peer_watch", "sys"]),
+    ("net", &[]),
+    (
+        "net::accept",
+        &[
+            "config",
+            "metrics::counters",
+            "net::connection",
+            "route",
+            "route::snapshot",
+            "route::writer",
+            "shard::state",
+            "sys",
+        ],
+    ),
+    (
+        "net::connection",
+        &[
+            "config",
+            "error",
+            "metrics::counters",
+            "request::dispatch",
+            "request::register",
+            "route",
+            "route::writer",
+            "shard::state",
+        ],
+    ),
     ("notify", &["route::table"]),
-    ("peer_watch", &["config"]),
-    ("persist", &[]),
+    ("peer_watch", &["config", "error"]),
+    ("persist", &["error"]),
+    ("request", &[]),
+    ("request::admin", &["request::command", "request::reply", "route::writer", "shard::state"]),
+    ("request::command", &["route::table"]),
+    (
+        "request::dispatch",
+        &[
+            "request::admin",
+            "request::command",
+            "request::lookup",
+            "request::register",
+            "request::reply",
+            "request::watch",
+            "route",
+            "route::table",
+            "route::writer",
+            "shard::state",
+        ],
+    ),
+    ("request::lookup", &["route::snapshot", "shard::state"]),
+    (
+        "request::register",
+        &["request::command", "request::reply", "route", "route::table", "route::writer", "shard::state"],
+    ),
+    ("request::reply", &[]),
+    ("request::watch", &["request::command", "route::snapshot", "shard::state"]),
     ("route", &[]),
     ("route::events", &["route", "route::table"]),
+    ("route::kv", &["error", "persist"]),
     ("route::snapshot", &["route::table"]),
-    ("route::table", &["route"]),
-    ("route::warm", &["config", "persist", "route::table"]),
+    ("route::table", &["error", "route"]),
+    ("route::warm", &["config", "error", "persist", "route::table"]),
     (
         "route::writer",
         &[
             "config",
+            "error",
             "logging",
-            "metrics",
+            "metrics::counters",
             "persist",
             "route",
             "route::events",
+            "route::kv",
             "route::snapshot",
             "route::table",
             "route::warm",
         ],
     ),
-    ("server", &["config", "metrics", "notify", "peer_watch", "persist", "route::snapshot", "route::writer", "shard"]),
-    ("shard", &["config", "connection", "logging", "metrics", "route", "route::snapshot", "route::writer"]),
-    ("watch", &["route::snapshot"]),
+    (
+        "server",
+        &[
+            "config",
+            "error",
+            "metrics::counters",
+            "metrics::http",
+            "net::accept",
+            "notify",
+            "peer_watch",
+            "persist",
+            "route",
+            "route::snapshot",
+            "route::writer",
+            "sys",
+        ],
+    ),
+    ("shard", &[]),
+    ("shard::state", &["config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"]),
+    ("sys", &[]),
 ];
 
 /// `meridian admin`: args and report at the bottom, ctx (connections, failures), the verbs.
@@ -147,23 +219,6 @@ const TABLES: &[(&str, Table)] = &[
     ("crates/testkit", TESTKIT_MODULES),
     ("loadgen", LOADGEN_MODULES),
     ("bench/plot", BENCH_PLOT_MODULES),
-];
-
-// =========================================================================================
-// KNOWN CYCLES TO REMOVE. Each entry is a cycle that exists today, written as a path whose
-// last edge closes it; that edge is left out of the cycle check. The restructuring of issue
-// #16 removes them: delete an entry once its cycle is gone (the test then says it is stale).
-// Never add an entry for a new cycle: break the cycle instead.
-// =========================================================================================
-const KNOWN_CYCLES_TO_REMOVE: &[(&str, &[&str], &str)] = &[
-    (
-        "crates/server",
-        &["shard", "connection", "handler", "watch", "shard"],
-        "the accept loop and ShardState share shard.rs; splitting shard/{state,accept} ends it",
-    ),
-    ("crates/server", &["shard", "connection", "handler", "shard"], "the same shard.rs split"),
-    ("crates/server", &["shard", "connection", "shard"], "the same shard.rs split"),
-    ("crates/server", &["route::writer", "metrics", "route::writer"], "metrics reads SnapshotCell from the writer"),
 ];
 
 /// module -> (module it uses -> first place it does, as `file:line`).
@@ -364,31 +419,6 @@ fn crate_dirs() -> Vec<String> {
     list.split('"').skip(1).step_by(2).map(str::to_string).collect()
 }
 
-/// Problems with the known-cycle list itself, and the graph with each known cycle's closing
-/// edge left out.
-fn without_known_cycles(crate_dir: &str, graph: &Graph, problems: &mut Vec<String>) -> Graph {
-    let mut rest = graph.clone();
-    for (dir, path, why) in KNOWN_CYCLES_TO_REMOVE.iter().filter(|(d, _, _)| *d == crate_dir) {
-        let missing: Vec<String> = path
-            .windows(2)
-            .filter(|w| !graph.get(w[0]).is_some_and(|e| e.contains_key(w[1])))
-            .map(|w| format!("{} -> {}", w[0], w[1]))
-            .collect();
-        if !missing.is_empty() {
-            problems.push(format!(
-                "{dir}: KNOWN_CYCLES_TO_REMOVE lists the cycle {} ({why}), but {} no longer exists.\n  Fix: delete \
-                 this entry from crates/testkit/tests/tidy/module_graph.rs: the cycle is gone.",
-                path.join(" -> "),
-                missing.join(", ")
-            ));
-            continue;
-        }
-        let (from, to) = (path[path.len() - 2], path[path.len() - 1]);
-        rest.get_mut(from).expect("checked above").remove(to);
-    }
-    rest
-}
-
 /// `TIDY_PRINT_GRAPH=1 cargo test -p meridian-testkit --test tidy -- --nocapture` prints
 /// today's graph of every crate in the tables' syntax, to start a table from.
 fn print_table(crate_dir: &str, graph: &Graph) {
@@ -433,13 +463,7 @@ fn modules_use_only_allowed_modules_and_form_no_cycle() {
                 ));
                 continue;
             };
-            // A known cycle's closing edge is allowed until the cycle is removed.
-            let known = |to: &str| {
-                KNOWN_CYCLES_TO_REMOVE
-                    .iter()
-                    .any(|(d, p, _)| *d == crate_dir && p[p.len() - 2] == module && p[p.len() - 1] == to)
-            };
-            for (to, at) in edges.iter().filter(|(to, _)| !allowed.contains(&to.as_str()) && !known(to)) {
+            for (to, at) in edges.iter().filter(|(to, _)| !allowed.contains(&to.as_str())) {
                 problems.push(format!(
                     "{at}: forbidden module edge {module} -> {to} in {crate_dir}.\n  `{module}` may use: \
                      {allowed:?}.\n  Fix: move what it needs into a module it may use, pass it in, or, if the \
@@ -448,15 +472,15 @@ fn modules_use_only_allowed_modules_and_form_no_cycle() {
                 ));
             }
         }
-        for cycle in cycles(&without_known_cycles(&crate_dir, &graph, &mut problems)) {
+        for cycle in cycles(&graph) {
             let sites: Vec<String> = cycle
                 .windows(2)
                 .map(|w| format!("    {} -> {}  at {}", w[0], w[1], site(&graph, &w[0], &w[1])))
                 .collect();
             problems.push(format!(
                 "{crate_dir}: import cycle {}\n{}\n  Fix: break it. Move the shared type down into a module \
-                 both may use, or invert the dependency (pass a value or a callback in). Do not add it to \
-                 KNOWN_CYCLES_TO_REMOVE: that list only shrinks.",
+                 both may use, or invert the dependency (pass a value or a callback in). There is no exception \
+                 list for cycles.",
                 cycle.join(" -> "),
                 sites.join("\n")
             ));

@@ -49,14 +49,6 @@ const SKIPPED: &[(&str, &str)] = &[
     ("crates/testkit/tests/tidy/", "the rule itself names what it forbids"),
 ];
 
-// =========================================================================================
-// PATHS TO FIX: today's references to `../shared` in files other helpers are rewriting for
-// issue #16 (the protocol notes are being restated in the files themselves). Delete an entry
-// once its file no longer has the text (the test then says it is stale).
-// =========================================================================================
-const PATHS_TO_FIX: &[(&str, &str)] =
-    &[("crates/server/benches/README.md", "../shared"), ("crates/server/src/route/table.rs", "../shared")];
-
 fn checked(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
     let ext_ok = name.rsplit_once('.').is_some_and(|(_, ext)| CHECKED_EXTENSIONS.contains(&ext));
@@ -93,7 +85,6 @@ fn machine_paths(line: &str) -> Vec<String> {
 #[test]
 fn no_absolute_or_machine_specific_paths() {
     let mut problems = Vec::new();
-    let mut still_there = vec![false; PATHS_TO_FIX.len()];
     for rel in tracked_files().iter().filter(|f| checked(f)) {
         let Some(text) = read(rel) else { continue };
         for (number, line) in text.lines().enumerate() {
@@ -103,10 +94,6 @@ fn no_absolute_or_machine_specific_paths() {
                 .collect();
             bad.extend(FORBIDDEN_TEXTS.iter().filter(|(t, _)| line.contains(t)).map(|(t, why)| (t.to_string(), *why)));
             for (text, why) in bad {
-                if let Some(k) = PATHS_TO_FIX.iter().position(|(f, t)| f == rel && text.contains(t)) {
-                    still_there[k] = true;
-                    continue;
-                }
                 problems.push(format!(
                     "{rel}:{}: `{text}` is {why}.\n  Fix: make it relative to the repository (or to a directory the \
                      code is given), or state the fact here instead of pointing elsewhere. A system path this \
@@ -115,12 +102,6 @@ fn no_absolute_or_machine_specific_paths() {
                 ));
             }
         }
-    }
-    for ((file, text), _) in PATHS_TO_FIX.iter().zip(&still_there).filter(|(_, there)| !**there) {
-        problems.push(format!(
-            "{file}: PATHS_TO_FIX lists `{text}`, which is no longer there.\n  Fix: delete the entry from \
-             crates/testkit/tests/tidy/paths.rs."
-        ));
     }
     report("paths", &problems);
 }

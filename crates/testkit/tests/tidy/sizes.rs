@@ -14,22 +14,6 @@ pub const FN_LINES_MAX: usize = 100;
 /// Lasting exceptions: (path or path::fn, limit, why). Keep this short.
 const SIZE_EXCEPTIONS: &[(&str, usize, &str)] = &[];
 
-// =========================================================================================
-// OVERSIZE TO SPLIT: today's files and functions over the limits, being split for issue #16
-// by responsibility. Delete an entry once its item is within the limits (the test then says
-// it is stale); never raise a limit here to make room for more code.
-// =========================================================================================
-const OVERSIZE_TO_SPLIT: &[(&str, usize, &str)] = &[
-    ("crates/server/src/connection.rs::serve", 137, "small- and large-frame paths duplicated"),
-    ("crates/server/src/metrics.rs::encode", 215, "every metric family in one function"),
-    ("crates/server/src/route/table.rs", 940, "table, registration and expiry in one file"),
-    ("crates/server/src/route/table.rs::register_broker", 200, "every registration step inline"),
-    ("crates/server/src/route/warm.rs::encode", 104, "one pass over the snapshot"),
-    ("crates/server/src/route/warm.rs::decode", 119, "one pass over the file"),
-    ("crates/server/src/route/writer.rs::admin", 120, "builds answers the request layer should build"),
-    ("crates/server/src/server.rs::start", 175, "every start step inline"),
-];
-
 /// Tracked Rust files that are not checked, and why.
 const SKIPPED: &[(&str, &str)] = &[("fuzz/corpus/", "fuzzer inputs, not code")];
 
@@ -93,7 +77,7 @@ fn functions(code: &str) -> Vec<(String, usize, usize)> {
 }
 
 fn limit_of(key: &str, default: usize) -> usize {
-    SIZE_EXCEPTIONS.iter().chain(OVERSIZE_TO_SPLIT).find(|(k, _, _)| *k == key).map_or(default, |(_, limit, _)| *limit)
+    SIZE_EXCEPTIONS.iter().find(|(k, _, _)| *k == key).map_or(default, |(_, limit, _)| *limit)
 }
 
 fn measure_all() -> Vec<Measured> {
@@ -142,7 +126,7 @@ fn files_and_functions_stay_within_their_line_limits() {
             m.lines
         ));
     }
-    for (key, limit, why) in SIZE_EXCEPTIONS.iter().chain(OVERSIZE_TO_SPLIT) {
+    for (key, limit, why) in SIZE_EXCEPTIONS.iter() {
         let default = if key.ends_with(".rs") { FILE_LINES_MAX } else { FN_LINES_MAX };
         let largest = measured.iter().filter(|m| m.key == *key).map(|m| m.lines).max();
         match largest {

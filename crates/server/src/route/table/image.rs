@@ -6,6 +6,7 @@
 //! way registrations do, without widening the table's API to everything else.
 
 use super::{BrokerAddrKey, BrokerQueues, LiveInfo, RouteTable, TopicName};
+use crate::error::WarmFileError;
 use crate::route::ConnId;
 use meridian_protocol::body::{BrokerData, DataVersion, QueueData, TopicQueueMappingInfo};
 use std::collections::{BTreeMap, HashMap};
@@ -85,15 +86,17 @@ impl RouteTable {
     /// saved, whose timeout keeps counting down — and its next registration is applied as a
     /// first one. Refused, with nothing changed, if the table is not empty or the image
     /// exceeds `topics_max` / `brokers_max`.
-    pub fn restore_provisional(&mut self, image: TableImage, now_ms: u64) -> Result<Restored, String> {
+    pub fn restore_provisional(&mut self, image: TableImage, now_ms: u64) -> Result<Restored, WarmFileError> {
         if !(self.live.is_empty() && self.topic_queue.is_empty() && self.broker_addr.is_empty()) {
-            return Err("the route table is not empty".into());
+            return Err(WarmFileError::TableNotEmpty);
         }
         if image.topics.len() > self.limits.topics_max {
-            return Err(format!("{} topics > topics_max {}", image.topics.len(), self.limits.topics_max));
+            let (count, max) = (image.topics.len(), self.limits.topics_max);
+            return Err(WarmFileError::OverLimit { count, what: "topics", key: "topics_max", max });
         }
         if image.live.len() > self.limits.brokers_max {
-            return Err(format!("{} broker addresses > brokers_max {}", image.live.len(), self.limits.brokers_max));
+            let (count, max) = (image.live.len(), self.limits.brokers_max);
+            return Err(WarmFileError::OverLimit { count, what: "broker addresses", key: "brokers_max", max });
         }
         let restored = Restored {
             brokers: image.live.len(),
@@ -266,12 +269,12 @@ mod tests {
     #[test]
     fn limits_and_a_non_empty_table_refuse_the_image() {
         let mut t = RouteTable::new(TableLimits { topics_max: 1, ..LIMITS });
-        assert!(t.restore_provisional(image(), 0).unwrap_err().contains("topics_max 1"));
+        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("topics_max 1"));
         assert_eq!((t.topic_count(), t.live_count()), (0, 0));
         let mut t = RouteTable::new(TableLimits { brokers_max: 0, ..LIMITS });
-        assert!(t.restore_provisional(image(), 0).unwrap_err().contains("brokers_max 0"));
+        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("brokers_max 0"));
         let mut t = RouteTable::new(LIMITS);
         t.restore_provisional(image(), 0).unwrap();
-        assert!(t.restore_provisional(image(), 0).unwrap_err().contains("not empty"));
+        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("not empty"));
     }
 }

@@ -16,13 +16,14 @@
 //! shard's "snapshot published" event. A held watch occupies its connection (answers are
 //! in order), so clients watch on a connection of their own.
 
+use super::command::HoldMs;
 use crate::route::snapshot::RouteSnapshot;
-use crate::shard::ShardState;
+use crate::shard::state::ShardState;
 use bytes::Bytes;
 use meridian_protocol::answer::Answer;
 use meridian_protocol::body::JsonFlavour;
 use meridian_protocol::codes;
-use meridian_protocol::header::{self, Header};
+use meridian_protocol::header;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ impl Drop for Held<'_> {
     }
 }
 
-pub async fn watch_routes(shard: &ShardState, header: &Header, body: &[u8]) -> Answer {
+pub async fn watch_routes(shard: &ShardState, hold_ms: HoldMs, body: &[u8]) -> Answer {
     let config = &shard.config;
     let watched: BTreeMap<String, u64> = match serde_json::from_slice(body) {
         Ok(w) => w,
@@ -63,10 +64,10 @@ pub async fn watch_routes(shard: &ShardState, header: &Header, body: &[u8]) -> A
             ),
         );
     }
-    let hold_ms = match header.ext("holdMs").map(|v| v.trim().parse::<u64>()) {
-        None => config.watch_hold_ms_max,
-        Some(Ok(ms)) => ms.min(config.watch_hold_ms_max),
-        Some(Err(_)) => return Answer::error(codes::SYSTEM_ERROR, "holdMs must be a number of milliseconds"),
+    let hold_ms = match hold_ms {
+        HoldMs::Default => config.watch_hold_ms_max,
+        HoldMs::Millis(ms) => ms.min(config.watch_hold_ms_max),
+        HoldMs::NotANumber => return Answer::error(codes::SYSTEM_ERROR, "holdMs must be a number of milliseconds"),
     };
     // Watchers are new clients: always the standard JSON form, so the answer is valid JSON.
     let flavour = JsonFlavour::Standard;

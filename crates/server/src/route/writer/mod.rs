@@ -8,31 +8,32 @@
 //! *after* the snapshot containing the change is published, so a peer that got its answer
 //! sees its change on any shard. KV and config writes are durable before they are answered.
 
-use super::snapshot::{RouteBuildOptions, RouteSnapshot};
+use super::kv::{KvStore, NAMESPACE_ORDER_TOPIC_CONFIG};
+use super::snapshot::{RouteBuildOptions, SnapshotCell};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
 use super::{events, warm, ConnId};
 use crate::config::Config;
+use crate::error::{ConfigError, PersistError, TopicTableFull, WarmSaveError};
 use crate::logging::{Admit, WarnLimiter};
-use crate::metrics::{RemovalCause, WriterMetrics};
-use crate::persist::{self, KvTable};
-use arc_swap::ArcSwap;
-use meridian_protocol::answer::Answer;
-use meridian_protocol::body::{self, DataVersion, QueueData};
-use meridian_protocol::codes;
+use crate::metrics::counters::{RemovalCause, WriterMetrics};
+use crate::persist::KvTable;
+use meridian_protocol::body::{DataVersion, QueueData};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod admin;
+
 /// Updates applied before one publication; bounds reply latency under a storm.
 pub const BATCH_LEN_MAX: usize = 1024;
-/// The KV namespace the NameServer itself interprets (behaviour.md §9).
-pub const NAMESPACE_ORDER_TOPIC_CONFIG: &str = "ORDER_TOPIC_CONFIG";
 
 /// One-shot reply channel.
 pub type Reply<T> = flume::Sender<T>;
 
-/// Admin and KV requests: rare, answered by the writer from the table it owns.
+/// Admin and KV requests: rare, answered by the writer with data from the table, the KV
+/// config and the config it owns (`AdminResult`); the shard builds the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminRequest {
     PutKv {
@@ -66,24 +67,92 @@ pub enum AdminRequest {
         wipe: bool,
     },
     MemberGroup {
-        cluster: String,
         broker_name: String,
     },
     GetConfig,
+    /// UPDATE_NAMESRV_CONFIG's properties, sorted by key.
     UpdateConfig {
-        body: Vec<u8>,
+        properties: Vec<(String, String)>,
     },
     /// MERIDIAN_BROKER_LIVE_TABLE: read only, refreshes nothing.
     BrokerLiveTable,
 }
 
+/// What the writer did with an admin or KV request.
+#[derive(Debug)]
+pub enum AdminResult {
+    /// A write applied (and on disk, for KV and config).
+    Done,
+    /// A KV or config write that could not be made durable, so was not applied.
+    NotPersisted(PersistError),
+    KvValue(Option<String>),
+    /// A namespace's entries in key order; `None` if the namespace does not exist.
+    KvList(Option<Vec<(String, String)>>),
+    /// A topic list, sorted; `broker_addr` only for the system topics (Java's brokerAddr).
+    Topics {
+        topics: Vec<String>,
+        broker_addr: Option<String>,
+    },
+    /// The list is switched off (`enableAllTopicList`, `enableTopicList`).
+    ListingDisabled,
+    /// Topics whose write permission was wiped or added.
+    WritePermChanged(usize),
+    /// The broker group's addresses by brokerId (empty if the group is unknown).
+    MemberGroup(BTreeMap<i64, String>),
+    /// The effective config, as `-p` prints it.
+    Config(Vec<(String, String)>),
+    /// UPDATE_NAMESRV_CONFIG named a key of `configBlackList`; nothing was applied.
+    ConfigBlackListed,
+    /// UPDATE_NAMESRV_CONFIG had an invalid value; nothing was applied.
+    ConfigInvalid(ConfigError),
+    /// MERIDIAN_BROKER_LIVE_TABLE rows, sorted by cluster then address.
+    BrokerLiveTable(Vec<LiveBroker>),
+}
+
+/// One live broker address, as MERIDIAN_BROKER_LIVE_TABLE shows it.
+#[derive(Debug)]
+pub struct LiveBroker {
+    pub cluster: String,
+    /// `None` if the address is in no broker group (cannot happen while the table is consistent).
+    pub broker_name: Option<String>,
+    pub broker_id: Option<i64>,
+    pub addr: String,
+    pub data_version: DataVersion,
+    pub silent_ms: u64,
+    pub timeout_ms: u64,
+    pub provisional: bool,
+}
+
+/// What a registration the table applied or refused comes to.
+#[derive(Debug)]
+pub enum RegisterResult {
+    /// Applied. `master_addr` and `ha_server_addr` are set for a slave whose master is known;
+    /// `order_topic_config` is set when `returnOrderTopicConfigToBroker` is on and the
+    /// ORDER_TOPIC_CONFIG namespace exists (brokers mark those topics ordered).
+    Accepted {
+        master_addr: Option<String>,
+        ha_server_addr: Option<String>,
+        order_topic_config: Option<Vec<(String, String)>>,
+    },
+    /// Refused without any change (a limit, invalid data); the remark for the broker.
+    Refused(String),
+}
+
+/// The writer's reply to a registration.
+#[derive(Debug)]
+pub enum RegisterReply {
+    Applied(RegisterResult),
+    /// A registration sent without its topics (`topics_unchanged`, a re-send recognised by
+    /// its bytes) cannot stand for "as before" (`RegisterOutcome::NeedFullBody`): the shard
+    /// sends the decoded body instead. Never the reply to a registration with its topics.
+    NeedFullBody,
+}
+
 pub enum RouteUpdate {
-    /// Answered `None` when the request's unread topics cannot stand for "as before"
-    /// (`RegisterOutcome::NeedFullBody`): the shard then sends the decoded body.
     RegisterBroker {
         req: Box<RegisterBroker>,
         conn: ConnId,
-        reply: Reply<Option<Answer>>,
+        reply: Reply<RegisterReply>,
     },
     UnregisterBroker {
         req: Unregister,
@@ -102,7 +171,7 @@ pub enum RouteUpdate {
     RegisterTopic {
         topic: String,
         queue_datas: Vec<QueueData>,
-        reply: Reply<Answer>,
+        reply: Reply<Result<(), TopicTableFull>>,
     },
     /// A connection that had registered a broker closed.
     ConnectionClosed {
@@ -110,18 +179,15 @@ pub enum RouteUpdate {
     },
     Admin {
         request: AdminRequest,
-        reply: Reply<Answer>,
+        reply: Reply<AdminResult>,
     },
     /// Graceful stop with `warm_restart` on: save the routes for the next start, after
     /// everything queued before it; answered once written, or at `deadline`.
     SaveWarmRestart {
         deadline: Instant,
-        reply: Reply<Result<(), String>>,
+        reply: Reply<Result<(), WarmSaveError>>,
     },
 }
-
-/// Shared publication point: readers `load` (lock-free), the writer `store`s (latest wins).
-pub type SnapshotCell = Arc<ArcSwap<RouteSnapshot>>;
 
 /// What the writer is started with besides its channels.
 pub struct WriterSetup {
@@ -142,7 +208,7 @@ pub struct WriterSetup {
 pub struct Writer {
     table: RouteTable,
     config: Config,
-    kv: KvTable,
+    kv: KvStore,
     published: SnapshotCell,
     updates: flume::Receiver<RouteUpdate>,
     closers: Vec<flume::Sender<ConnId>>,
@@ -158,11 +224,12 @@ pub struct Writer {
 }
 
 enum Pending {
-    Answer(Reply<Answer>, Answer),
-    Register(Reply<Option<Answer>>, Option<Answer>),
+    Admin(Reply<AdminResult>, AdminResult),
+    Topic(Reply<Result<(), TopicTableFull>>, Result<(), TopicTableFull>),
+    Register(Reply<RegisterReply>, RegisterReply),
     Unit(Reply<()>),
     Version(Reply<(bool, Option<DataVersion>)>, (bool, Option<DataVersion>)),
-    WarmSave(Reply<Result<(), String>>, Instant),
+    WarmSave(Reply<Result<(), WarmSaveError>>, Instant),
 }
 
 fn table_limits(config: &Config) -> TableLimits {
@@ -178,7 +245,7 @@ impl Writer {
         let mut w = Writer {
             table: RouteTable::new(table_limits(&setup.config)),
             config: setup.config,
-            kv: setup.kv,
+            kv: KvStore::new(setup.kv),
             published: setup.published,
             updates: setup.updates,
             closers: setup.closers,
@@ -230,8 +297,8 @@ impl Writer {
         self.build = build;
     }
 
-    fn order_topic_conf(&self) -> std::collections::BTreeMap<String, String> {
-        self.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG).cloned().unwrap_or_default()
+    fn order_topic_conf(&self) -> BTreeMap<String, String> {
+        self.kv.namespace(NAMESPACE_ORDER_TOPIC_CONFIG).cloned().unwrap_or_default()
     }
 
     /// Runs until every sender is gone.
@@ -296,16 +363,13 @@ impl Writer {
                 }
                 RouteUpdate::BrokerHeartbeat { cluster, addr } => self.table.heartbeat(&cluster, &addr, now_ms),
                 RouteUpdate::RegisterTopic { topic, queue_datas, reply } => {
-                    let answer = match self.table.register_topic(&topic, queue_datas) {
-                        Ok(()) => Answer::ok(Vec::new()),
-                        Err(remark) => {
-                            if self.peer_warnings.admit(Instant::now()) == Admit::Log {
-                                tracing::warn!("REGISTER_TOPIC_IN_NAMESRV {topic} refused: {remark}");
-                            }
-                            Answer::error(codes::SYSTEM_ERROR, remark)
+                    let result = self.table.register_topic(&topic, queue_datas);
+                    if let Err(remark) = &result {
+                        if self.peer_warnings.admit(Instant::now()) == Admit::Log {
+                            tracing::warn!("REGISTER_TOPIC_IN_NAMESRV {topic} refused: {remark}");
                         }
-                    };
-                    pending.push(Pending::Answer(reply, answer));
+                    }
+                    pending.push(Pending::Topic(reply, result));
                 }
                 RouteUpdate::ConnectionClosed { conn } => {
                     let removed = self.table.connection_closed(conn);
@@ -316,8 +380,8 @@ impl Writer {
                     }
                 }
                 RouteUpdate::Admin { request, reply } => {
-                    let answer = self.admin(request);
-                    pending.push(Pending::Answer(reply, answer));
+                    let result = self.admin(request);
+                    pending.push(Pending::Admin(reply, result));
                 }
                 RouteUpdate::SaveWarmRestart { deadline, reply } => pending.push(Pending::WarmSave(reply, deadline)),
             }
@@ -337,7 +401,8 @@ impl Writer {
         // A requester that went away dropped its receiver; nothing to do about that.
         for p in pending {
             let _ = match p {
-                Pending::Answer(r, v) => r.send(v).map_err(|_| ()),
+                Pending::Admin(r, v) => r.send(v).map_err(|_| ()),
+                Pending::Topic(r, v) => r.send(v).map_err(|_| ()),
                 Pending::Register(r, v) => r.send(v).map_err(|_| ()),
                 Pending::Unit(r) => r.send(()).map_err(|_| ()),
                 Pending::Version(r, v) => r.send(v).map_err(|_| ()),
@@ -346,7 +411,7 @@ impl Writer {
         }
     }
 
-    fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> Option<Answer> {
+    fn register_broker(&mut self, req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterReply {
         let started = Instant::now();
         let who = events::Registration::of(&req);
         let before = who.live_version(&self.table);
@@ -357,28 +422,22 @@ impl Writer {
         match outcome {
             RegisterOutcome::Accepted { master_addr, ha_server_addr } => {
                 who.accepted(conn, before, who.live_version(&self.table));
-                let mut ext = Vec::new();
-                if let (Some(m), Some(ha)) = (master_addr, ha_server_addr) {
-                    ext.push(("haServerAddr", ha));
-                    ext.push(("masterAddr", m));
-                }
-                // Step 15: brokers mark the listed topics as ordered.
-                let mut out = Vec::new();
-                if self.config.namesrv.return_order_topic_config_to_broker {
-                    if let Some(table) = self.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG) {
-                        let entries: Vec<(&str, &str)> = table.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                        body::encode_kv_table(&mut out, &entries);
-                    }
-                }
-                Some(Answer::ok_with_ext(ext, out))
+                let order_topic_config = if self.config.namesrv.return_order_topic_config_to_broker {
+                    self.kv
+                        .namespace(NAMESPACE_ORDER_TOPIC_CONFIG)
+                        .map(|table| table.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                } else {
+                    None
+                };
+                RegisterReply::Applied(RegisterResult::Accepted { master_addr, ha_server_addr, order_topic_config })
             }
             RegisterOutcome::Refused(remark) => {
                 if self.peer_warnings.admit(Instant::now()) == Admit::Log {
                     who.refused(conn, &remark);
                 }
-                Some(Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark))
+                RegisterReply::Applied(RegisterResult::Refused(remark))
             }
-            RegisterOutcome::NeedFullBody => None,
+            RegisterOutcome::NeedFullBody => RegisterReply::NeedFullBody,
         }
     }
 
@@ -399,7 +458,7 @@ impl Writer {
     }
 
     /// The final save of a warm restart (a no-op when it is off).
-    fn save_warm(&mut self, deadline: Instant) -> Result<(), String> {
+    fn save_warm(&mut self, deadline: Instant) -> Result<(), WarmSaveError> {
         let now_ms = self.now_ms();
         match &mut self.warm {
             Some(warm) => warm.final_save(&self.table, now_ms, deadline),
@@ -457,227 +516,4 @@ impl Writer {
             let _ = signal.try_send(());
         }
     }
-
-    // ---------- admin and KV ----------
-
-    fn admin(&mut self, request: AdminRequest) -> Answer {
-        let n = &self.config.namesrv;
-        match request {
-            AdminRequest::PutKv { namespace, key, value } => {
-                let namespace_existed = self.kv.contains_key(&namespace);
-                let previous = self.kv.entry(namespace.clone()).or_default().insert(key.clone(), value);
-                match self.persist_kv() {
-                    Ok(()) => {
-                        self.kv_changed(&namespace, &key);
-                        Answer::ok(Vec::new())
-                    }
-                    Err(answer) => {
-                        let ns = self.kv.get_mut(&namespace).expect("just inserted");
-                        match previous {
-                            Some(v) => {
-                                ns.insert(key, v);
-                            }
-                            None => {
-                                ns.remove(&key);
-                                if !namespace_existed {
-                                    self.kv.remove(&namespace);
-                                }
-                            }
-                        }
-                        answer
-                    }
-                }
-            }
-            AdminRequest::DeleteKv { namespace, key } => {
-                // Java (KVConfigManager.deleteKVConfig) keeps a namespace once emptied: 219
-                // then answers an empty table, and the file keeps `"ns":{}`.
-                let removed = self.kv.get_mut(&namespace).and_then(|ns| ns.remove(&key));
-                // Java rewrites the file even when nothing was removed.
-                match self.persist_kv() {
-                    Ok(()) => {
-                        self.kv_changed(&namespace, &key);
-                        Answer::ok(Vec::new())
-                    }
-                    Err(answer) => {
-                        if let Some(v) = removed {
-                            self.kv.entry(namespace).or_default().insert(key, v);
-                        }
-                        answer
-                    }
-                }
-            }
-            AdminRequest::GetKv { namespace, key } => match self.kv.get(&namespace).and_then(|ns| ns.get(&key)) {
-                Some(v) => Answer::ok_with_ext(vec![("value", v.clone())], Vec::new()),
-                None => Answer::error_with_empty_ext(
-                    codes::QUERY_NOT_FOUND,
-                    format!("No config item, Namespace: {namespace} Key: {key}"),
-                ),
-            },
-            AdminRequest::GetKvList { namespace } => match self.kv.get(&namespace) {
-                Some(ns) => {
-                    let entries: Vec<(&str, &str)> = ns.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    let mut out = Vec::new();
-                    body::encode_kv_table(&mut out, &entries);
-                    Answer::ok(out)
-                }
-                None => Answer::error(codes::QUERY_NOT_FOUND, format!("No config item, Namespace: {namespace}")),
-            },
-            AdminRequest::AllTopics => {
-                if !n.enable_all_topic_list {
-                    return Answer::error(codes::SYSTEM_ERROR, "disable");
-                }
-                topic_list(self.table.all_topics(), None)
-            }
-            AdminRequest::TopicsByCluster { cluster } => {
-                if !n.enable_topic_list {
-                    return Answer::error(codes::SYSTEM_ERROR, "disable");
-                }
-                topic_list(self.table.topics_by_cluster(&cluster), None)
-            }
-            AdminRequest::SystemTopics => {
-                let (topics, addr) = self.table.system_topics();
-                topic_list(topics, addr)
-            }
-            AdminRequest::UnitTopics(which) => {
-                if !n.enable_topic_list {
-                    return Answer::error(codes::SYSTEM_ERROR, "disable");
-                }
-                topic_list(self.table.unit_topics(which), None)
-            }
-            AdminRequest::DeleteTopic { topic, cluster } => {
-                self.table.delete_topic(&topic, cluster.as_deref().filter(|c| !c.is_empty()));
-                Answer::ok(Vec::new())
-            }
-            AdminRequest::WritePerm { broker_name, wipe } => {
-                let count = self.table.operate_write_perm(&broker_name, wipe);
-                let key = if wipe { "wipeTopicCount" } else { "addTopicCount" };
-                Answer::ok_with_ext(vec![(key, count.to_string())], Vec::new())
-            }
-            AdminRequest::MemberGroup { cluster, broker_name } => {
-                let empty = std::collections::BTreeMap::new();
-                let addrs = self.table.broker_data(&broker_name).map(|bd| &bd.broker_addrs).unwrap_or(&empty);
-                let mut out = Vec::new();
-                body::encode_broker_member_group(&mut out, &cluster, &broker_name, addrs);
-                // Java answers SUCCESS but leaves the default remark of its response object.
-                Answer {
-                    code: codes::SUCCESS,
-                    remark: Some("not set any response code".into()),
-                    ext_fields: None,
-                    body: out.into(),
-                }
-            }
-            AdminRequest::BrokerLiveTable => Answer::ok(self.broker_live_table()),
-            AdminRequest::GetConfig => {
-                let mut out = String::new();
-                for (k, v) in self.config.properties() {
-                    out.push_str(&k);
-                    out.push('=');
-                    out.push_str(&v);
-                    out.push('\n');
-                }
-                Answer::ok(out.into_bytes())
-            }
-            AdminRequest::UpdateConfig { body } => self.update_config(&body),
-        }
-    }
-
-    fn persist_kv(&self) -> Result<(), Answer> {
-        let path = self.config.kv_config_path();
-        persist::write_atomic(&path, &persist::encode_kv_file(&self.kv)).map_err(|e| {
-            tracing::error!("cannot persist KV config to {}: {e}; the change was not applied", path.display());
-            Answer::error(codes::SYSTEM_ERROR, format!("cannot persist KV config to {}: {e}", path.display()))
-        })
-    }
-
-    fn kv_changed(&mut self, namespace: &str, key: &str) {
-        if namespace == NAMESPACE_ORDER_TOPIC_CONFIG && self.build.order_topic_conf.is_some() {
-            self.build.order_topic_conf = Some(self.order_topic_conf());
-            self.table.mark_topic_changed(key);
-        }
-    }
-
-    /// UPDATE_NAMESRV_CONFIG (requests.md 318).
-    fn update_config(&mut self, body: &[u8]) -> Answer {
-        if body.is_empty() {
-            return Answer::ok(Vec::new());
-        }
-        let Ok(props) = java_properties::read(body) else {
-            return Answer::error(codes::SYSTEM_ERROR, "string2Properties error");
-        };
-        if props.keys().any(|k| self.config.namesrv.is_black_listed(k)) {
-            return Answer::error(codes::NO_PERMISSION, "Can not update config in black list.");
-        }
-        let mut next = self.config.clone();
-        let mut keys: Vec<_> = props.into_iter().collect();
-        keys.sort();
-        for (k, v) in &keys {
-            match next.set(k, v) {
-                Ok(()) => {}
-                // Java applies only keys it knows and ignores the rest.
-                Err(e) if e.0.starts_with("unknown config key") => {}
-                Err(e) => return Answer::error(codes::SYSTEM_ERROR, e.0),
-            }
-        }
-        let mut text = String::new();
-        for (k, v) in next.properties() {
-            text.push_str(&format!("{k}={v}\n"));
-        }
-        let path = next.config_store_path();
-        if let Err(e) = persist::write_atomic(&path, text.as_bytes()) {
-            tracing::error!("cannot write config store {}: {e}; the update was not applied", path.display());
-            return Answer::error(codes::SYSTEM_ERROR, format!("cannot write config store {}: {e}", path.display()));
-        }
-        tracing::info!(
-            "UPDATE_NAMESRV_CONFIG applied {:?}; NameServer switches take effect now, listener/limit keys at the next start",
-            keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
-        );
-        // Only the NameServer switches change behaviour at run time; the rest of `next`
-        // (listen address, limits) is shown by 319 and is what the next start reads.
-        self.config = next;
-        self.apply_switches();
-        Answer::ok(Vec::new())
-    }
-}
-
-impl Writer {
-    /// MERIDIAN_BROKER_LIVE_TABLE body: `{"brokers":[{cluster, brokerName, brokerId, addr,
-    /// dataVersion, silentMs, timeoutMs, provisional}]}`, sorted by cluster then address.
-    fn broker_live_table(&self) -> Vec<u8> {
-        let now_ms = self.now_ms();
-        let mut names: std::collections::HashMap<(&str, &str), (&str, i64)> = std::collections::HashMap::new();
-        for bd in self.table.brokers().values() {
-            for (id, addr) in &bd.broker_addrs {
-                names.insert((&*bd.cluster, addr.as_str()), (&*bd.broker_name, *id));
-            }
-        }
-        let mut entries: Vec<_> = self.table.live_entries().iter().collect();
-        entries.sort_by(|(a, _), (b, _)| (&a.cluster, &a.addr).cmp(&(&b.cluster, &b.addr)));
-        let brokers: Vec<serde_json::Value> = entries
-            .into_iter()
-            .map(|(key, live)| {
-                let (name, id) = names.get(&(key.cluster.as_str(), key.addr.as_str())).copied().unzip();
-                serde_json::json!({
-                    "cluster": key.cluster,
-                    "brokerName": name,
-                    "brokerId": id,
-                    "addr": key.addr,
-                    "dataVersion": {
-                        "counter": live.data_version.counter,
-                        "stateVersion": live.data_version.state_version,
-                        "timestamp": live.data_version.timestamp,
-                    },
-                    "silentMs": now_ms.saturating_sub(live.last_update_ms),
-                    "timeoutMs": live.timeout_ms,
-                    "provisional": live.provisional,
-                })
-            })
-            .collect();
-        serde_json::to_vec(&serde_json::json!({ "brokers": brokers })).expect("JSON of plain values")
-    }
-}
-
-fn topic_list(topics: Vec<&str>, broker_addr: Option<&str>) -> Answer {
-    let mut out = Vec::new();
-    body::encode_topic_list(&mut out, topics, broker_addr);
-    Answer::ok(out)
 }

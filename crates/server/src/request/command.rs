@@ -1,17 +1,16 @@
 //! `Header` → typed `Command`: one variant per supported request code, plus `Unsupported`.
 //!
 //! Each command reads its own ext fields. A missing required field is an error naming the
-//! field, answered with SYSTEM_ERROR and no change (Meridian's rule, requests.md §0); a
+//! field, answered with SYSTEM_ERROR and no change (Meridian's rule); a
 //! malformed optional number is ignored as Java ignores it. Bodies are not decoded here:
 //! heavy decoding runs later, on the receiving shard's low-priority queue. Must not mutate.
 
 use crate::route::table::UnitList;
-use crate::route::writer::AdminRequest;
 use meridian_protocol::body::BodyEncoding;
 use meridian_protocol::codes;
 use meridian_protocol::header::{parse_java_bool, Header};
 
-/// REGISTER_BROKER header fields (requests.md §2, 103).
+/// REGISTER_BROKER (103) header fields, as Java's RegisterBrokerRequestHeader carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterBrokerHeader {
     pub broker_name: String,
@@ -56,9 +55,68 @@ pub enum Command {
     RegisterTopic {
         topic: String,
     },
-    /// KV, topic lists, admin and config requests, all answered by the writer.
-    Admin(AdminRequest),
+    /// KV, topic lists, admin and config requests, all answered from the writer's data.
+    Admin(AdminCommand),
+    /// MERIDIAN_WATCH_ROUTES (Meridian's extension; see `watch`): the watched topics are in
+    /// the body, decoded by `watch`.
+    WatchRoutes {
+        hold_ms: HoldMs,
+    },
     Unsupported(i32),
+}
+
+/// The `holdMs` ext field of a route watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldMs {
+    /// Absent: hold up to `watch_hold_ms_max`.
+    Default,
+    Millis(u64),
+    /// Present but not a number of milliseconds (answered after the body is checked).
+    NotANumber,
+}
+
+/// Requests the writer answers from the table, the KV config or the config it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    PutKv {
+        namespace: String,
+        key: String,
+        value: String,
+    },
+    GetKv {
+        namespace: String,
+        key: String,
+    },
+    DeleteKv {
+        namespace: String,
+        key: String,
+    },
+    GetKvList {
+        namespace: String,
+    },
+    AllTopics,
+    TopicsByCluster {
+        cluster: String,
+    },
+    SystemTopics,
+    UnitTopics(UnitList),
+    DeleteTopic {
+        topic: String,
+        cluster: Option<String>,
+    },
+    WritePerm {
+        broker_name: String,
+        wipe: bool,
+    },
+    MemberGroup {
+        cluster: String,
+        broker_name: String,
+    },
+    GetConfig,
+    /// UPDATE_NAMESRV_CONFIG: the properties are in the body, read by `admin`.
+    UpdateConfig,
+    /// MERIDIAN_BROKER_LIVE_TABLE: read only, refreshes nothing.
+    BrokerLiveTable,
 }
 
 /// Answered with SYSTEM_ERROR and this remark.
@@ -136,60 +194,74 @@ impl Command {
             },
             codes::GET_BROKER_CLUSTER_INFO => Command::GetBrokerClusterInfo,
             codes::REGISTER_TOPIC_IN_NAMESRV => Command::RegisterTopic { topic: required(h, "topic")?.to_string() },
+            codes::MERIDIAN_WATCH_ROUTES => Command::WatchRoutes {
+                hold_ms: match h.ext("holdMs").map(|v| v.trim().parse::<u64>()) {
+                    None => HoldMs::Default,
+                    Some(Ok(ms)) => HoldMs::Millis(ms),
+                    Some(Err(_)) => HoldMs::NotANumber,
+                },
+            },
+            other => match AdminCommand::parse(h)? {
+                Some(admin) => Command::Admin(admin),
+                None => Command::Unsupported(other),
+            },
+        })
+    }
+}
+
+impl AdminCommand {
+    /// The KV, topic-list, admin and config requests; `None` for any other code.
+    fn parse(h: &Header) -> Result<Option<AdminCommand>, CommandError> {
+        Ok(Some(match h.code {
             codes::PUT_KV_CONFIG => {
                 // Java checks these two itself, with this remark (golden seq 27).
                 let (Some(namespace), Some(key)) = (h.ext("namespace"), h.ext("key")) else {
                     return Err(CommandError("namespace or key is null".into()));
                 };
-                Command::Admin(AdminRequest::PutKv {
+                AdminCommand::PutKv {
                     namespace: namespace.to_string(),
                     key: key.to_string(),
                     value: required(h, "value")?.to_string(),
-                })
+                }
             }
-            codes::GET_KV_CONFIG => Command::Admin(AdminRequest::GetKv {
+            codes::GET_KV_CONFIG => AdminCommand::GetKv {
                 namespace: required(h, "namespace")?.to_string(),
                 key: required(h, "key")?.to_string(),
-            }),
-            codes::DELETE_KV_CONFIG => Command::Admin(AdminRequest::DeleteKv {
+            },
+            codes::DELETE_KV_CONFIG => AdminCommand::DeleteKv {
                 namespace: required(h, "namespace")?.to_string(),
                 key: required(h, "key")?.to_string(),
-            }),
+            },
             codes::GET_KVLIST_BY_NAMESPACE => {
-                Command::Admin(AdminRequest::GetKvList { namespace: required(h, "namespace")?.to_string() })
+                AdminCommand::GetKvList { namespace: required(h, "namespace")?.to_string() }
             }
-            codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => Command::Admin(AdminRequest::AllTopics),
-            codes::MERIDIAN_BROKER_LIVE_TABLE => Command::Admin(AdminRequest::BrokerLiveTable),
+            codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => AdminCommand::AllTopics,
+            codes::MERIDIAN_BROKER_LIVE_TABLE => AdminCommand::BrokerLiveTable,
             codes::GET_TOPICS_BY_CLUSTER => {
-                Command::Admin(AdminRequest::TopicsByCluster { cluster: required(h, "cluster")?.to_string() })
+                AdminCommand::TopicsByCluster { cluster: required(h, "cluster")?.to_string() }
             }
-            codes::GET_SYSTEM_TOPIC_LIST_FROM_NS => Command::Admin(AdminRequest::SystemTopics),
-            codes::GET_UNIT_TOPIC_LIST => Command::Admin(AdminRequest::UnitTopics(UnitList::Unit)),
-            codes::GET_HAS_UNIT_SUB_TOPIC_LIST => Command::Admin(AdminRequest::UnitTopics(UnitList::HasUnitSub)),
-            codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => {
-                Command::Admin(AdminRequest::UnitTopics(UnitList::HasUnitSubNotUnit))
-            }
-            codes::DELETE_TOPIC_IN_NAMESRV => Command::Admin(AdminRequest::DeleteTopic {
+            codes::GET_SYSTEM_TOPIC_LIST_FROM_NS => AdminCommand::SystemTopics,
+            codes::GET_UNIT_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::Unit),
+            codes::GET_HAS_UNIT_SUB_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::HasUnitSub),
+            codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST => AdminCommand::UnitTopics(UnitList::HasUnitSubNotUnit),
+            codes::DELETE_TOPIC_IN_NAMESRV => AdminCommand::DeleteTopic {
                 topic: required(h, "topic")?.to_string(),
                 cluster: h.ext("clusterName").map(str::to_string),
-            }),
-            codes::WIPE_WRITE_PERM_OF_BROKER => Command::Admin(AdminRequest::WritePerm {
-                broker_name: required(h, "brokerName")?.to_string(),
-                wipe: true,
-            }),
-            codes::ADD_WRITE_PERM_OF_BROKER => Command::Admin(AdminRequest::WritePerm {
-                broker_name: required(h, "brokerName")?.to_string(),
-                wipe: false,
-            }),
-            codes::GET_BROKER_MEMBER_GROUP => Command::Admin(AdminRequest::MemberGroup {
+            },
+            codes::WIPE_WRITE_PERM_OF_BROKER => {
+                AdminCommand::WritePerm { broker_name: required(h, "brokerName")?.to_string(), wipe: true }
+            }
+            codes::ADD_WRITE_PERM_OF_BROKER => {
+                AdminCommand::WritePerm { broker_name: required(h, "brokerName")?.to_string(), wipe: false }
+            }
+            codes::GET_BROKER_MEMBER_GROUP => AdminCommand::MemberGroup {
                 cluster: required(h, "clusterName")?.to_string(),
                 broker_name: required(h, "brokerName")?.to_string(),
-            }),
-            codes::GET_NAMESRV_CONFIG => Command::Admin(AdminRequest::GetConfig),
-            // The body is attached by the handler.
-            codes::UPDATE_NAMESRV_CONFIG => Command::Admin(AdminRequest::UpdateConfig { body: Vec::new() }),
-            other => Command::Unsupported(other),
-        })
+            },
+            codes::GET_NAMESRV_CONFIG => AdminCommand::GetConfig,
+            codes::UPDATE_NAMESRV_CONFIG => AdminCommand::UpdateConfig,
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -294,7 +366,7 @@ mod tests {
         );
         check(
             header(216, 479, &[("topic", "t"), ("clusterName", "c")]),
-            Ok(Command::Admin(AdminRequest::DeleteTopic { topic: "t".into(), cluster: Some("c".into()) })),
+            Ok(Command::Admin(AdminCommand::DeleteTopic { topic: "t".into(), cluster: Some("c".into()) })),
         );
     }
 

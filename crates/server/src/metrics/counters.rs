@@ -1,0 +1,294 @@
+//! Metrics counters: counters and histograms each written by exactly one thread (a shard,
+//! or the route writer) with a plain load + store on atomics — no read-modify-write, no
+//! lock, no shared cache line between writers. `http` sums them over shards on a scrape.
+//! Must not: take a lock or allocate on the request path; know about HTTP or route state.
+
+use meridian_protocol::codes;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Request codes with their own series (everything a NameServer serves); others share "other".
+pub(super) const REQUEST_CODES: [(i32, &str); 26] = [
+    (codes::PUT_KV_CONFIG, "PUT_KV_CONFIG"),
+    (codes::GET_KV_CONFIG, "GET_KV_CONFIG"),
+    (codes::DELETE_KV_CONFIG, "DELETE_KV_CONFIG"),
+    (codes::REGISTER_BROKER, "REGISTER_BROKER"),
+    (codes::UNREGISTER_BROKER, "UNREGISTER_BROKER"),
+    (codes::GET_ROUTEINFO_BY_TOPIC, "GET_ROUTEINFO_BY_TOPIC"),
+    (codes::GET_BROKER_CLUSTER_INFO, "GET_BROKER_CLUSTER_INFO"),
+    (codes::WIPE_WRITE_PERM_OF_BROKER, "WIPE_WRITE_PERM_OF_BROKER"),
+    (codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, "GET_ALL_TOPIC_LIST_FROM_NAMESERVER"),
+    (codes::DELETE_TOPIC_IN_NAMESRV, "DELETE_TOPIC_IN_NAMESRV"),
+    (codes::REGISTER_TOPIC_IN_NAMESRV, "REGISTER_TOPIC_IN_NAMESRV"),
+    (codes::GET_KVLIST_BY_NAMESPACE, "GET_KVLIST_BY_NAMESPACE"),
+    (codes::GET_TOPICS_BY_CLUSTER, "GET_TOPICS_BY_CLUSTER"),
+    (codes::GET_SYSTEM_TOPIC_LIST_FROM_NS, "GET_SYSTEM_TOPIC_LIST_FROM_NS"),
+    (codes::GET_UNIT_TOPIC_LIST, "GET_UNIT_TOPIC_LIST"),
+    (codes::GET_HAS_UNIT_SUB_TOPIC_LIST, "GET_HAS_UNIT_SUB_TOPIC_LIST"),
+    (codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST, "GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST"),
+    (codes::UPDATE_NAMESRV_CONFIG, "UPDATE_NAMESRV_CONFIG"),
+    (codes::GET_NAMESRV_CONFIG, "GET_NAMESRV_CONFIG"),
+    (codes::QUERY_DATA_VERSION, "QUERY_DATA_VERSION"),
+    (codes::ADD_WRITE_PERM_OF_BROKER, "ADD_WRITE_PERM_OF_BROKER"),
+    (codes::GET_BROKER_MEMBER_GROUP, "GET_BROKER_MEMBER_GROUP"),
+    (codes::BROKER_HEARTBEAT, "BROKER_HEARTBEAT"),
+    (codes::NOTIFY_MIN_BROKER_ID_CHANGE, "NOTIFY_MIN_BROKER_ID_CHANGE"),
+    (codes::MERIDIAN_WATCH_ROUTES, "MERIDIAN_WATCH_ROUTES"),
+    (codes::MERIDIAN_BROKER_LIVE_TABLE, "MERIDIAN_BROKER_LIVE_TABLE"),
+];
+pub(super) const REQUEST_SLOTS: usize = REQUEST_CODES.len() + 1;
+
+/// Response codes a NameServer answers with; others share "other".
+pub(super) const RESPONSE_CODES: [i32; 8] = [
+    codes::SUCCESS,
+    codes::SYSTEM_ERROR,
+    codes::SYSTEM_BUSY,
+    codes::REQUEST_CODE_NOT_SUPPORTED,
+    codes::NO_PERMISSION,
+    codes::TOPIC_NOT_EXIST,
+    codes::QUERY_NOT_FOUND,
+    codes::GO_AWAY,
+];
+pub(super) const RESPONSE_SLOTS: usize = RESPONSE_CODES.len() + 1;
+
+/// Histogram bucket upper bounds, in nanoseconds: 1 µs to 10 s.
+pub(super) const BUCKET_BOUNDS_NS: [u64; 22] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+fn request_slot(code: i32) -> usize {
+    REQUEST_CODES.iter().position(|(c, _)| *c == code).unwrap_or(REQUEST_CODES.len())
+}
+
+fn response_slot(code: i32) -> usize {
+    RESPONSE_CODES.iter().position(|c| *c == code).unwrap_or(RESPONSE_CODES.len())
+}
+
+/// Adds for a counter with one writer: a load and a store (no locked instruction). Readers
+/// on other threads see a recent value, which is all a scrape needs.
+#[inline]
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// A fixed-bucket latency histogram with one writer.
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last is +Inf.
+    pub(super) counts: [AtomicU64; BUCKET_BOUNDS_NS.len() + 1],
+    pub(super) sum_ns: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram { counts: std::array::from_fn(|_| AtomicU64::new(0)), sum_ns: AtomicU64::new(0) }
+    }
+}
+
+impl Histogram {
+    #[inline]
+    pub fn record(&self, elapsed: Duration) {
+        let ns = elapsed.as_nanos().min(u64::MAX as u128) as u64;
+        add(&self.counts[BUCKET_BOUNDS_NS.partition_point(|&b| b < ns)], 1);
+        add(&self.sum_ns, ns);
+    }
+
+    /// Adds this histogram's counts into `into` (a scrape's merge).
+    pub(super) fn merge_into(&self, into: &mut Merged) {
+        for (total, c) in into.counts.iter_mut().zip(&self.counts) {
+            *total += c.load(Relaxed);
+        }
+        into.sum_ns += self.sum_ns.load(Relaxed);
+    }
+}
+
+#[derive(Default, Clone)]
+pub(super) struct Merged {
+    pub(super) counts: [u64; BUCKET_BOUNDS_NS.len() + 1],
+    pub(super) sum_ns: u64,
+}
+
+impl Merged {
+    pub(super) fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub(super) fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = BUCKET_BOUNDS_NS
+            .iter()
+            .map(|&b| b as f64 / 1e9)
+            .chain([f64::MAX])
+            .zip(self.counts.iter().copied())
+            .collect();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum_ns as f64 / 1e9,
+            self.count(),
+            &buckets,
+            None,
+        )
+    }
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy)]
+pub enum CloseCause {
+    PeerClosed = 0,
+    IdleTimeout = 1,
+    WriteFailed = 2,
+    ProtocolError = 3,
+}
+/// `peer_closed` includes resets and the server's own close of an expired broker's socket.
+pub(super) const CLOSE_CAUSES: [&str; 4] = ["peer_closed", "idle_timeout", "write_failed", "protocol_error"];
+
+/// One shard's metrics; written only by that shard's thread.
+pub struct ShardMetrics {
+    /// requests[request slot][response slot].
+    pub(super) requests: [[AtomicU64; RESPONSE_SLOTS]; REQUEST_SLOTS],
+    /// Time from a frame being parsed to its answer being ready, per request code.
+    pub(super) latency: [Histogram; REQUEST_SLOTS],
+    pub(super) connections_accepted: AtomicU64,
+    pub(super) connections_refused: AtomicU64,
+    pub(super) connections_closed: [AtomicU64; CLOSE_CAUSES.len()],
+    pub(super) registration_body_bytes: AtomicU64,
+    pub(super) registrations_unread: AtomicU64,
+    pub(super) registration_decode: Histogram,
+    /// Route watches (43701) held now: a gauge written by the shard only.
+    pub(super) watches_held: AtomicU64,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> ShardMetrics {
+        ShardMetrics {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency: std::array::from_fn(|_| Histogram::default()),
+            connections_accepted: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_closed: std::array::from_fn(|_| AtomicU64::new(0)),
+            registration_body_bytes: AtomicU64::new(0),
+            registrations_unread: AtomicU64::new(0),
+            registration_decode: Histogram::default(),
+            watches_held: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ShardMetrics {
+    #[inline]
+    pub fn request(&self, code: i32, response_code: i32, elapsed: Duration) {
+        let slot = request_slot(code);
+        add(&self.requests[slot][response_slot(response_code)], 1);
+        self.latency[slot].record(elapsed);
+    }
+
+    pub fn accepted(&self) {
+        add(&self.connections_accepted, 1);
+    }
+
+    pub fn watches_held(&self, n: usize) {
+        self.watches_held.store(n as u64, Relaxed);
+    }
+
+    pub fn refused(&self) {
+        add(&self.connections_refused, 1);
+    }
+
+    pub fn closed(&self, cause: CloseCause) {
+        add(&self.connections_closed[cause as usize], 1);
+    }
+
+    /// A registration body read in full and decoded.
+    pub fn registration_decoded(&self, body_bytes: usize, elapsed: Duration) {
+        add(&self.registration_body_bytes, body_bytes as u64);
+        self.registration_decode.record(elapsed);
+    }
+
+    /// A re-sent registration recognised by its bytes and not decoded again.
+    pub fn registration_unread(&self) {
+        add(&self.registrations_unread, 1);
+    }
+}
+
+/// Why a broker left the table.
+#[derive(Clone, Copy)]
+pub enum RemovalCause {
+    ConnectionClosed = 0,
+    Timeout = 1,
+    Unregister = 2,
+}
+pub(super) const REMOVAL_CAUSES: [&str; 3] = ["connection_closed", "timeout", "unregister"];
+
+/// The route writer's metrics; written only by the writer thread.
+#[derive(Default)]
+pub struct WriterMetrics {
+    pub(super) batches: AtomicU64,
+    pub(super) updates: AtomicU64,
+    pub(super) batch_apply: Histogram,
+    pub(super) publish: Histogram,
+    pub(super) registration_apply: Histogram,
+    pub(super) registrations_refused: AtomicU64,
+    pub(super) brokers_removed: [AtomicU64; REMOVAL_CAUSES.len()],
+    pub(super) clusters: AtomicU64,
+    pub(super) broker_names: AtomicU64,
+    pub(super) broker_addrs: AtomicU64,
+    pub(super) topics: AtomicU64,
+    pub(super) topic_broker_entries: AtomicU64,
+    pub(super) brokers_provisional: AtomicU64,
+}
+
+impl WriterMetrics {
+    pub fn batch(&self, updates: usize, apply: Duration, publish: Duration) {
+        add(&self.batches, 1);
+        add(&self.updates, updates as u64);
+        self.batch_apply.record(apply);
+        self.publish.record(publish);
+    }
+
+    pub fn registration_applied(&self, elapsed: Duration, refused: bool) {
+        self.registration_apply.record(elapsed);
+        if refused {
+            add(&self.registrations_refused, 1);
+        }
+    }
+
+    pub fn brokers_removed(&self, cause: RemovalCause, n: usize) {
+        add(&self.brokers_removed[cause as usize], n as u64);
+    }
+
+    /// Table sizes after a change: clusters, broker names, live broker addresses, topics,
+    /// and (topic, broker name) pairs.
+    pub fn table_sizes(&self, clusters: usize, broker_names: usize, broker_addrs: usize, topics: usize, pairs: usize) {
+        self.clusters.store(clusters as u64, Relaxed);
+        self.broker_names.store(broker_names as u64, Relaxed);
+        self.broker_addrs.store(broker_addrs as u64, Relaxed);
+        self.topics.store(topics as u64, Relaxed);
+        self.topic_broker_entries.store(pairs as u64, Relaxed);
+    }
+
+    /// Broker addresses loaded by a warm restart and not heard from since.
+    pub fn brokers_provisional(&self, n: usize) {
+        self.brokers_provisional.store(n as u64, Relaxed);
+    }
+}

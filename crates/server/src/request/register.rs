@@ -1,0 +1,221 @@
+//! REGISTER_BROKER on the receiving shard: the body CRC check, the re-send fast path (a
+//! body seen before on this connection is not decoded again), decoding off the lookup
+//! path, then the writer call and the reply. Must not: touch the table.
+
+use super::command::RegisterBrokerHeader;
+use super::reply::writer_gone;
+use crate::route::table::RegisterBroker;
+use crate::route::writer::{RegisterReply, RegisterResult, RouteUpdate};
+use crate::route::ConnId;
+use crate::shard::state::ShardState;
+use bytes::Bytes;
+use meridian_protocol::answer::Answer;
+use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody};
+use meridian_protocol::codes;
+use std::time::Instant;
+
+/// Registrations remembered per connection for the re-send fast path; a broker sending its
+/// topics in several chunks (split registration) re-sends each of them.
+pub const RECENT_REGISTRATIONS_MAX: usize = 8;
+
+/// What a connection must remember after its requests: whether a broker registered on it,
+/// and the registrations it sent recently (for the re-send fast path).
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// The request registered a broker on this connection: its close must be reported.
+    pub registered_broker: bool,
+    /// Recently applied full registrations, newest last (at most RECENT_REGISTRATIONS_MAX).
+    recent_registrations: Vec<RecentRegistration>,
+}
+
+/// A registration applied from its full body, identified by header and body fingerprint.
+/// Brokers re-send the same bytes every 30 s while their topics do not change.
+#[derive(Debug)]
+struct RecentRegistration {
+    version: i32,
+    header: RegisterBrokerHeader,
+    body_bytes: usize,
+    body_crc32: i32,
+    data_version: DataVersion,
+    filter_server_list: Option<Vec<String>>,
+}
+
+pub async fn register_broker(
+    shard: &ShardState,
+    conn: ConnId,
+    version: i32,
+    h: RegisterBrokerHeader,
+    body: Bytes,
+    body_crc32: i32,
+    effects: &mut Effects,
+) -> Answer {
+    let started = Instant::now();
+    // The connection's one CRC pass serves the bodyCrc32 check and the re-send fingerprint
+    // (`body::check_body_crc32` would hash a body of up to frame_bytes_max a second time,
+    // on the executor, without yielding).
+    if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
+        let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
+        if shard.peer_warning_admitted() {
+            tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
+        }
+        return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
+    }
+    let seen = Seen { version, body_bytes: body.len(), body_crc32 };
+    if let Some(recent) = effects.recent_registrations.iter().find(|r| seen.matches(r, &h)) {
+        let unread = RegisterBrokerBody {
+            data_version: recent.data_version,
+            topic_configs: Vec::new(),
+            filter_server_list: recent.filter_server_list.clone(),
+            topic_queue_mapping_infos: Vec::new(),
+        };
+        let req = Box::new(register_request(&h, unread, true, seen.fingerprint()));
+        match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
+            Some(RegisterReply::Applied(result)) => {
+                shard.metrics.registration_unread();
+                tracing::debug!(
+                    conn = conn.0,
+                    body_bytes = seen.body_bytes,
+                    us = started.elapsed().as_micros() as u64,
+                    "REGISTER_BROKER re-send answered unread"
+                );
+                return register_answer(result);
+            }
+            // The table changed meanwhile: read the body.
+            Some(RegisterReply::NeedFullBody) => {}
+            None => return writer_gone(),
+        }
+    }
+    register_full(shard, conn, h, body, seen, effects, started).await
+}
+
+/// The bytes a registration arrived as: what identifies a re-send.
+#[derive(Clone, Copy)]
+struct Seen {
+    version: i32,
+    body_bytes: usize,
+    body_crc32: i32,
+}
+
+impl Seen {
+    /// The same bytes as a registration applied before: its topics are not read again (the
+    /// writer still checks that this leaves the table as the full body would).
+    fn matches(&self, r: &RecentRegistration, h: &RegisterBrokerHeader) -> bool {
+        r.body_bytes == self.body_bytes
+            && r.body_crc32 == self.body_crc32
+            && r.version == self.version
+            && r.header == *h
+    }
+
+    /// Length and CRC of the bytes: what the table remembers of the body it applied last.
+    fn fingerprint(&self) -> u64 {
+        ((self.body_bytes as u64) << 32) | u64::from(self.body_crc32 as u32)
+    }
+}
+
+/// Decodes the body (off the lookup path) and has the writer apply it.
+async fn register_full(
+    shard: &ShardState,
+    conn: ConnId,
+    h: RegisterBrokerHeader,
+    body: Bytes,
+    seen: Seen,
+    effects: &mut Effects,
+    started: Instant,
+) -> Answer {
+    let limit = shard.config.body_decompressed_bytes_max as usize;
+    let (encoding, version) = (h.encoding, seen.version);
+    // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
+    let decode_started = Instant::now();
+    let decoded = shard.decode(body.len(), move || body::decode_register_body(&body, version, encoding, limit)).await;
+    let decoded = match decoded {
+        Ok(b) => {
+            shard.metrics.registration_decoded(seen.body_bytes, decode_started.elapsed());
+            b
+        }
+        Err(e) => {
+            if shard.peer_warning_admitted() {
+                tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, ?encoding, "REGISTER_BROKER refused: {e}");
+            }
+            return Answer::error_with_empty_ext(codes::SYSTEM_ERROR, e.to_string());
+        }
+    };
+    let decoded_at = Instant::now();
+    let topics = decoded.topic_configs.len();
+    let data_version = decoded.data_version;
+    let filter_server_list = decoded.filter_server_list.clone();
+    let req = Box::new(register_request(&h, decoded, false, seen.fingerprint()));
+    let answer = match shard.call(|reply| RouteUpdate::RegisterBroker { req, conn, reply }).await {
+        Some(RegisterReply::Applied(result)) => register_answer(result),
+        Some(RegisterReply::NeedFullBody) => {
+            // The table asks for the body only of a registration sent without its topics.
+            tracing::error!(conn = conn.0, "route writer asked for the full body of a full REGISTER_BROKER");
+            Answer::error_with_empty_ext(codes::SYSTEM_ERROR, "registration not applied: internal error")
+        }
+        None => writer_gone(),
+    };
+    if answer.code == codes::SUCCESS {
+        effects.recent_registrations.retain(|r| !seen.matches(r, &h));
+        if effects.recent_registrations.len() >= RECENT_REGISTRATIONS_MAX {
+            effects.recent_registrations.remove(0);
+        }
+        effects.recent_registrations.push(RecentRegistration {
+            version,
+            header: h,
+            body_bytes: seen.body_bytes,
+            body_crc32: seen.body_crc32,
+            data_version,
+            filter_server_list,
+        });
+    }
+    tracing::debug!(
+        conn = conn.0,
+        body_bytes = seen.body_bytes,
+        topics,
+        decode_us = (decoded_at - started).as_micros() as u64,
+        apply_us = decoded_at.elapsed().as_micros() as u64,
+        "REGISTER_BROKER answered"
+    );
+    answer
+}
+
+/// The answer Java's registerBroker gives: for a slave whose master is known, the master's
+/// and HA addresses as ext fields; the order-topic table as body when configured.
+fn register_answer(result: RegisterResult) -> Answer {
+    match result {
+        RegisterResult::Accepted { master_addr, ha_server_addr, order_topic_config } => {
+            let mut ext = Vec::new();
+            if let (Some(m), Some(ha)) = (master_addr, ha_server_addr) {
+                ext.push(("haServerAddr", ha));
+                ext.push(("masterAddr", m));
+            }
+            let mut out = Vec::new();
+            if let Some(table) = order_topic_config {
+                let entries: Vec<(&str, &str)> = table.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                body::encode_kv_table(&mut out, &entries);
+            }
+            Answer::ok_with_ext(ext, out)
+        }
+        RegisterResult::Refused(remark) => Answer::error_with_empty_ext(codes::SYSTEM_ERROR, remark),
+    }
+}
+
+fn register_request(
+    h: &RegisterBrokerHeader,
+    body: RegisterBrokerBody,
+    topics_unchanged: bool,
+    body_fingerprint: u64,
+) -> RegisterBroker {
+    RegisterBroker {
+        cluster_name: h.cluster_name.clone(),
+        broker_addr: h.broker_addr.clone(),
+        broker_name: h.broker_name.clone(),
+        broker_id: h.broker_id,
+        ha_server_addr: h.ha_server_addr.clone(),
+        heartbeat_timeout_ms: h.heartbeat_timeout_ms,
+        enable_acting_master: h.enable_acting_master,
+        zone_name: h.zone_name.clone(),
+        body,
+        topics_unchanged,
+        body_fingerprint,
+    }
+}

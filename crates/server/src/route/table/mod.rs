@@ -1,0 +1,399 @@
+//! The mutable truth: topics, brokers, clusters, liveness and filter servers, with the
+//! registration / unregistration / expiry rules of Java's `RouteInfoManager`.
+//!
+//! Pure: every function that needs time takes `now_ms`; nothing here does I/O. Only the
+//! writer owns a `RouteTable` (`&mut self` everywhere). Each change records which topics
+//! (and whether the cluster view) changed, so a snapshot costs what changed, not the table.
+//! Registration step numbers refer to the list in `register`.
+
+use super::ConnId;
+use meridian_protocol::body::{BrokerData, DataVersion, QueueData, RegisterBrokerBody, TopicQueueMappingInfo};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+mod image;
+mod queries;
+mod register;
+mod unregister;
+pub use image::{Restored, SavedLive, TableImage};
+
+/// Hash maps keyed by peer-supplied names: foldhash (seeded per process) instead of SipHash,
+/// which was the largest single cost of applying a 60k-topic registration.
+/// hashbrown rather than std's wrapper for `entry_ref`: one hash of a topic name finds its
+/// entry or the place to insert it, allocating the shared name only then.
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<T> = hashbrown::HashSet<T, foldhash::fast::RandomState>;
+
+/// A topic name, allocated once and shared by the table, the change set and every snapshot.
+pub type TopicName = Arc<str>;
+
+/// One topic's QueueData per broker name, sorted by name. A topic usually lives on 1–3
+/// broker groups, so a sorted Vec is a fraction of a BTreeMap's size (whose smallest node
+/// holds 11 entries) and as fast to search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerQueues(Vec<QueueData>);
+
+impl BrokerQueues {
+    fn position(&self, broker_name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|q| (*q.broker_name).cmp(broker_name))
+    }
+
+    pub fn get(&self, broker_name: &str) -> Option<&QueueData> {
+        self.position(broker_name).ok().map(|i| &self.0[i])
+    }
+
+    pub fn get_mut(&mut self, broker_name: &str) -> Option<&mut QueueData> {
+        self.position(broker_name).ok().map(|i| &mut self.0[i])
+    }
+
+    pub fn contains_key(&self, broker_name: &str) -> bool {
+        self.position(broker_name).is_ok()
+    }
+
+    /// Inserts or replaces the entry of `qd.broker_name`; returns the replaced one.
+    pub fn insert(&mut self, qd: QueueData) -> Option<QueueData> {
+        match self.position(&qd.broker_name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i], qd)),
+            Err(i) => {
+                // Exact growth: most topics live on one or two groups, and Vec's first
+                // allocation would otherwise hold four.
+                self.0.reserve_exact(1);
+                self.0.insert(i, qd);
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, broker_name: &str) -> Option<QueueData> {
+        self.position(broker_name).ok().map(|i| self.0.remove(i))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|q| &*q.broker_name)
+    }
+
+    /// In broker-name order.
+    pub fn values(&self) -> std::slice::Iter<'_, QueueData> {
+        self.0.iter()
+    }
+}
+
+/// PermName.PERM_WRITE.
+pub const PERM_WRITE: i32 = 2;
+/// PermName.PERM_READ.
+pub const PERM_READ: i32 = 4;
+/// brokerId of a master.
+pub const MASTER_ID: i64 = 0;
+
+/// Live-table key: 5.x keys liveness by (clusterName, brokerAddr).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BrokerAddrKey {
+    pub cluster: String,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveInfo {
+    pub last_update_ms: u64,
+    pub timeout_ms: u64,
+    pub data_version: DataVersion,
+    /// The connection the broker last registered on; its close unregisters the broker.
+    pub conn: ConnId,
+    pub ha_server_addr: String,
+    /// The broker's queue data is what its last full registration left: no queue data of
+    /// its group was removed since by anything else (see `RegisterBroker::topics_unchanged`).
+    pub topics_intact: bool,
+    /// `RegisterBroker::body_fingerprint` of the last registration applied in full.
+    pub body_fingerprint: u64,
+    /// Loaded from the warm-restart file and not heard from since (no connection, served
+    /// like a live broker until it registers, heartbeats or expires; see `image`).
+    pub provisional: bool,
+}
+
+/// REGISTER_BROKER after header and body decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBroker {
+    pub cluster_name: String,
+    pub broker_addr: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub ha_server_addr: String,
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// `None` = header absent = a 4.x ("old version") broker.
+    pub enable_acting_master: Option<bool>,
+    pub zone_name: Option<String>,
+    pub body: RegisterBrokerBody,
+    /// The body was read only up to its data version, which equals the one last registered
+    /// on this connection: `body.topic_configs` is empty and stands for "as before". Java
+    /// would change no topic for such a re-send (registration step 10), provided the
+    /// broker's queue data is intact; otherwise the table answers `NeedFullBody`.
+    pub topics_unchanged: bool,
+    /// Identifies the body's bytes (length and CRC; 0 = unknown). An unread re-send stands
+    /// for "as before" only if it is the body last applied in full for this address.
+    pub body_fingerprint: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// SUCCESS; the addresses are set only for a slave whose master is registered and alive.
+    Accepted { master_addr: Option<String>, ha_server_addr: Option<String> },
+    /// SYSTEM_ERROR with this remark; nothing was changed.
+    Refused(String),
+    /// A `topics_unchanged` registration that cannot be applied as such (new data version,
+    /// first registration, queue data removed meanwhile): send the decoded body. Nothing
+    /// was changed.
+    NeedFullBody,
+}
+
+/// One broker address to remove (UNREGISTER_BROKER, expiry, connection close).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unregister {
+    pub cluster_name: String,
+    pub broker_addr: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+}
+
+/// A broker address the expiry scan removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub broker: Unregister,
+    /// The connection it last registered on (the writer has it closed).
+    pub conn: ConnId,
+    /// How long it had been silent when the scan ran, and the timeout that was exceeded.
+    pub silent_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// Limits the table enforces on peers.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    pub topics_max: usize,
+    pub brokers_max: usize,
+    pub broker_timeout_default_ms: u64,
+}
+
+/// Switches of Java's NamesrvConfig that change table rules; the writer keeps them current.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOptions {
+    /// `deleteTopicWithBrokerRegistration`: a registration from the topic writer first
+    /// removes the group's topics its body no longer lists (registration step 10).
+    pub delete_topic_with_broker_registration: bool,
+    /// Record NOTIFY_MIN_BROKER_ID_CHANGE notifications (`notifyMinBrokerIdChanged`).
+    pub notify_min_broker_id_changed: bool,
+}
+
+/// What changed since the last `take_changes`.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub topics: FastSet<TopicName>,
+    pub cluster: bool,
+}
+
+/// A NOTIFY_MIN_BROKER_ID_CHANGE (905) to send, one-way, to each target address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinIdNotification {
+    pub targets: Vec<String>,
+    pub min_broker_id: i64,
+    pub min_broker_addr: String,
+    /// Unregister path: the address that went away.
+    pub offline_broker_addr: Option<String>,
+    /// Register path: the registering broker's HA address.
+    pub ha_broker_addr: Option<String>,
+}
+
+/// Which unit flag a unit topic list selects (codes 311, 312, 313).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitList {
+    /// 311: topicSysFlag bit 0 (UNIT).
+    Unit,
+    /// 312: bit 1 (UNIT_SUB).
+    HasUnitSub,
+    /// 313: bit 1 set and bit 0 clear.
+    HasUnitSubNotUnit,
+}
+
+/// TopicSysFlag bits (Java's TopicSysFlag: FLAG_UNIT 0x1, FLAG_UNIT_SUB 0x2).
+const FLAG_UNIT: i32 = 1;
+const FLAG_UNIT_SUB: i32 = 2;
+
+pub struct RouteTable {
+    limits: TableLimits,
+    /// topic -> brokerName -> QueueData.
+    topic_queue: FastMap<TopicName, BrokerQueues>,
+    /// brokerName -> BrokerData, shared with every route of the group's topics (an `Arc`
+    /// copied on write), so a route holds a pointer, not a copy.
+    broker_addr: BTreeMap<String, Arc<BrokerData>>,
+    /// clusterName -> brokerNames.
+    cluster_addr: BTreeMap<String, BTreeSet<String>>,
+    live: HashMap<BrokerAddrKey, LiveInfo>,
+    filter_servers: HashMap<BrokerAddrKey, Vec<String>>,
+    /// topic -> brokerName -> static-topic mapping.
+    mapping: HashMap<String, BTreeMap<String, TopicQueueMappingInfo>>,
+    /// brokerName -> topics that have its QueueData: reverse index of `topic_queue`, so a
+    /// broker change touches only its own topics.
+    broker_topics: FastMap<String, FastSet<TopicName>>,
+    changes: Changes,
+    options: TableOptions,
+    notifications: Vec<MinIdNotification>,
+}
+
+impl RouteTable {
+    pub fn new(limits: TableLimits) -> RouteTable {
+        RouteTable {
+            limits,
+            topic_queue: FastMap::default(),
+            broker_addr: BTreeMap::new(),
+            cluster_addr: BTreeMap::new(),
+            live: HashMap::new(),
+            filter_servers: HashMap::new(),
+            mapping: HashMap::new(),
+            broker_topics: FastMap::default(),
+            changes: Changes::default(),
+            options: TableOptions::default(),
+            notifications: Vec::new(),
+        }
+    }
+
+    pub fn set_options(&mut self, options: TableOptions) {
+        self.options = options;
+    }
+
+    /// NOTIFY_MIN_BROKER_ID_CHANGE messages recorded since the last call.
+    pub fn take_notifications(&mut self) -> Vec<MinIdNotification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// Marks a topic's route as changed for reasons outside the table (e.g. its
+    /// orderTopicConf in the KV config).
+    pub fn mark_topic_changed(&mut self, topic: &str) {
+        if let Some((name, _)) = self.topic_queue.get_key_value(topic) {
+            self.changes.topics.insert(name.clone());
+        }
+    }
+
+    /// Marks every route as changed (a switch that shapes every answer was flipped).
+    pub fn mark_all_topics_changed(&mut self) {
+        self.changes.topics.extend(self.topic_queue.keys().cloned());
+    }
+
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topic_queue.len()
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// (topic, broker name) pairs with queue data.
+    pub fn topic_broker_entries(&self) -> usize {
+        self.broker_topics.values().map(|topics| topics.len()).sum()
+    }
+
+    pub fn topic_queue_datas(&self, topic: &str) -> Option<&BrokerQueues> {
+        self.topic_queue.get(topic)
+    }
+
+    pub fn broker_data(&self, broker_name: &str) -> Option<&Arc<BrokerData>> {
+        self.broker_addr.get(broker_name)
+    }
+
+    pub fn brokers(&self) -> &BTreeMap<String, Arc<BrokerData>> {
+        &self.broker_addr
+    }
+
+    pub fn clusters(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.cluster_addr
+    }
+
+    pub fn has_filter_servers(&self) -> bool {
+        !self.filter_servers.is_empty()
+    }
+
+    pub fn filter_servers(&self, cluster: &str, addr: &str) -> Option<&Vec<String>> {
+        self.filter_servers.get(&BrokerAddrKey { cluster: cluster.to_string(), addr: addr.to_string() })
+    }
+
+    pub fn topic_mapping(&self, topic: &str) -> Option<&BTreeMap<String, TopicQueueMappingInfo>> {
+        self.mapping.get(topic)
+    }
+
+    pub fn live_info(&self, cluster: &str, addr: &str) -> Option<&LiveInfo> {
+        self.live.get(&BrokerAddrKey { cluster: cluster.to_string(), addr: addr.to_string() })
+    }
+
+    fn mark_broker_topics(&mut self, broker_name: &str) {
+        if let Some(topics) = self.broker_topics.get(broker_name) {
+            self.changes.topics.extend(topics.iter().cloned());
+        }
+    }
+
+    /// The table's shared name of `topic`, allocating it only for a new topic.
+    fn topic_name(&self, topic: &str) -> TopicName {
+        match self.topic_queue.get_key_value(topic) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(topic),
+        }
+    }
+
+    fn put_queue_data(&mut self, topic: &str, qd: QueueData) {
+        let broker_name = qd.broker_name.clone();
+        let name = match self.topic_queue.entry_ref(topic) {
+            hashbrown::hash_map::EntryRef::Occupied(mut entry) => {
+                if entry.get().get(&qd.broker_name) == Some(&qd) {
+                    return;
+                }
+                entry.get_mut().insert(qd);
+                entry.key().clone()
+            }
+            hashbrown::hash_map::EntryRef::Vacant(entry) => {
+                let mut queues = BrokerQueues::default();
+                queues.insert(qd);
+                let name = TopicName::from(topic);
+                entry.insert_entry_with_key(name.clone(), queues);
+                name
+            }
+        };
+        match self.broker_topics.get_mut(&*broker_name) {
+            Some(topics) => {
+                topics.insert(name.clone());
+            }
+            None => {
+                let mut topics = FastSet::default();
+                topics.insert(name.clone());
+                self.broker_topics.insert(broker_name.to_string(), topics);
+            }
+        }
+        self.changes.topics.insert(name);
+    }
+
+    /// Asserts that the reverse index matches `topic_queue` (debug builds only: O(table)).
+    fn debug_check_index(&self) {
+        if cfg!(debug_assertions) {
+            for (topic, per_broker) in &self.topic_queue {
+                assert!(!per_broker.is_empty(), "topic {topic} kept with no queue data");
+                for name in per_broker.keys() {
+                    assert!(
+                        self.broker_topics.get(name).is_some_and(|t| t.contains(topic)),
+                        "index misses {name} -> {topic}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,303 @@
+//! REGISTER_BROKER applied to the table, in the order of Java's
+//! RouteInfoManager.registerBroker. The step numbers in comments below are these:
+//!
+//! - 1: the cluster lists the broker name;
+//! - 2–3: the broker group exists (created on first registration) and takes the request's
+//!   acting-master flag and zone;
+//! - 4: whether the group's smallest broker id changes (for step 14);
+//! - 5: the same address under another id (a slave promoted to master) is dropped;
+//! - 6: an address change for an id loses against a newer controller epoch (state version);
+//! - 7: a one-topic (incremental) registration may not be an id's first;
+//! - 8: the id takes the address;
+//! - 9: master (id 0), or "prime slave": the smallest id of a 5.x group without its master;
+//! - 10: the group's topic writer (master or prime slave) writes its topics' queue data
+//!   (and may first delete topics it no longer reports, `deleteTopicWithBrokerRegistration`);
+//! - 11: the address's liveness entry; 12: its filter servers;
+//! - 13: a slave is answered its master's address and HA address;
+//! - 14: a min-broker-id change is notified to the group (`notifyMinBrokerIdChanged`).
+//!
+//! Everything that can refuse is checked before anything changes, so a refused
+//! registration leaves the table as it was. Must not: do I/O or read the clock.
+
+use super::*;
+
+/// What the broker-group update (steps 1–9) decided for the rest of a registration.
+struct GroupUpdate {
+    is_master: bool,
+    is_prime_slave: bool,
+    enable_acting_master: bool,
+    /// The address is new in its group (or was loaded by a warm restart): every topic is written.
+    register_first: bool,
+    min_id_changed: bool,
+}
+
+impl GroupUpdate {
+    /// Step 10: only a master, or a 5.x slave standing in for an absent master, writes topics.
+    fn writes_topics(&self) -> bool {
+        self.is_master || self.is_prime_slave
+    }
+}
+
+impl RouteTable {
+    /// REGISTER_BROKER. `NeedFullBody` only for a request sent without its topics
+    /// (`topics_unchanged`) that cannot stand for "as before".
+    pub fn register_broker(&mut self, mut req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterOutcome {
+        let key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: req.broker_addr.clone() };
+        if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
+            return RegisterOutcome::NeedFullBody;
+        }
+        let new_topics =
+            req.body.topic_configs.iter().filter(|t| !self.topic_queue.contains_key(t.topic_name.as_str())).count();
+        if let Some(outcome) = self.refusal(&req, &key, new_topics) {
+            return outcome;
+        }
+        // Grow the maps once for a big registration instead of rehashing 100k entries
+        // several times over.
+        self.topic_queue.reserve(new_topics);
+        self.changes.topics.reserve(req.body.topic_configs.len());
+        if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
+            topics.reserve(req.body.topic_configs.len().saturating_sub(topics.len()));
+        }
+        let group = self.update_group(&req, &key);
+        if group.writes_topics() {
+            self.write_topics(&req, &key, &group);
+        }
+        self.record_live(&mut req, key, conn, now_ms, group.writes_topics());
+        if group.min_id_changed && self.options.notify_min_broker_id_changed {
+            self.notify_min_id_change(&req);
+        }
+        self.slave_answer(&req, group.is_master)
+    }
+
+    /// Steps 6, 7 and Meridian's limits: the outcome of a registration that must not change
+    /// anything, if it is one.
+    fn refusal(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, new_topics: usize) -> Option<RegisterOutcome> {
+        let dv = req.body.data_version;
+        // Step 6.
+        if let Some(old_addr) =
+            self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&req.broker_id))
+        {
+            if *old_addr != req.broker_addr {
+                let old_key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: old_addr.clone() };
+                if self.live.get(&old_key).is_some_and(|l| l.data_version.state_version > dv.state_version) {
+                    // Java removes the *registering* address's live entry and answers SUCCESS.
+                    self.live.remove(key);
+                    return Some(RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None });
+                }
+            }
+        }
+        // Step 7.
+        let id_known =
+            self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
+        if !id_known && req.body.topic_configs.len() == 1 {
+            return Some(RegisterOutcome::Refused("register broker failed".to_string()));
+        }
+        if !self.live.contains_key(key) && self.live.len() >= self.limits.brokers_max {
+            return Some(RegisterOutcome::Refused(format!(
+                "broker table full: {} broker addresses >= brokers_max {}",
+                self.live.len(),
+                self.limits.brokers_max
+            )));
+        }
+        if self.topic_queue.len() + new_topics > self.limits.topics_max {
+            return Some(RegisterOutcome::Refused(format!(
+                "topic table full: {} topics + {} new > topics_max {}",
+                self.topic_queue.len(),
+                new_topics,
+                self.limits.topics_max
+            )));
+        }
+        None
+    }
+
+    /// Steps 1–9: the cluster and the broker group.
+    fn update_group(&mut self, req: &RegisterBroker, key: &BrokerAddrKey) -> GroupUpdate {
+        // A broker loaded by a warm restart: its registration replaces what was loaded.
+        let was_provisional = self.live.get(key).is_some_and(|l| l.provisional);
+        // Step 1.
+        if self.cluster_addr.entry(req.cluster_name.clone()).or_default().insert(req.broker_name.clone()) {
+            self.changes.cluster = true;
+        }
+        // Steps 2–3.
+        let old_version_broker = req.enable_acting_master.is_none();
+        let mut register_first = false;
+        let stored = self.broker_addr.entry(req.broker_name.clone()).or_insert_with(|| {
+            register_first = true;
+            Arc::new(BrokerData {
+                cluster: req.cluster_name.clone(),
+                broker_name: req.broker_name.clone(),
+                broker_addrs: BTreeMap::new(),
+                enable_acting_master: false,
+                zone_name: None,
+            })
+        });
+        // Changed on a copy: routes share the stored `Arc`, which is replaced only on a change.
+        let mut bd = BrokerData::clone(stored);
+        // Step 4 (before any change to the group).
+        let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| req.broker_id < *min);
+        bd.enable_acting_master = !old_version_broker && req.enable_acting_master == Some(true);
+        bd.zone_name = req.zone_name.clone();
+        // Step 5.
+        bd.broker_addrs.retain(|id, addr| !(*addr == req.broker_addr && *id != req.broker_id));
+        // Step 8.
+        let old_addr = bd.broker_addrs.insert(req.broker_id, req.broker_addr.clone());
+        register_first |= old_addr.is_none() || was_provisional;
+        // Step 9.
+        let is_master = req.broker_id == MASTER_ID;
+        let min_id = *bd.broker_addrs.keys().next().expect("just inserted an address");
+        let is_prime_slave = !old_version_broker && !is_master && req.broker_id == min_id;
+        let broker_changed = bd != **stored;
+        let enable_acting_master = bd.enable_acting_master;
+        if broker_changed {
+            *stored = Arc::new(bd);
+            self.changes.cluster = true;
+            self.mark_broker_topics(&req.broker_name);
+        }
+        GroupUpdate { is_master, is_prime_slave, enable_acting_master, register_first, min_id_changed }
+    }
+
+    /// Step 10: the topic writer's queue data (and static-topic mappings).
+    fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
+        if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
+            self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+        }
+        let dv = req.body.data_version;
+        let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
+        let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
+        for tc in &req.body.topic_configs {
+            let has_queue =
+                || self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
+            if group.register_first || dv_changed || !has_queue() {
+                let mut perm = tc.perm;
+                if group.is_prime_slave && group.enable_acting_master {
+                    perm &= !PERM_WRITE;
+                }
+                let qd = QueueData {
+                    broker_name: broker_name.clone(),
+                    read_queue_nums: tc.read_queue_nums,
+                    write_queue_nums: tc.write_queue_nums,
+                    perm,
+                    topic_sys_flag: tc.topic_sys_flag,
+                };
+                self.put_queue_data(&tc.topic_name, qd);
+            }
+        }
+        if dv_changed || group.register_first {
+            for (topic, info) in &req.body.topic_queue_mapping_infos {
+                let per_broker = self.mapping.entry(topic.clone()).or_default();
+                if per_broker.get(&info.bname) != Some(info) {
+                    per_broker.insert(info.bname.clone(), info.clone());
+                    let name = self.topic_name(topic);
+                    self.changes.topics.insert(name);
+                }
+            }
+        }
+    }
+
+    /// Steps 11–12: liveness and filter servers. A full body from the topic writer leaves
+    /// its queue data intact; an unread one was admitted only if nothing changed that.
+    fn record_live(
+        &mut self,
+        req: &mut RegisterBroker,
+        key: BrokerAddrKey,
+        conn: ConnId,
+        now_ms: u64,
+        writes_topics: bool,
+    ) {
+        let (topics_intact, body_fingerprint) = if req.topics_unchanged {
+            self.live.get(&key).map_or((false, 0), |l| (l.topics_intact, l.body_fingerprint))
+        } else {
+            (writes_topics, req.body_fingerprint)
+        };
+        self.live.insert(
+            key.clone(),
+            LiveInfo {
+                last_update_ms: now_ms,
+                timeout_ms: req.heartbeat_timeout_ms.unwrap_or(self.limits.broker_timeout_default_ms),
+                data_version: req.body.data_version,
+                conn,
+                ha_server_addr: req.ha_server_addr.clone(),
+                topics_intact,
+                body_fingerprint,
+                provisional: false,
+            },
+        );
+        if let Some(list) = req.body.filter_server_list.take() {
+            let changed = if list.is_empty() {
+                self.filter_servers.remove(&key).is_some()
+            } else {
+                self.filter_servers.insert(key, list.clone()).as_ref() != Some(&list)
+            };
+            if changed {
+                self.mark_broker_topics(&req.broker_name);
+            }
+        }
+    }
+
+    /// Step 14: tells the group (all but the new smallest id, or the only one) who leads.
+    fn notify_min_id_change(&mut self, req: &RegisterBroker) {
+        let Some(bd) = self.broker_addr.get(&req.broker_name) else { return };
+        let (min_id, min_addr) = bd.broker_addrs.iter().next().expect("the group has the new broker");
+        let targets: Vec<String> = if bd.broker_addrs.len() == 1 {
+            bd.broker_addrs.values().cloned().collect()
+        } else {
+            bd.broker_addrs.iter().filter(|(id, _)| *id != min_id).map(|(_, a)| a.clone()).collect()
+        };
+        self.notifications.push(MinIdNotification {
+            targets,
+            min_broker_id: *min_id,
+            min_broker_addr: min_addr.clone(),
+            offline_broker_addr: None,
+            ha_broker_addr: Some(req.ha_server_addr.clone()),
+        });
+    }
+
+    /// Step 13: a slave whose master is live is answered the master's addresses.
+    fn slave_answer(&self, req: &RegisterBroker, is_master: bool) -> RegisterOutcome {
+        if !is_master {
+            let master = self.broker_addr.get(&req.broker_name).and_then(|bd| bd.broker_addrs.get(&MASTER_ID));
+            if let Some(master_addr) = master {
+                let master_key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: master_addr.clone() };
+                if let Some(master_live) = self.live.get(&master_key) {
+                    return RegisterOutcome::Accepted {
+                        master_addr: Some(master_addr.clone()),
+                        ha_server_addr: Some(master_live.ha_server_addr.clone()),
+                    };
+                }
+            }
+        }
+        RegisterOutcome::Accepted { master_addr: None, ha_server_addr: None }
+    }
+
+    /// Whether a registration whose topics were not read leaves the table as the full body
+    /// would: same address under the same id, same data version, and — if it is the group's
+    /// topic writer (master or prime slave) — queue data as its last full registration left it.
+    pub(super) fn unchanged_topics_apply(&self, req: &RegisterBroker, key: &BrokerAddrKey) -> bool {
+        if self.options.delete_topic_with_broker_registration {
+            return false; // every registration may delete topics (step 10a)
+        }
+        let Some(live) = self.live.get(key) else { return false };
+        let Some(bd) = self.broker_addr.get(&req.broker_name) else { return false };
+        if live.data_version != req.body.data_version || bd.broker_addrs.get(&req.broker_id) != Some(&req.broker_addr) {
+            return false;
+        }
+        let min_id = bd.broker_addrs.keys().next().copied();
+        let writes_topics =
+            req.broker_id == MASTER_ID || (req.enable_acting_master.is_some() && Some(req.broker_id) == min_id);
+        // Another full body in between (a split-registration chunk, a re-registration after
+        // the group was removed) may have left fewer of this body's topics: read it.
+        !writes_topics
+            || (live.topics_intact && req.body_fingerprint != 0 && live.body_fingerprint == req.body_fingerprint)
+    }
+
+    /// Queue data of `broker_name` went away other than by its own registration: its
+    /// brokers' next re-sends must be read in full.
+    pub(super) fn mark_topics_not_intact(&mut self, broker_name: &str) {
+        let Some(bd) = self.broker_addr.get(broker_name) else { return };
+        for addr in bd.broker_addrs.values() {
+            if let Some(live) = self.live.get_mut(&BrokerAddrKey { cluster: bd.cluster.clone(), addr: addr.clone() }) {
+                live.topics_intact = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `ShardState`: what one shard owns (`Rc`, `Cell`, `RefCell`: `!Send`, so it stays home):
+//! the cached current snapshot, the sender into the writer, the byte semaphore for
+//! registrations in flight, the connection count and the low-priority decode queue.
+//! Requests reach the route writer only through `call` and `send` here.
+//! Must not: own route state, share a `RefCell` with another shard, or know about sockets
+//! beyond the raw fds it tracks for the writer's close requests.
+
+use crate::config::Config;
+use crate::logging::WarnLimiter;
+use crate::metrics::counters::ShardMetrics;
+use crate::route::snapshot::{RouteSnapshot, SnapshotCell};
+use crate::route::writer::{Reply, RouteUpdate};
+use crate::route::ConnId;
+use glommio::{Latency, Shares, TaskQueueHandle};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::unix::io::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Share of CPU the decode queue gets relative to the default queue's 1000 (lookups):
+/// under contention a registration decode gets about 1/11 of the shard.
+const DECODE_QUEUE_SHARES: usize = 100;
+/// Bodies at least this large are decoded on the shard's blocking thread (same CPU).
+/// 256 KiB of registration JSON is about 1,300 topics, about 1 ms to parse.
+const DECODE_OFFLOAD_BYTES_MIN: usize = 256 * 1024;
+
+pub struct ShardState {
+    pub id: usize,
+    pub config: Config,
+    snapshot: RefCell<arc_swap::Cache<SnapshotCell, Arc<RouteSnapshot>>>,
+    updates: flume::Sender<RouteUpdate>,
+    /// Frame bytes of large requests being read, decoded or applied on this shard.
+    pub inflight: glommio::sync::Semaphore,
+    /// Written only by this shard (plain load + store, no RMW); read by the waker thread.
+    pub connections_open: Arc<AtomicUsize>,
+    /// One inline decode at a time: a queued batch of small registrations then delays a
+    /// lookup by at most one decode (about 1 ms), whatever the preempt timer does.
+    decode_turn: glommio::sync::Semaphore,
+    conn_seq: Cell<u64>,
+    decode_queue: TaskQueueHandle,
+    /// Raw fds of open connections, so the writer can have an expired broker's one closed.
+    open_fds: RefCell<HashMap<ConnId, RawFd>>,
+    /// Requests being handled or answered on every shard (process-wide), for the drain.
+    pub in_flight: Arc<AtomicUsize>,
+    /// Set once a stop signal arrived: the accept loop ends.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Written only by this shard; summed with the others' on scrape.
+    pub metrics: Arc<ShardMetrics>,
+    /// Notified whenever the writer publishes a snapshot; route watches wait on it.
+    pub snapshot_published: event_listener::Event,
+    /// Route watches held on this shard now (`watches_per_shard_max`).
+    pub watches_held: Cell<usize>,
+    /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
+    peer_warnings: Rc<WarnLimiter>,
+}
+
+/// What a shard's state is made of that the process hands over at start.
+pub struct ShardParts {
+    pub id: usize,
+    pub config: Config,
+    pub published: SnapshotCell,
+    pub updates: flume::Sender<RouteUpdate>,
+    pub connections_open: Arc<AtomicUsize>,
+    pub in_flight: Arc<AtomicUsize>,
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: Arc<ShardMetrics>,
+}
+
+impl ShardState {
+    /// Built on the shard's own executor (the decode queue belongs to it).
+    pub fn new(parts: ShardParts) -> ShardState {
+        let decode_queue =
+            glommio::executor().create_task_queue(Shares::Static(DECODE_QUEUE_SHARES), Latency::NotImportant, "decode");
+        ShardState {
+            id: parts.id,
+            snapshot: RefCell::new(arc_swap::Cache::new(parts.published)),
+            updates: parts.updates,
+            inflight: glommio::sync::Semaphore::new(parts.config.registration_inflight_bytes_per_shard_max),
+            connections_open: parts.connections_open,
+            decode_turn: glommio::sync::Semaphore::new(1),
+            conn_seq: Cell::new(0),
+            decode_queue,
+            open_fds: RefCell::new(HashMap::new()),
+            in_flight: parts.in_flight,
+            stopping: parts.stopping,
+            metrics: parts.metrics,
+            snapshot_published: event_listener::Event::new(),
+            watches_held: Cell::new(0),
+            peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", parts.id))),
+            config: parts.config,
+        }
+    }
+
+    /// Runs `read` on the newest published snapshot (lock-free: a generation check on the
+    /// shared cell). Borrowing instead of cloning the `Arc` keeps the snapshot's shared
+    /// reference count, which every shard would otherwise bump, off the lookup path.
+    pub fn with_snapshot<R>(&self, read: impl FnOnce(&RouteSnapshot) -> R) -> R {
+        read(self.snapshot.borrow_mut().load())
+    }
+
+    /// Sends an update and waits for the writer's answer; `None` if the writer is gone.
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> RouteUpdate) -> Option<T> {
+        let (tx, rx) = flume::bounded(1);
+        self.updates.send_async(make(tx)).await.ok()?;
+        rx.recv_async().await.ok()
+    }
+
+    /// Sends an update that has no answer (waits only while the writer's queue is full).
+    pub async fn send(&self, update: RouteUpdate) {
+        if self.updates.send_async(update).await.is_err() {
+            tracing::error!(shard = self.id, "route writer is gone; update dropped");
+        }
+    }
+
+    /// Runs CPU-heavy decoding without holding up lookups. Small jobs run in the shard's
+    /// low-priority queue (they take about a millisecond at most). Large ones run on the
+    /// shard's blocking thread, which glommio pins to this shard's CPU: the parse of a
+    /// 20 MB body is one call that cannot yield, so the kernel time-slices it against the
+    /// executor instead, and lookups keep being answered while it runs.
+    pub async fn decode<T: Send + 'static>(&self, input_bytes: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
+        if input_bytes >= DECODE_OFFLOAD_BYTES_MIN {
+            return glommio::executor().spawn_blocking(work).await;
+        }
+        let _turn = self.decode_turn.acquire_permit(1).await.expect("the decode semaphore is never closed");
+        let task = glommio::spawn_local_into(
+            async move {
+                // Let lookups that are already queued go first.
+                glommio::yield_if_needed().await;
+                work()
+            },
+            self.decode_queue,
+        )
+        .expect("the decode queue is created at shard start and never removed");
+        task.await
+    }
+
+    /// Whether a log line about a misbehaving peer (a connection closed on an error, a
+    /// refused request) may be written now: at most `PEER_WARNINGS_PER_WINDOW_MAX` per
+    /// window on this shard, then one line counting the rest when the window ends.
+    pub fn peer_warning_admitted(&self) -> bool {
+        crate::logging::admit_on_shard(&self.peer_warnings)
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    pub fn set_open_count(&self, n: usize) {
+        // Only this shard writes it, so a load and a store are enough (no atomic RMW).
+        self.connections_open.store(n, Ordering::Relaxed);
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        let seq = self.conn_seq.get() + 1;
+        self.conn_seq.set(seq);
+        ConnId::new(self.id, seq)
+    }
+
+    pub fn track_fd(&self, conn: ConnId, fd: RawFd) {
+        self.open_fds.borrow_mut().insert(conn, fd);
+    }
+
+    pub fn untrack_fd(&self, conn: ConnId) {
+        self.open_fds.borrow_mut().remove(&conn);
+    }
+
+    pub fn close_conn(&self, conn: ConnId) {
+        if let Some(fd) = self.open_fds.borrow().get(&conn) {
+            // The fd belongs to a live connection task on this shard (it removes itself from
+            // `open_fds` before its socket is dropped), so it is still open and still ours;
+            // shutdown only ends its I/O, the task then closes it.
+            crate::sys::shutdown_socket(*fd);
+        }
+    }
+}
