@@ -1,10 +1,11 @@
-//! How verbs reach NameServers: `Ctx` holds the addresses and the timeout, reads from the
-//! first address that gives a usable answer and writes to every one; `Connection` and
-//! `ReplyExt` turn the client's errors into `Failure`s that name the NameServer.
+//! How verbs reach NameServers: `Ctx` holds the addresses, the timeout and the credentials
+//! requests are signed with (if any), reads from the first address that gives a usable
+//! answer and writes to every one; `Connection` and `ReplyExt` turn the client's errors
+//! into `Failure`s that name the NameServer.
 //! Must not: format a verb's output beyond the write verbs' shared result table.
 
 use crate::report::{failure_json, failure_label, Failure, Report, Table, EXIT_OK};
-use meridian_client::conn::{self, ClusterInfo, Reply, TopicList};
+use meridian_client::conn::{self, ClusterInfo, Credentials, Reply, TopicList};
 use meridian_protocol::codes;
 use serde_json::json;
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub(crate) enum WriteCount {
 pub(crate) struct Ctx {
     pub(crate) addrs: Vec<String>,
     pub(crate) timeout: Duration,
+    /// Every request is signed with these when given.
+    pub(crate) credentials: Option<Credentials>,
 }
 
 impl Ctx {
@@ -30,7 +33,7 @@ impl Ctx {
     ) -> Result<(String, T, Vec<String>), Failure> {
         let mut failures = Vec::new();
         for addr in &self.addrs {
-            match Connection::open(addr, self.timeout).and_then(|mut conn| ask(&mut conn)) {
+            match self.connect(addr).and_then(|mut conn| ask(&mut conn)) {
                 Ok(value) => {
                     let notes = failures.iter().map(|f| format!("{f}; asked {addr} instead")).collect();
                     return Ok((addr.clone(), value, notes));
@@ -45,6 +48,13 @@ impl Ctx {
         Err(Failure::NoneUsable(failures))
     }
 
+    /// A connection to `addr` that signs its requests when the context has credentials.
+    pub(crate) fn connect(&self, addr: &str) -> Result<Connection, Failure> {
+        conn::Conn::open(addr, self.timeout)
+            .map(|conn| Connection(conn.with_credentials(self.credentials.clone())))
+            .map_err(|e| Failure::unusable(addr, e.to_string()))
+    }
+
     /// Sends one request to every address and reports each outcome.
     pub(crate) fn write(&self, count: WriteCount, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Report {
         let mut header = vec!["#NameServer", "#Result"];
@@ -56,7 +66,8 @@ impl Ctx {
         let mut notes = Vec::new();
         let mut exit_code = EXIT_OK;
         for addr in &self.addrs {
-            let outcome = Connection::open(addr, self.timeout)
+            let outcome = self
+                .connect(addr)
                 .and_then(|mut conn| conn.call(code, ext, body))
                 .and_then(|reply| reply.success(addr))
                 .and_then(|reply| match count {
@@ -94,10 +105,6 @@ impl Ctx {
 pub(crate) struct Connection(conn::Conn);
 
 impl Connection {
-    pub(crate) fn open(addr: &str, timeout: Duration) -> Result<Connection, Failure> {
-        conn::Conn::open(addr, timeout).map(Connection).map_err(|e| Failure::unusable(addr, e.to_string()))
-    }
-
     pub(crate) fn addr(&self) -> &str {
         self.0.addr()
     }
