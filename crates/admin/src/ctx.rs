@@ -154,3 +154,67 @@ pub(crate) fn topics(conn: &mut Connection, code: i32, ext: &[(&str, &str)]) -> 
     let list: TopicList = conn.call(code, ext, b"")?.success(&addr)?.json_of(&addr, "TopicList")?;
     Ok(list.topic_list)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_protocol::acl;
+    use meridian_protocol::frame::{self, SerializeType};
+    use meridian_protocol::header::{Header, HeaderOut};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// What the stand-in received: ext fields, body and header version.
+    type Received = (Vec<(String, String)>, Vec<u8>, i32);
+
+    /// A NameServer stand-in that reads one request, answers it SUCCESS, and returns what
+    /// it received.
+    fn one_answer_server() -> (String, std::thread::JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut prefix = [0u8; frame::LENGTH_PREFIX_BYTES];
+            stream.read_exact(&mut prefix).unwrap();
+            let len = frame::peek_frame_len(&prefix, 1 << 20).unwrap();
+            let mut whole = prefix.to_vec();
+            whole.resize(len, 0);
+            stream.read_exact(&mut whole[prefix.len()..]).unwrap();
+            let parts = frame::split(&whole, len);
+            let header = Header::decode(parts.serialize_type, &whole[parts.header]).unwrap();
+            let mut answer = Vec::new();
+            HeaderOut::response(codes::SUCCESS, header.opaque, None, None).encode_frame(
+                SerializeType::Json,
+                b"",
+                &mut answer,
+            );
+            stream.write_all(&answer).unwrap();
+            (header.ext_fields.unwrap_or_default(), whole[parts.body].to_vec(), header.version)
+        });
+        (addr, handle)
+    }
+
+    fn update_kv(credentials: Option<Credentials>) -> (Report, Vec<(String, String)>, Vec<u8>, i32) {
+        let (addr, server) = one_answer_server();
+        let ctx = Ctx { addrs: vec![addr], timeout: Duration::from_secs(5), credentials };
+        let report = ctx.write(WriteCount::None, codes::PUT_KV_CONFIG, &[("namespace", "ns"), ("key", "k")], b"v");
+        let (fields, body, version) = server.join().unwrap();
+        (report, fields, body, version)
+    }
+
+    #[test]
+    fn write_verbs_sign_when_given_credentials() {
+        let (report, fields, body, version) = update_kv(Some(Credentials::new("admin", "s3cret")));
+        assert_eq!(report.exit_code, EXIT_OK, "{}", report.human);
+        assert_eq!(acl::access_key(&fields), Ok("admin"));
+        assert_eq!(acl::verify(version, &fields, &body, "s3cret"), Ok(()));
+    }
+
+    #[test]
+    fn without_credentials_nothing_is_added() {
+        let (report, fields, _, _) = update_kv(None);
+        assert_eq!(report.exit_code, EXIT_OK, "{}", report.human);
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["namespace", "key"]);
+    }
+}
