@@ -8,6 +8,7 @@ use crate::broker::HeartbeatKind;
 use crate::rng::Popularity;
 use crate::workload::{BodyEncodingKind, BrokerVersion, TopicNames};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use meridian_protocol::acl::Credentials;
 use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -39,6 +40,20 @@ pub enum Command {
     Connections(ConnectionsArgs),
     /// A trivial server answering every request with one pre-encoded answer (the loadgen ceiling).
     EchoServer(EchoArgs),
+}
+
+impl Command {
+    /// The targets of a scenario (`None` for the echo server, which sends no requests).
+    pub fn target(&self) -> Option<&TargetArgs> {
+        match self {
+            Command::Lookup(a) => Some(&a.target),
+            Command::Register(a) => Some(&a.target),
+            Command::Storm(a) => Some(&a.target),
+            Command::Churn(a) => Some(&a.target),
+            Command::Connections(a) => Some(&a.target),
+            Command::EchoServer(_) => None,
+        }
+    }
 }
 
 /// A duration flag: `10s`, `250ms`, `20us`, `2m`, `1h`, or a bare number of seconds.
@@ -83,6 +98,53 @@ pub struct TargetArgs {
     /// shared cluster).
     #[arg(long)]
     pub allow_remote: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Signing every request (RocketMQ ACL), to measure what verification costs the server.
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct AuthArgs {
+    /// Sign every request (registrations, lookups, everything) with this account; needs
+    /// --secret-key.
+    #[arg(long, value_name = "KEY")]
+    pub access_key: Option<String>,
+    /// The account's secret key; prefer --credentials, which keeps it off the command line.
+    /// Never recorded by --json.
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip)]
+    pub secret_key: Option<String>,
+    /// Sign every request with the account in this properties file (accessKey=, secretKey=,
+    /// optional securityToken=), as RocketMQ's tools read it.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The credentials to sign with; `None` when no option asks for signing. Errors name
+    /// the options or the file.
+    pub fn credentials(&self) -> Result<Option<Credentials>, String> {
+        let keys_given = self.access_key.is_some() || self.secret_key.is_some();
+        if let Some(path) = &self.credentials {
+            if keys_given {
+                return Err("give either --credentials or --access-key with --secret-key, not both".to_string());
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
+            let credentials =
+                Credentials::from_properties(&text).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+            return Ok(Some(credentials));
+        }
+        match (&self.access_key, &self.secret_key) {
+            (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
+                Ok(Some(Credentials::new(access_key.clone(), secret_key.clone())))
+            }
+            (None, None) => Ok(None),
+            _ => {
+                Err("--access-key and --secret-key go together, both non-empty (or use --credentials FILE)".to_string())
+            }
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone, Serialize)]
@@ -430,6 +492,7 @@ mod tests {
         assert_eq!(json["run"]["duration_ms"], 10_000.0);
         assert_eq!(json["cluster"]["broker_version"], "4.x");
         assert_eq!(json["cluster"]["split_registration_size"], 0, "off unless asked");
+        assert_eq!(args.target.auth.credentials(), Ok(None));
     }
 
     #[test]
@@ -446,5 +509,33 @@ mod tests {
             };
             assert_eq!(cluster.split_registration_size, 800, "{scenario}");
         }
+    }
+
+    fn auth_of(args: &[&str]) -> Result<Option<Credentials>, String> {
+        let cli = Cli::try_parse_from(["meridian-loadgen", "register"].iter().chain(args)).unwrap();
+        cli.command.target().expect("register has targets").auth.credentials()
+    }
+
+    #[test]
+    fn signing_options_parse_and_pair() {
+        let signed = auth_of(&["--access-key", "lg", "--secret-key", "s3cret"]);
+        assert_eq!(signed, Ok(Some(Credentials::new("lg", "s3cret"))));
+        for half in
+            [&["--access-key", "lg"][..], &["--secret-key", "s"][..], &["--access-key", "", "--secret-key", "s"][..]]
+        {
+            assert!(auth_of(half).is_err(), "{half:?}");
+        }
+        assert!(auth_of(&["--credentials", "f", "--access-key", "lg", "--secret-key", "s"]).is_err());
+        let path = std::env::temp_dir().join(format!("meridian-loadgen-{}-credentials", std::process::id()));
+        std::fs::write(&path, "accessKey=lg\nsecretKey=s3cret\n").unwrap();
+        let from_file = auth_of(&["--credentials", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file, Ok(Some(Credentials::new("lg", "s3cret"))));
+        // --json records the configuration, never the secret.
+        let cli = Cli::try_parse_from(["meridian-loadgen", "lookup", "--access-key", "lg", "--secret-key", "s3cret"])
+            .unwrap();
+        let Command::Lookup(args) = cli.command else { panic!("lookup expected") };
+        let json = serde_json::to_string(&args).unwrap();
+        assert!(json.contains("\"access_key\":\"lg\"") && !json.contains("s3cret"), "{json}");
     }
 }

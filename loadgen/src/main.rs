@@ -41,6 +41,14 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // Before any request is encoded: every request is then signed.
+    match cli.command.target().map(|target| target.auth.credentials()).transpose() {
+        Ok(credentials) => wire::sign_with(credentials.flatten()),
+        Err(e) => {
+            eprintln!("meridian-loadgen: {e}");
+            std::process::exit(2);
+        }
+    }
     let code = match cli.command {
         cli::Command::EchoServer(args) => echo::run(args),
         command => scenario::run(command),

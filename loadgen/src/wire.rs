@@ -2,14 +2,20 @@
 //! `HeaderOut` + `frame::encode`), frame splitting over a plain byte slice
 //! (`frame::check` for validation), and the check of a GET_ROUTEINFO_BY_TOPIC answer body.
 //!
-//! Must not: do I/O or keep state between calls; the caller owns buffers and caches.
+//! Every request is signed (RocketMQ ACL, `meridian_protocol::acl`) once [`sign_with`] has
+//! been given credentials at startup; until then the bytes are those of unsigned requests.
+//!
+//! Must not: do I/O or keep state between calls (beyond the credentials set once at
+//! startup); the caller owns buffers and caches.
 
+use meridian_protocol::acl::{self, Credentials};
 use meridian_protocol::body::{decode_answer_json, BrokerData, QueueData};
 use meridian_protocol::codes;
 use meridian_protocol::frame::{self, FrameError, SerializeType, HEADER_LEN_FIELD_MAX, HEADER_WORD_BYTES};
 use meridian_protocol::header::{Header, HeaderOut, FLAG_ONEWAY, FLAG_RESPONSE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Largest answer frame accepted from a NameServer. Route answers are KB; a topic list of
 /// millions of names is tens of MB. Anything larger means a broken stream.
@@ -26,7 +32,19 @@ pub struct RequestStyle {
     pub serialize_type: SerializeType,
 }
 
-/// Appends one request frame. `oneway` sets flag bit 1 (no answer will come).
+/// What every request is signed with; set once, before any encoder exists.
+static CREDENTIALS: OnceLock<Credentials> = OnceLock::new();
+
+/// Signs every request from now on with `credentials` (`--access-key`/`--credentials`).
+/// Call before building any [`LookupEncoder`]; `None` (or a second call) changes nothing.
+pub fn sign_with(credentials: Option<Credentials>) {
+    if let Some(credentials) = credentials {
+        let _ = CREDENTIALS.set(credentials);
+    }
+}
+
+/// Appends one request frame, signed if [`sign_with`] was given credentials. `oneway` sets
+/// flag bit 1 (no answer will come).
 pub fn encode_request(
     out: &mut Vec<u8>,
     style: RequestStyle,
@@ -40,14 +58,32 @@ pub fn encode_request(
     if oneway {
         header.flag = FLAG_ONEWAY;
     }
-    header.encode_frame(style.serialize_type, body, out);
+    match CREDENTIALS.get() {
+        None => header.encode_frame(style.serialize_type, body, out),
+        Some(credentials) => encode_signed(out, header, style.serialize_type, body, credentials),
+    }
+}
+
+/// Appends `header`'s frame with its ext fields signed as Java's ACL hook signs them.
+fn encode_signed(
+    out: &mut Vec<u8>,
+    header: HeaderOut<'_>,
+    serialize_type: SerializeType,
+    body: &[u8],
+    credentials: &Credentials,
+) {
+    let mut signed: Vec<(String, String)> =
+        header.ext_fields.unwrap_or_default().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    acl::sign(&mut signed, body, credentials);
+    let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    HeaderOut { ext_fields: Some(&signed), ..header }.encode_frame(serialize_type, body, out);
 }
 
 /// GET_ROUTEINFO_BY_TOPIC requests, fast: the JSON header `HeaderOut` writes for a lookup
 /// is cut once into three constant parts around the topic and the opaque, so a request
 /// costs three copies and an integer format instead of an escaping pass and an allocation.
-/// Byte-identical to `encode_request` (tested); names needing JSON escapes and binary
-/// headers take `encode_request`.
+/// Byte-identical to `encode_request` (tested); names needing JSON escapes, binary
+/// headers and signed requests take `encode_request`.
 pub struct LookupEncoder {
     style: RequestStyle,
     /// Before the topic, between topic and opaque, after the opaque.
@@ -60,7 +96,7 @@ const OPAQUE_MARK: i32 = 987_654_321;
 
 impl LookupEncoder {
     pub fn new(style: RequestStyle) -> LookupEncoder {
-        if style.serialize_type != SerializeType::Json {
+        if style.serialize_type != SerializeType::Json || CREDENTIALS.get().is_some() {
             return LookupEncoder { style, parts: None };
         }
         let mut header = Vec::new();
@@ -420,6 +456,57 @@ mod tests {
         let request =
             FrameRef { serialize_type: SerializeType::Json, header: br#"{"code":0,"flag":0,"opaque":4}"#, body: b"" };
         assert!(answer_fields(&request).is_err(), "flag 0 is a request");
+    }
+
+    #[test]
+    fn unsigned_requests_keep_their_bytes() {
+        // Frames as loadgen sent them before requests could be signed (no test signs
+        // through the process-wide credentials, so these stay unsigned).
+        let before_json: &[u8] = b"\0\0\0\x80\0\0\0\x7c{\"code\":105,\"extFields\":{\"topic\":\"T1\"},\"flag\":0,\"language\":\"JAVA\",\"opaque\":7,\"serializeTypeCurrentRPC\":\"JSON\",\"version\":479}";
+        let before_binary: &[u8] =
+            b"\0\0\0\x29\x01\0\0\x22\0\x69\0\x01\xdf\0\0\0\x07\0\0\0\0\0\0\0\0\0\0\0\x0d\0\x05topic\0\0\0\x02T1xyz";
+        for (serialize_type, before) in [(SerializeType::Json, before_json), (SerializeType::RocketMq, before_binary)] {
+            let style = RequestStyle { version: 479, serialize_type };
+            let body: &[u8] = if serialize_type == SerializeType::Json { b"" } else { b"xyz" };
+            let mut out = Vec::new();
+            encode_request(&mut out, style, codes::GET_ROUTEINFO_BY_TOPIC, 7, false, &[("topic", "T1")], body);
+            assert_eq!(out, before, "{serialize_type:?}");
+        }
+    }
+
+    #[test]
+    fn signed_requests_verify_after_encoding_and_decoding() {
+        let mut credentials = Credentials::new("loadgen", "s3cret");
+        credentials.security_token = Some("token".to_string());
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            for (code, ext, body) in [
+                (codes::GET_ROUTEINFO_BY_TOPIC, &[("topic", "T1")][..], &b""[..]),
+                (
+                    codes::REGISTER_BROKER,
+                    &[("brokerName", "lg-broker-0"), ("compressed", "false")][..],
+                    &b"{\"x\":1}"[..],
+                ),
+                (codes::BROKER_HEARTBEAT, &[][..], &b""[..]),
+            ] {
+                let mut out = Vec::new();
+                let header = HeaderOut::request(code, LANGUAGE_JAVA, 479, 9, Some(ext));
+                encode_signed(&mut out, header, serialize_type, body, &credentials);
+                let (frame, n) = next_frame(&out).unwrap().unwrap();
+                assert_eq!(n, out.len());
+                let header = Header::decode(frame.serialize_type, frame.header).unwrap();
+                let fields = header.ext_fields.clone().unwrap();
+                assert_eq!(
+                    acl::verify(header.version, &fields, frame.body, "s3cret"),
+                    Ok(()),
+                    "{serialize_type:?} {code}"
+                );
+                assert!(acl::verify(header.version, &fields, frame.body, "other").is_err());
+                assert_eq!(header.ext(acl::ACCESS_KEY), Some("loadgen"));
+                for (key, value) in ext {
+                    assert_eq!(header.ext(key), Some(*value));
+                }
+            }
+        }
     }
 
     #[test]

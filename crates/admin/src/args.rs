@@ -1,9 +1,11 @@
 //! The command line of `meridian admin`: the options every verb takes and one subcommand
 //! per verb, named (with option letters) like Apache RocketMQ's `mqadmin`.
-//! Must not: talk to a NameServer or print anything; `lib.rs` runs what is parsed here.
+//! Reads the credentials file when asked. Must not: talk to a NameServer or print anything; `lib.rs` runs what is parsed here.
 
 use clap::{Args, Subcommand};
+use meridian_client::conn::Credentials;
 use meridian_client::TIMEOUT_MS_DEFAULT;
+use std::path::PathBuf;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes: 0 ok; 1 a NameServer answered an error (its code and remark are printed), or
@@ -11,7 +13,7 @@ brokerStatus -b names a broker the NameServer does not list; 2 usage error; 3 no
 answer (cannot connect, timeout, malformed answer); 4 routeDiff: the NameServers differ.
 Write verbs report every address and exit with the worst outcome (3 before 1).";
 
-/// `meridian admin [-n ADDRS] [--json] [--timeout MS] <verb>`.
+/// `meridian admin [-n ADDRS] [--json] [--timeout MS] [--access-key K --secret-key S | --credentials FILE] <verb>`.
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct AdminArgs {
@@ -39,6 +41,41 @@ pub struct CommonArgs {
         global = true
     )]
     pub timeout_ms: u64,
+    /// Sign every request with this account (RocketMQ ACL); needs --secret-key
+    #[arg(long = "access-key", value_name = "KEY", value_parser = non_empty(), global = true)]
+    pub access_key: Option<String>,
+    /// The account's secret key; prefer --credentials, which keeps it off the command line
+    #[arg(long = "secret-key", value_name = "KEY", value_parser = non_empty(), global = true)]
+    pub secret_key: Option<String>,
+    /// Sign every request with the account in this properties file (accessKey=, secretKey=, optional securityToken=)
+    #[arg(long = "credentials", value_name = "FILE", global = true)]
+    pub credentials: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The credentials to sign with: from the command line or the file; `None` when neither
+    /// is given (requests go unsigned). Errors name the file or the options. The pairing is
+    /// checked here, not by clap: clap's `requires` misfires on global options given on
+    /// both sides of the verb.
+    pub fn credentials(&self) -> Result<Option<Credentials>, String> {
+        let keys_given = self.access_key.is_some() || self.secret_key.is_some();
+        if let Some(path) = &self.credentials {
+            if keys_given {
+                return Err("give either --credentials or --access-key with --secret-key, not both".to_string());
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
+            let credentials =
+                Credentials::from_properties(&text).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+            return Ok(Some(credentials));
+        }
+        Ok(match (&self.access_key, &self.secret_key) {
+            (Some(access_key), Some(secret_key)) => Some(Credentials::new(access_key.clone(), secret_key.clone())),
+            (Some(_), None) => return Err("--access-key needs --secret-key (or use --credentials FILE)".to_string()),
+            (None, Some(_)) => return Err("--secret-key needs --access-key".to_string()),
+            (None, None) => None,
+        })
+    }
 }
 
 fn non_empty() -> clap::builder::NonEmptyStringValueParser {
@@ -192,4 +229,86 @@ pub enum Verb {
         )]
         max_topics: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `meridian admin`'s arguments, as the binary flattens them.
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<AdminArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied())).map(|cli| cli.admin)
+    }
+
+    /// A file in the temp directory, removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> TempFile {
+            let path = std::env::temp_dir().join(format!("meridian-admin-{}-{name}", std::process::id()));
+            std::fs::write(&path, text).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn no_credentials_means_unsigned() {
+        assert_eq!(parse(&["clusterList"]).unwrap().common.credentials(), Ok(None));
+    }
+
+    #[test]
+    fn keys_on_the_command_line_before_or_after_the_verb() {
+        let expected = Some(Credentials::new("rocketmq2", "12345678"));
+        for args in [
+            &["--access-key", "rocketmq2", "--secret-key", "12345678", "clusterList"][..],
+            &["clusterList", "--access-key", "rocketmq2", "--secret-key", "12345678"][..],
+            &["--access-key=rocketmq2", "updateKvConfig", "-s", "ns", "-k", "k", "-v", "v", "--secret-key=12345678"][..],
+        ] {
+            assert_eq!(parse(args).unwrap().common.credentials(), Ok(expected.clone()), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn half_a_key_pair_or_both_sources_is_a_usage_error() {
+        assert!(parse(&["--access-key", "", "--secret-key", "s", "clusterList"]).is_err(), "empty key accepted");
+        for args in [
+            &["--access-key", "a", "clusterList"][..],
+            &["clusterList", "--secret-key", "s"][..],
+            &["--credentials", "f", "--access-key", "a", "--secret-key", "s", "clusterList"][..],
+            &["--credentials", "f", "clusterList", "--secret-key", "s"][..],
+        ] {
+            let result = parse(args).unwrap().common.credentials();
+            assert!(result.is_err(), "{args:?} gave {result:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_file_keeps_the_secret_off_the_command_line() {
+        let file = TempFile::new("tools.properties", "accessKey=rocketmq2\nsecretKey=12345678\nsecurityToken=t\n");
+        let path = file.0.to_str().unwrap().to_string();
+        let path = path.as_str();
+        let credentials = parse(&["topicList", "--credentials", path]).unwrap().common.credentials().unwrap().unwrap();
+        assert_eq!((credentials.access_key.as_str(), credentials.secret_key.as_str()), ("rocketmq2", "12345678"));
+        assert_eq!(credentials.security_token.as_deref(), Some("t"));
+        let incomplete = TempFile::new("incomplete.properties", "accessKey=rocketmq2\n");
+        let error =
+            parse(&["--credentials", incomplete.0.to_str().unwrap(), "topicList"]).unwrap().common.credentials();
+        assert!(error.as_ref().is_err_and(|e| e.ends_with("no secretKey")), "{error:?}");
+        drop(file);
+        let error = parse(&["--credentials", path, "topicList"]).unwrap().common.credentials();
+        assert!(error.as_ref().is_err_and(|e| e.starts_with("cannot read credentials file")), "{error:?}");
+    }
 }

@@ -1,10 +1,11 @@
-//! How verbs reach NameServers: `Ctx` holds the addresses and the timeout, reads from the
-//! first address that gives a usable answer and writes to every one; `Connection` and
-//! `ReplyExt` turn the client's errors into `Failure`s that name the NameServer.
+//! How verbs reach NameServers: `Ctx` holds the addresses, the timeout and the credentials
+//! requests are signed with (if any), reads from the first address that gives a usable
+//! answer and writes to every one; `Connection` and `ReplyExt` turn the client's errors
+//! into `Failure`s that name the NameServer.
 //! Must not: format a verb's output beyond the write verbs' shared result table.
 
 use crate::report::{failure_json, failure_label, Failure, Report, Table, EXIT_OK};
-use meridian_client::conn::{self, ClusterInfo, Reply, TopicList};
+use meridian_client::conn::{self, ClusterInfo, Credentials, Reply, TopicList};
 use meridian_protocol::codes;
 use serde_json::json;
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub(crate) enum WriteCount {
 pub(crate) struct Ctx {
     pub(crate) addrs: Vec<String>,
     pub(crate) timeout: Duration,
+    /// Every request is signed with these when given.
+    pub(crate) credentials: Option<Credentials>,
 }
 
 impl Ctx {
@@ -30,7 +33,7 @@ impl Ctx {
     ) -> Result<(String, T, Vec<String>), Failure> {
         let mut failures = Vec::new();
         for addr in &self.addrs {
-            match Connection::open(addr, self.timeout).and_then(|mut conn| ask(&mut conn)) {
+            match self.connect(addr).and_then(|mut conn| ask(&mut conn)) {
                 Ok(value) => {
                     let notes = failures.iter().map(|f| format!("{f}; asked {addr} instead")).collect();
                     return Ok((addr.clone(), value, notes));
@@ -45,6 +48,13 @@ impl Ctx {
         Err(Failure::NoneUsable(failures))
     }
 
+    /// A connection to `addr` that signs its requests when the context has credentials.
+    pub(crate) fn connect(&self, addr: &str) -> Result<Connection, Failure> {
+        conn::Conn::open(addr, self.timeout)
+            .map(|conn| Connection(conn.with_credentials(self.credentials.clone())))
+            .map_err(|e| Failure::unusable(addr, e.to_string()))
+    }
+
     /// Sends one request to every address and reports each outcome.
     pub(crate) fn write(&self, count: WriteCount, code: i32, ext: &[(&str, &str)], body: &[u8]) -> Report {
         let mut header = vec!["#NameServer", "#Result"];
@@ -56,7 +66,8 @@ impl Ctx {
         let mut notes = Vec::new();
         let mut exit_code = EXIT_OK;
         for addr in &self.addrs {
-            let outcome = Connection::open(addr, self.timeout)
+            let outcome = self
+                .connect(addr)
                 .and_then(|mut conn| conn.call(code, ext, body))
                 .and_then(|reply| reply.success(addr))
                 .and_then(|reply| match count {
@@ -94,10 +105,6 @@ impl Ctx {
 pub(crate) struct Connection(conn::Conn);
 
 impl Connection {
-    pub(crate) fn open(addr: &str, timeout: Duration) -> Result<Connection, Failure> {
-        conn::Conn::open(addr, timeout).map(Connection).map_err(|e| Failure::unusable(addr, e.to_string()))
-    }
-
     pub(crate) fn addr(&self) -> &str {
         self.0.addr()
     }
@@ -146,4 +153,68 @@ pub(crate) fn topics(conn: &mut Connection, code: i32, ext: &[(&str, &str)]) -> 
     let addr = conn.addr().to_string();
     let list: TopicList = conn.call(code, ext, b"")?.success(&addr)?.json_of(&addr, "TopicList")?;
     Ok(list.topic_list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_protocol::acl;
+    use meridian_protocol::frame::{self, SerializeType};
+    use meridian_protocol::header::{Header, HeaderOut};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// What the stand-in received: ext fields, body and header version.
+    type Received = (Vec<(String, String)>, Vec<u8>, i32);
+
+    /// A NameServer stand-in that reads one request, answers it SUCCESS, and returns what
+    /// it received.
+    fn one_answer_server() -> (String, std::thread::JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut prefix = [0u8; frame::LENGTH_PREFIX_BYTES];
+            stream.read_exact(&mut prefix).unwrap();
+            let len = frame::peek_frame_len(&prefix, 1 << 20).unwrap();
+            let mut whole = prefix.to_vec();
+            whole.resize(len, 0);
+            stream.read_exact(&mut whole[prefix.len()..]).unwrap();
+            let parts = frame::split(&whole, len);
+            let header = Header::decode(parts.serialize_type, &whole[parts.header]).unwrap();
+            let mut answer = Vec::new();
+            HeaderOut::response(codes::SUCCESS, header.opaque, None, None).encode_frame(
+                SerializeType::Json,
+                b"",
+                &mut answer,
+            );
+            stream.write_all(&answer).unwrap();
+            (header.ext_fields.unwrap_or_default(), whole[parts.body].to_vec(), header.version)
+        });
+        (addr, handle)
+    }
+
+    fn update_kv(credentials: Option<Credentials>) -> (Report, Vec<(String, String)>, Vec<u8>, i32) {
+        let (addr, server) = one_answer_server();
+        let ctx = Ctx { addrs: vec![addr], timeout: Duration::from_secs(5), credentials };
+        let report = ctx.write(WriteCount::None, codes::PUT_KV_CONFIG, &[("namespace", "ns"), ("key", "k")], b"v");
+        let (fields, body, version) = server.join().unwrap();
+        (report, fields, body, version)
+    }
+
+    #[test]
+    fn write_verbs_sign_when_given_credentials() {
+        let (report, fields, body, version) = update_kv(Some(Credentials::new("admin", "s3cret")));
+        assert_eq!(report.exit_code, EXIT_OK, "{}", report.human);
+        assert_eq!(acl::access_key(&fields), Ok("admin"));
+        assert_eq!(acl::verify(version, &fields, &body, "s3cret"), Ok(()));
+    }
+
+    #[test]
+    fn without_credentials_nothing_is_added() {
+        let (report, fields, _, _) = update_kv(None);
+        assert_eq!(report.exit_code, EXIT_OK, "{}", report.human);
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["namespace", "key"]);
+    }
 }

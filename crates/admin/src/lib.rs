@@ -1,7 +1,8 @@
 //! `meridian admin <verb>`: an admin CLI that speaks the RocketMQ remoting protocol to any
 //! NameServer (Meridian or Java's), with verbs and option letters named like Apache RocketMQ's
 //! `mqadmin`, over the tools' blocking client ([`meridian_client::conn`]): one connection per
-//! NameServer address, connecting and every request bounded by `--timeout`.
+//! NameServer address, connecting and every request bounded by `--timeout`, every request
+//! signed (RocketMQ ACL) when `--access-key`/`--secret-key` or `--credentials` is given.
 //!
 //! Read verbs ask the first address that gives a usable answer, as RocketMQ clients do;
 //! write verbs go to every address and report each one, as mqadmin does. Exit codes are
@@ -46,7 +47,14 @@ pub fn run(args: &AdminArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let ctx = Ctx { addrs, timeout: Duration::from_millis(args.common.timeout_ms) };
+    let credentials = match args.common.credentials() {
+        Ok(credentials) => credentials,
+        Err(e) => {
+            print_stderr(&format!("meridian admin: {e}\n"));
+            return EXIT_USAGE;
+        }
+    };
+    let ctx = Ctx { addrs, timeout: Duration::from_millis(args.common.timeout_ms), credentials };
     let result = match dispatch(&ctx, &args.verb) {
         Ok(result) => result,
         Err(usage) => {

@@ -272,6 +272,7 @@ pub(crate) fn route_diff(ctx: &Ctx, topics: Option<&[String]>, max_topics: usize
         topics: topics.map(<[String]>::to_vec),
         max_topics,
         presence_only_above_max: false,
+        credentials: ctx.credentials.clone(),
     };
     let fetched = fetch_all(&ctx.addrs, &options).map_err(UsageError::TooManyTopics)?;
     let views: Vec<(&str, &meridian_client::route_diff::NamesrvView)> =

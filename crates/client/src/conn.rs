@@ -5,11 +5,17 @@
 //! RUST). Also the answer bodies the tools read (cluster info, route, topic list), parsed
 //! leniently: unknown keys ignored, missing ones empty.
 //!
+//! Given [`Credentials`] ([`Conn::with_credentials`]), every request is signed as the
+//! stock Java client's ACL hook signs it (`meridian_protocol::acl`); without, the bytes are
+//! those of an unsigned request.
+//!
 //! Errors ([`ClientError`]) are text naming what failed (`cannot connect: …`, `no answer
 //! within N ms`, `malformed answer: …`), split into I/O and malformed answers; callers add
 //! which NameServer. Must not: use anything of Meridian's
 //! but `protocol` (it is a client).
 
+use meridian_protocol::acl;
+pub use meridian_protocol::acl::Credentials;
 use meridian_protocol::body::{decode_answer_json, MASTER_ID};
 pub use meridian_protocol::body::{BrokerData, QueueData};
 use meridian_protocol::codes;
@@ -38,6 +44,24 @@ pub fn encode_request(code: i32, opaque: i32, ext: &[(&str, &str)], body: &[u8])
     let mut out = Vec::new();
     header.encode_frame(SerializeType::Json, body, &mut out);
     out
+}
+
+/// [`encode_request`], signed with `credentials` when given (the `AccessKey`,
+/// `SecurityToken` and `Signature` ext fields added); without, the same bytes.
+pub fn encode_signed_request(
+    code: i32,
+    opaque: i32,
+    ext: &[(&str, &str)],
+    body: &[u8],
+    credentials: Option<&Credentials>,
+) -> Vec<u8> {
+    let Some(credentials) = credentials else {
+        return encode_request(code, opaque, ext, body);
+    };
+    let mut signed: Vec<(String, String)> = ext.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    acl::sign(&mut signed, body, credentials);
+    let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    encode_request(code, opaque, &signed, body)
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
@@ -105,6 +129,7 @@ pub struct Conn {
     timeout: Duration,
     opaque_next: i32,
     answer_bytes_max: u32,
+    credentials: Option<Credentials>,
 }
 
 impl Conn {
@@ -113,12 +138,25 @@ impl Conn {
     pub fn open(addr: &str, timeout: Duration) -> Result<Conn, ClientError> {
         let stream = connect(addr, timeout)?;
         stream.set_write_timeout(Some(timeout)).map_err(|e| ClientError::Io(format!("socket: {e}")))?;
-        Ok(Conn { addr: addr.to_string(), stream, timeout, opaque_next: 1, answer_bytes_max: ANSWER_FRAME_BYTES_MAX })
+        Ok(Conn {
+            addr: addr.to_string(),
+            stream,
+            timeout,
+            opaque_next: 1,
+            answer_bytes_max: ANSWER_FRAME_BYTES_MAX,
+            credentials: None,
+        })
     }
 
     /// Accepts answer frames up to `bytes` (prefix included) instead.
     pub fn with_answer_bytes_max(mut self, bytes: u32) -> Conn {
         self.answer_bytes_max = bytes;
+        self
+    }
+
+    /// Signs every request sent from now on with `credentials` (`None`: unsigned).
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Conn {
+        self.credentials = credentials;
         self
     }
 
@@ -131,11 +169,11 @@ impl Conn {
         self.timeout
     }
 
-    /// Appends one request to `out`; returns its opaque.
+    /// Appends one request to `out`, signed if the connection has credentials; returns its opaque.
     pub fn encode(&mut self, out: &mut Vec<u8>, code: i32, ext: &[(&str, &str)], body: &[u8]) -> i32 {
         let opaque = self.opaque_next;
         self.opaque_next = self.opaque_next.wrapping_add(1);
-        out.extend_from_slice(&encode_request(code, opaque, ext, body));
+        out.extend_from_slice(&encode_signed_request(code, opaque, ext, body, self.credentials.as_ref()));
         opaque
     }
 
@@ -322,6 +360,66 @@ mod tests {
         let bytes = encode_request(codes::GET_BROKER_CLUSTER_INFO, 1, &[], b"");
         let parts = frame::split(&bytes, bytes.len());
         assert_eq!(Header::decode(parts.serialize_type, &bytes[parts.header]).unwrap().ext_fields, None);
+    }
+
+    /// A connection to a listener that never answers: enough to encode requests.
+    fn idle_conn() -> (std::net::TcpListener, Conn) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let conn = Conn::open(&listener.local_addr().unwrap().to_string(), Duration::from_secs(5)).unwrap();
+        (listener, conn)
+    }
+
+    fn decode(bytes: &[u8]) -> (Header, Vec<u8>) {
+        let len = frame::check(bytes, ANSWER_FRAME_BYTES_MAX, ANSWER_FRAME_BYTES_MAX).unwrap();
+        assert_eq!(len, bytes.len());
+        let parts = frame::split(bytes, len);
+        (Header::decode(parts.serialize_type, &bytes[parts.header]).unwrap(), bytes[parts.body].to_vec())
+    }
+
+    #[test]
+    fn unsigned_requests_keep_their_bytes() {
+        // The frame as this client sent it before requests could be signed.
+        let before: &[u8] = b"\0\0\0\x92\0\0\0\x8a{\"code\":100,\"extFields\":{\"namespace\":\"ns\",\"key\":\"k\"},\"flag\":0,\"language\":\"RUST\",\"opaque\":1,\"serializeTypeCurrentRPC\":\"JSON\",\"version\":479}body";
+        let ext = [("namespace", "ns"), ("key", "k")];
+        assert_eq!(encode_request(codes::PUT_KV_CONFIG, 1, &ext, b"body"), before);
+        assert_eq!(encode_signed_request(codes::PUT_KV_CONFIG, 1, &ext, b"body", None), before);
+        let (_listener, conn) = idle_conn();
+        let mut conn = conn.with_credentials(None);
+        let mut out = Vec::new();
+        assert_eq!(conn.encode(&mut out, codes::PUT_KV_CONFIG, &ext, b"body"), 1);
+        assert_eq!(out, before);
+    }
+
+    #[test]
+    fn signed_requests_verify_after_encoding_and_decoding() {
+        let mut credentials = Credentials::new("rocketmq2", "12345678");
+        credentials.security_token = Some("tok\"€n".to_string());
+        let (_listener, conn) = idle_conn();
+        let mut conn = conn.with_credentials(Some(credentials.clone()));
+        let ext = [("namespace", "ORDER_TOPIC_CONFIG"), ("key", "主题\\\"x"), ("value", "")];
+        for (code, ext, body) in [
+            (codes::PUT_KV_CONFIG, &ext[..], &b""[..]),
+            (codes::GET_BROKER_CLUSTER_INFO, &[][..], &b""[..]),
+            (codes::UPDATE_NAMESRV_CONFIG, &[][..], "orderMessageEnable=true\nü".as_bytes()),
+        ] {
+            let mut out = Vec::new();
+            conn.encode(&mut out, code, ext, body);
+            let (header, sent_body) = decode(&out);
+            let fields = header.ext_fields.clone().expect("a signed request has ext fields");
+            assert_eq!(sent_body, body);
+            assert_eq!(acl::verify(header.version, &fields, &sent_body, "12345678"), Ok(()));
+            assert_eq!(
+                acl::verify(header.version, &fields, &sent_body, "12345679"),
+                Err(acl::AclError::SignatureMismatch)
+            );
+            assert_eq!(header.ext(acl::ACCESS_KEY), Some("rocketmq2"));
+            assert_eq!(header.ext(acl::SECURITY_TOKEN), Some("tok\"€n"));
+            for (key, value) in ext.iter().filter(|(_, v)| !v.is_empty()) {
+                assert_eq!(header.ext(key), Some(*value));
+            }
+            let signed = encode_signed_request(code, header.opaque, ext, body, Some(&credentials));
+            assert_eq!(signed, out, "Conn::encode and encode_signed_request agree");
+        }
     }
 
     #[test]

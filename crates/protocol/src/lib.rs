@@ -3,8 +3,9 @@
 //!
 //! Module graph (acyclic): `codes`, `frame`, `perm` and `cursor` are leaves; `header` and
 //! `body` each keep their value types in a `model` child that the codec children share;
-//! `answer` uses `codes` only.
+//! `answer` uses `codes` only; `acl` (request signatures) is a leaf.
 
+pub mod acl;
 pub mod answer;
 pub mod body;
 pub mod codes;

@@ -150,6 +150,8 @@ impl Watch {
                 topics: None,
                 max_topics: MAX_TOPICS_DEFAULT,
                 presence_only_above_max: true,
+                // Reads only, which stay open when a server requires signatures.
+                credentials: None,
             };
             let fetched = fetch_all(&addrs, &options).unwrap_or_default();
             let view = |addr: &str| -> Result<&NamesrvView, String> {

@@ -13,7 +13,7 @@
 //! `max_topics` topics' routes.
 
 use super::{BrokerEntry, DataVersion, LiveKey, NamesrvView, QueueData, TopicRoute, Unreadable};
-use crate::conn::{broker_entries, ClientError, ClusterInfo, Conn, Reply, TopicList, TopicRouteData};
+use crate::conn::{broker_entries, ClientError, ClusterInfo, Conn, Credentials, Reply, TopicList, TopicRouteData};
 use meridian_protocol::body::decode_answer_json;
 use meridian_protocol::codes;
 use serde::Deserialize;
@@ -37,6 +37,8 @@ pub struct FetchOptions {
     pub max_topics: usize,
     /// Over `max_topics`: `true` compares presence only (from 206), `false` refuses.
     pub presence_only_above_max: bool,
+    /// Signs every request with these when given (see `Conn::with_credentials`).
+    pub credentials: Option<Credentials>,
 }
 
 /// More topics than the bound allows, and routes were required.
@@ -68,7 +70,7 @@ type Started = (Conn, BTreeSet<BrokerEntry>, DataVersions, Vec<String>);
 pub fn fetch_all(addrs: &[String], options: &FetchOptions) -> Result<Fetched, TooManyTopics> {
     // Phase 1: cluster info and topic list, everywhere at once.
     let first: Vec<Result<Started, FetchError>> = in_parallel(&mut addrs.to_vec(), |addr| {
-        let mut conn = Conn::open(addr, options.timeout)?;
+        let mut conn = Conn::open(addr, options.timeout)?.with_credentials(options.credentials.clone());
         let brokers = cluster_info(&mut conn)?;
         let data_versions = live_table(&mut conn)?;
         let listed = match options.topics {
@@ -301,6 +303,7 @@ mod tests {
             topics: Some(vec!["T".into()]),
             max_topics: 10,
             presence_only_above_max: false,
+            credentials: None,
         };
         let fetched = fetch_all(std::slice::from_ref(&dead), &options).unwrap();
         assert!(fetched.views.is_empty());

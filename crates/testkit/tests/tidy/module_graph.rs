@@ -17,10 +17,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// A crate's table: module -> the modules it may use.
 type Table = &'static [(&'static str, &'static [&'static str])];
 
-/// Wire format only. Leaves: `codes`, `frame`, `perm`, `cursor` (the JSON reader both
-/// scanners share). Inside `header` and `body`, `model` is the bottom; the scanners and the
+/// Wire format only. Leaves: `acl` (request signatures), `codes`, `frame`, `perm`, `cursor`
+/// (the JSON reader both scanners share). Inside `header` and `body`, `model` is the bottom; the scanners and the
 /// serde decoders read into it; `compress` unpacks into what `decode` reads.
 const PROTOCOL_MODULES: Table = &[
+    ("acl", &[]),
     ("answer", &["codes"]),
     ("body", &[]),
     ("body::compress", &["body::decode", "body::encode", "body::model"]),
