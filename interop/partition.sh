@@ -5,7 +5,7 @@
 #
 # On loopback only:
 #   NameServers A and B are Meridian, C is rocketmq-namesrv-rust 1.0.0 (A watches B and C with
-#   peer_namesrv_addrs);
+#   peerNamesrvAddrs);
 #   broker X registers with A, B and C; broker Y registers with A only (the "partition");
 #   then the write permission of X is wiped on B only (`meridian admin wipeWritePerm -n B`).
 # It prints `routeDiff -n 'A;B;C'` (tables, exit code, JSON) and A's /routediff, then stops every
@@ -39,10 +39,10 @@ cleanup() {
 trap cleanup EXIT
 log() { printf 'partition: %s\n' "$*" >&2; }
 
-"$MERIDIAN" --listen "$A" --data-dir "$WORK/a" --set metrics_listen="$METRICS_A" \
-    --set peer_namesrv_addrs="$A;$B;$C" --set peer_check_interval_ms=$PEER_CHECK_MS >"$WORK/a.log" 2>&1 &
+"$MERIDIAN" --listen "$A" --data-dir "$WORK/a" --set metricsListen="$METRICS_A" \
+    --set peerNamesrvAddrs="$A;$B;$C" --set peerCheckIntervalMs=$PEER_CHECK_MS >"$WORK/a.log" 2>&1 &
 PIDS+=($!)
-"$MERIDIAN" --listen "$B" --data-dir "$WORK/b" --set metrics_listen=off >"$WORK/b.log" 2>&1 &
+"$MERIDIAN" --listen "$B" --data-dir "$WORK/b" --set metricsListen=off >"$WORK/b.log" 2>&1 &
 PIDS+=($!)
 mkdir -p "$WORK/c-home"
 cat >"$WORK/namesrv.toml" <<EOF

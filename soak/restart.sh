@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# soak/restart.sh — what one NameServer restart costs route lookups, with warm_restart off and
+# soak/restart.sh — what one NameServer restart costs route lookups, with warmRestart off and
 # then on. Not part of `make test`; about 2 x (AFTER_S + 15) seconds; loopback only; stops
 # what it started, by PID.
 #
 # Per mode, on a fresh data dir:
-#   1. meridian starts (warm_restart=MODE);
+#   1. meridian starts (warmRestart=MODE);
 #   2. loadgen A ("brokers": -b BROKERS groups registering TOPICS topics, re-registering every
 #      REGISTER_PERIOD_S like Java brokers, plus a trickle of lookups) runs through the restart;
 #   3. once A's brokers are registered, meridian is stopped (SIGTERM: with warm restart on it
@@ -49,8 +49,8 @@ command -v python3 >/dev/null || { echo "restart: needs python3 (to read loadgen
 # start_server MODE DIR LOG: starts meridian in the background, waits for its listening line.
 # Broker events at debug too: a provisional broker's re-registration is an unchanged one.
 start_server() {
-  RUST_LOG=info,meridian::route::events=debug "$MERIDIAN" --listen "127.0.0.1:$PORT" --data-dir "$2" --shards 1 --set metrics_listen=off \
-    --set "warm_restart=$1" >"$3" 2>&1 &
+  RUST_LOG=info,meridian::route::events=debug "$MERIDIAN" --listen "127.0.0.1:$PORT" --data-dir "$2" --shards 1 --set metricsListen=off \
+    --set "warmRestart=$1" >"$3" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$3" && return 0; sleep 0.05; done
   echo "restart: meridian did not start:" >&2; cat "$3" >&2; exit 1
@@ -127,7 +127,7 @@ for mode in $MODES; do
   loaded=$(grep -o "loaded provisionally: brokers [0-9]*, broker groups [0-9]*, clusters [0-9]*, topics [0-9]*" "$dir/meridian-2.log" || echo "nothing loaded")
   back=$(back_after "$dir/meridian-2.log")
   RESULT[$mode]=$(printf '%-19s down %4.2fs  lookups %7d  ok %7d  errors %6d  %s\n%19s %s; brokers back after %s' \
-    "warm_restart=$mode" "$(echo "$listening - $stopped" | bc -l)" "$answered" "$ok" "$errors" "$kinds" "" "$loaded" "$back")
+    "warmRestart=$mode" "$(echo "$listening - $stopped" | bc -l)" "$answered" "$ok" "$errors" "$kinds" "" "$loaded" "$back")
   echo "${RESULT[$mode]}"
   [[ $other == "{}" ]] || echo "  other client errors: $other"
 done

@@ -15,7 +15,7 @@
 #
 # Environment (all optional):
 #   MERIDIAN_SHARDS            shards Meridian runs (default: CPUs available here, as Meridian)
-#   MERIDIAN_IO_MEMORY_BYTES   io_memory_bytes_per_shard (default 262144, Meridian's default)
+#   MERIDIAN_IO_MEMORY_BYTES   ioMemoryBytesPerShard (default 262144, Meridian's default)
 #   MERIDIAN_LISTEN_BACKLOG    listen_backlog_len (default 1024, Meridian's default)
 #   MERIDIAN_IRQ_CPUS          CPU list for NIC interrupts (default: the CPUs after the shards)
 #   MERIDIAN_BUSY_POLL_US      if set, apply sets net.core.busy_poll/busy_read to it

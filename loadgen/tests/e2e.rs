@@ -52,7 +52,7 @@ fn meridian_bin() -> PathBuf {
 
 /// The real `meridian` on 127.0.0.1:0, one shard, metrics off (tests run side by side).
 fn meridian_options() -> ServerOptions {
-    ServerOptions::new(meridian_bin()).shards(1).sets(&["metrics_listen=off"]).env("RUST_LOG", "warn,meridian=info")
+    ServerOptions::new(meridian_bin()).shards(1).sets(&["metricsListen=off"]).env("RUST_LOG", "warn,meridian=info")
 }
 
 fn meridian() -> Server {

@@ -10,7 +10,7 @@
 use meridian_client::watch::{RouteWatcher, WatchError};
 use std::time::{Duration, Instant};
 
-/// Longest hold asked for; the server caps it at its `watch_hold_ms_max`.
+/// Longest hold asked for; the server caps it at its `watchHoldMsMax`.
 const HOLD: Duration = Duration::from_secs(30);
 /// Socket timeouts beyond the hold (an answer later than hold + this is a dead server).
 const IO_TIMEOUT: Duration = Duration::from_secs(10);

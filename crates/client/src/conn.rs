@@ -30,7 +30,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// Largest answer frame accepted (prefix included). A Java NameServer sends at most 16 MiB
-/// and Meridian at most its `frame_bytes_max`; anything past this is garbage, not an answer.
+/// and Meridian at most its `frameBytesMax`; anything past this is garbage, not an answer.
 pub const ANSWER_FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
 /// `LanguageCode.RUST` (ordinal 12): this client is not Java, and says so.
 pub const LANGUAGE_RUST: u8 = 12;

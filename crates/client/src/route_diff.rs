@@ -13,7 +13,7 @@
 //!   differing queue data (read/write queue counts, perm, topicSysFlag) and broker addresses;
 //!   differing data versions of a broker address; and rolls it all up per broker name.
 //! - [`peer`]: the server side: a background thread comparing this server with its peers
-//!   (`peer_namesrv_addrs`), read by the metrics endpoint.
+//!   (`peerNamesrvAddrs`), read by the metrics endpoint.
 //!
 //! Users: `meridian admin routeDiff` (meridian-admin) and the peer watch (server). Must not:
 //! touch the route table or snapshots (it sees the server as any client does), or send a

@@ -26,7 +26,7 @@ pub enum WatchError {
         code: i32,
         remark: Option<String>,
     },
-    /// The NameServer refused the watch (e.g. SYSTEM_BUSY at watches_per_shard_max).
+    /// The NameServer refused the watch (e.g. SYSTEM_BUSY at watchesPerShardMax).
     Refused {
         code: i32,
         remark: Option<String>,
@@ -102,7 +102,7 @@ impl RouteWatcher {
         &self.versions
     }
 
-    /// Waits up to `hold` (capped by the server's watch_hold_ms_max) for routes that differ
+    /// Waits up to `hold` (capped by the server's watchHoldMsMax) for routes that differ
     /// from the versions held; returns them (empty when the hold passed without a change)
     /// and holds their new versions from then on.
     pub fn next_changes(&mut self, hold: Duration) -> Result<Vec<RouteChange>, WatchError> {

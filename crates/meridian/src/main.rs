@@ -29,7 +29,7 @@ struct Cli {
     /// Config file (properties: key=value, Meridian's keys; see README).
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
-    /// Sets one config key, e.g. --set scan_not_active_broker_interval_ms=1000 (repeatable).
+    /// Sets one config key, e.g. --set scanNotActiveBrokerIntervalMs=1000 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Print the effective config and exit.
@@ -135,7 +135,7 @@ fn main() {
     // Every acknowledged KV or config write is already on disk and route state is rebuilt
     // from broker registrations, so stopping flushes nothing (but the warm-restart routes,
     // when on): it refuses new connections and gives the requests being handled
-    // `shutdown_drain_ms` to be answered.
+    // `shutdownDrainMs` to be answered.
     let signal = meridian_server::sys::wait_for_signal(&stop_signals);
     running.stop_accepting();
     // Logged only now: whoever reads this line may rely on new connections being refused.
@@ -154,11 +154,11 @@ fn main() {
     match running.drain(drain) {
         0 => tracing::info!("drained: every request being handled was answered; exiting"),
         left => {
-            tracing::warn!("shutdown_drain_ms {} elapsed with {left} requests unanswered; exiting", drain.as_millis())
+            tracing::warn!("shutdownDrainMs {} elapsed with {left} requests unanswered; exiting", drain.as_millis())
         }
     }
     // The one thing a stop writes: the routes for a warm restart, within what is left of
-    // shutdown_drain_ms (the writer logs where they went).
+    // shutdownDrainMs (the writer logs where they went).
     if warm_restart {
         if let Err(e) = running.save_warm_restart(drain_deadline) {
             tracing::warn!("warm restart: routes not saved at stop: {e}; the next start reads the last periodic save");

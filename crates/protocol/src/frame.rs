@@ -56,7 +56,7 @@ impl fmt::Display for FrameError {
 }
 
 /// Length of the whole frame starting at `buf[0]` (prefix included) once the prefix is
-/// buffered, validated against `frame_bytes_max` (which counts the prefix too, as Java's
+/// buffered, validated against `frameBytesMax` (which counts the prefix too, as Java's
 /// decoder does). Used to size the read buffer before the frame is complete.
 pub fn peek_frame_len(buf: &[u8], frame_bytes_max: u32) -> Result<usize, FrameError> {
     if buf.len() < LENGTH_PREFIX_BYTES {
@@ -74,9 +74,7 @@ pub fn peek_frame_len(buf: &[u8], frame_bytes_max: u32) -> Result<usize, FrameEr
     }
     let frame_bytes = total_len as u64 + LENGTH_PREFIX_BYTES as u64;
     if frame_bytes > frame_bytes_max as u64 {
-        return Err(FrameError::Invalid(format!(
-            "frame length {frame_bytes} bytes > frame_bytes_max {frame_bytes_max}"
-        )));
+        return Err(FrameError::Invalid(format!("frame length {frame_bytes} bytes > frameBytesMax {frame_bytes_max}")));
     }
     Ok(frame_bytes as usize)
 }
@@ -101,7 +99,7 @@ pub fn check(buf: &[u8], frame_bytes_max: u32, header_bytes_max: u32) -> Result<
     }
     if header_len > header_bytes_max {
         return Err(FrameError::Invalid(format!(
-            "header length {header_len} bytes > header_bytes_max {header_bytes_max}"
+            "header length {header_len} bytes > headerBytesMax {header_bytes_max}"
         )));
     }
     if buf.len() < frame_bytes {
@@ -199,10 +197,10 @@ mod tests {
         assert!(matches!(check(&hex("80000000"), MAX, 1024), Err(FrameError::Invalid(_))));
         // Shorter than the header word.
         assert!(matches!(check(&hex("00000003"), MAX, 1024), Err(FrameError::Invalid(_))));
-        // Over frame_bytes_max: 16,777,212 is the largest accepted prefix value.
+        // Over frameBytesMax: 16,777,212 is the largest accepted prefix value.
         assert_eq!(peek_frame_len(&hex("00fffffc"), MAX), Ok(MAX as usize));
         assert!(matches!(peek_frame_len(&hex("00fffffd"), MAX), Err(FrameError::Invalid(_))));
-        // Over header_bytes_max.
+        // Over headerBytesMax.
         assert!(matches!(check(&hex("00000104 00000100"), MAX, 255), Err(FrameError::Invalid(_))));
     }
 

@@ -57,16 +57,16 @@ pub struct Config {
     /// On SIGTERM/SIGINT: time given to requests already being handled to be answered
     /// (new connections are refused at once); 0 exits at once.
     pub shutdown_drain_ms: u64,
-    /// On SIGTERM/SIGINT, before the drain: for `shutdown_go_away_window_ms` (or until every
+    /// On SIGTERM/SIGINT, before the drain: for `shutdownGoAwayWindowMs` (or until every
     /// connection has closed) answer requests from clients newer than 5.3.1 with GO_AWAY so
     /// they move to another NameServer; older clients are still served. Java's
     /// `enableShutdownGracefully` / `shutdownWaitTimeSeconds`.
     pub shutdown_go_away: bool,
     pub shutdown_go_away_window_ms: u64,
     /// Warm restart (src/route/warm.rs, off by default): save the route table to
-    /// `warm_restart_path` (default `<data_dir>/routes.warm`) every
-    /// `warm_restart_save_interval_ms` when it changed and at a graceful stop, and at start
-    /// serve a file younger than `warm_restart_max_age_ms` provisionally until brokers
+    /// `warmRestartPath` (default `<dataDir>/routes.warm`) every
+    /// `warmRestartSaveIntervalMs` when it changed and at a graceful stop, and at start
+    /// serve a file younger than `warmRestartMaxAgeMs` provisionally until brokers
     /// re-register (or their heartbeat timeout passes).
     pub warm_restart: bool,
     pub warm_restart_save_interval_ms: u64,
@@ -79,7 +79,7 @@ pub struct Config {
     pub watch_topics_per_request_max: usize,
     /// Peer watch (src/route_diff/peer.rs): other NameServers (NAMESRV_ADDR form) whose
     /// routes a background thread compares with this server's every
-    /// `peer_check_interval_ms`; empty = off. This server's own address may be listed.
+    /// `peerCheckIntervalMs`; empty = off. This server's own address may be listed.
     pub peer_namesrv_addrs: Vec<String>,
     pub peer_check_interval_ms: u64,
     /// How often glommio lets other task queues run. Long work never runs on the executor
@@ -113,10 +113,10 @@ pub struct Config {
 pub struct NamesrvConfig {
     /// `rocketmqHome`: Java requires it; Meridian only reports it.
     pub rocketmq_home: String,
-    /// `kvConfigPath`; `None` = `<data_dir>/kvConfig.json` (Java: `~/namesrv/kvConfig.json`).
+    /// `kvConfigPath`; `None` = `<dataDir>/kvConfig.json` (Java: `~/namesrv/kvConfig.json`).
     pub kv_config_path: Option<PathBuf>,
     /// `configStorePath`: the file UPDATE_NAMESRV_CONFIG rewrites; `None` =
-    /// `<data_dir>/namesrv.properties`, or the `-c` file when one was given.
+    /// `<dataDir>/namesrv.properties`, or the `-c` file when one was given.
     pub config_store_path: Option<PathBuf>,
     /// `configBlackList`: `;`-separated keys UPDATE_NAMESRV_CONFIG must refuse.
     pub config_black_list: String,
@@ -192,6 +192,28 @@ impl Default for NamesrvConfig {
 
 /// Java's `Boolean.parseBoolean` would take anything; a typo in a config file should not
 /// silently become `false`, so only `true`/`false` (any case) are accepted.
+/// The camelCase spelling of a key Meridian once spelled in snake_case (`frame_bytes_max`
+/// -> `frameBytesMax`), if that spelling is one of today's keys.
+fn renamed_key(key: &str) -> Option<String> {
+    if !key.contains('_') || key.starts_with('_') || key.ends_with('_') {
+        return None;
+    }
+    let mut now = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            now.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            now.push(c);
+        }
+    }
+    let known = Config::default().properties().into_iter().any(|(k, _)| k == now);
+    known.then_some(now)
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -293,10 +315,10 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-/// `log_level`'s default: what the server always logged without RUST_LOG.
+/// `logLevel`'s default: what the server always logged without RUST_LOG.
 pub const LOG_LEVEL_DEFAULT: &str = "info";
 
-/// How log lines are written (`log_format`).
+/// How log lines are written (`logFormat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// `TIMESTAMP LEVEL target: message key=value ...`
@@ -353,59 +375,59 @@ impl Config {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
             "listen" => self.listen = parse(key, value)?,
-            "metrics_listen" => {
+            "metricsListen" => {
                 self.metrics_listen = match value.trim() {
                     "" | "off" => None,
                     v => Some(parse(key, v)?),
                 }
             }
-            "data_dir" => self.data_dir = PathBuf::from(value.trim()),
-            "log_level" => {
+            "dataDir" => self.data_dir = PathBuf::from(value.trim()),
+            "logLevel" => {
                 let directives = value.trim();
                 check_log_filter(key, directives)?;
                 self.log_level = directives.to_string();
             }
-            "log_format" => {
+            "logFormat" => {
                 self.log_format =
                     value.parse().map_err(|why: String| ConfigError::InvalidFor { key: key.to_string(), why })?
             }
             "shards" => self.shards = parse(key, value)?,
-            "frame_bytes_max" => self.frame_bytes_max = parse(key, value)?,
-            "header_bytes_max" => self.header_bytes_max = parse(key, value)?,
-            "body_decompressed_bytes_max" => self.body_decompressed_bytes_max = parse(key, value)?,
-            "registration_inflight_bytes_per_shard_max" => {
+            "frameBytesMax" => self.frame_bytes_max = parse(key, value)?,
+            "headerBytesMax" => self.header_bytes_max = parse(key, value)?,
+            "bodyDecompressedBytesMax" => self.body_decompressed_bytes_max = parse(key, value)?,
+            "registrationInflightBytesPerShardMax" => {
                 self.registration_inflight_bytes_per_shard_max = parse(key, value)?
             }
-            "connections_per_shard_max" => self.connections_per_shard_max = parse(key, value)?,
-            "update_queue_len_max" => self.update_queue_len_max = parse(key, value)?,
-            "topics_max" => self.topics_max = parse(key, value)?,
-            "brokers_max" => self.brokers_max = parse(key, value)?,
-            "broker_timeout_default_ms" => self.broker_timeout_default_ms = parse(key, value)?,
-            "scan_not_active_broker_interval_ms" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
-            "connection_idle_timeout_ms" => self.connection_idle_timeout_ms = parse(key, value)?,
-            "reply_write_timeout_ms" => self.reply_write_timeout_ms = parse(key, value)?,
-            "shutdown_drain_ms" => self.shutdown_drain_ms = parse(key, value)?,
-            "shutdown_go_away" => self.shutdown_go_away = parse_bool(key, value)?,
-            "shutdown_go_away_window_ms" => self.shutdown_go_away_window_ms = parse(key, value)?,
-            "warm_restart" => self.warm_restart = parse_bool(key, value)?,
-            "warm_restart_save_interval_ms" => self.warm_restart_save_interval_ms = parse(key, value)?,
-            "warm_restart_max_age_ms" => self.warm_restart_max_age_ms = parse(key, value)?,
-            "warm_restart_path" => {
+            "connectionsPerShardMax" => self.connections_per_shard_max = parse(key, value)?,
+            "updateQueueLenMax" => self.update_queue_len_max = parse(key, value)?,
+            "topicsMax" => self.topics_max = parse(key, value)?,
+            "brokersMax" => self.brokers_max = parse(key, value)?,
+            "brokerTimeoutDefaultMs" => self.broker_timeout_default_ms = parse(key, value)?,
+            "scanNotActiveBrokerIntervalMs" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
+            "connectionIdleTimeoutMs" => self.connection_idle_timeout_ms = parse(key, value)?,
+            "replyWriteTimeoutMs" => self.reply_write_timeout_ms = parse(key, value)?,
+            "shutdownDrainMs" => self.shutdown_drain_ms = parse(key, value)?,
+            "shutdownGoAway" => self.shutdown_go_away = parse_bool(key, value)?,
+            "shutdownGoAwayWindowMs" => self.shutdown_go_away_window_ms = parse(key, value)?,
+            "warmRestart" => self.warm_restart = parse_bool(key, value)?,
+            "warmRestartSaveIntervalMs" => self.warm_restart_save_interval_ms = parse(key, value)?,
+            "warmRestartMaxAgeMs" => self.warm_restart_max_age_ms = parse(key, value)?,
+            "warmRestartPath" => {
                 self.warm_restart_path = Some(value.trim()).filter(|v| !v.is_empty()).map(PathBuf::from)
             }
-            "watch_hold_ms_max" => self.watch_hold_ms_max = parse(key, value)?,
-            "watches_per_shard_max" => self.watches_per_shard_max = parse(key, value)?,
-            "watch_topics_per_request_max" => self.watch_topics_per_request_max = parse(key, value)?,
-            "peer_namesrv_addrs" => {
+            "watchHoldMsMax" => self.watch_hold_ms_max = parse(key, value)?,
+            "watchesPerShardMax" => self.watches_per_shard_max = parse(key, value)?,
+            "watchTopicsPerRequestMax" => self.watch_topics_per_request_max = parse(key, value)?,
+            "peerNamesrvAddrs" => {
                 self.peer_namesrv_addrs = match value.trim() {
                     "" => Vec::new(),
                     v => meridian_client::parse_namesrv_addrs(v).map_err(|e| invalid(key, value, e))?,
                 }
             }
-            "peer_check_interval_ms" => self.peer_check_interval_ms = parse(key, value)?,
-            "preempt_timer_us" => self.preempt_timer_us = parse(key, value)?,
-            "executor_poke_interval_us" => self.executor_poke_interval_us = parse(key, value)?,
-            "io_memory_bytes_per_shard" => self.io_memory_bytes_per_shard = parse(key, value)?,
+            "peerCheckIntervalMs" => self.peer_check_interval_ms = parse(key, value)?,
+            "preemptTimerUs" => self.preempt_timer_us = parse(key, value)?,
+            "executorPokeIntervalUs" => self.executor_poke_interval_us = parse(key, value)?,
+            "ioMemoryBytesPerShard" => self.io_memory_bytes_per_shard = parse(key, value)?,
             // Java keys that set a Meridian field.
             "listenPort" => self.listen.set_port(parse(key, value)?),
             "bindAddress" => self.listen.set_ip(parse(key, value)?),
@@ -420,6 +442,9 @@ impl Config {
             }
             _ => {
                 if !self.namesrv.set(key, value)? {
+                    if let Some(now) = renamed_key(key) {
+                        return Err(ConfigError::RenamedKey { key: key.to_string(), now });
+                    }
                     return Err(ConfigError::UnknownKey { key: key.to_string() });
                 }
             }
@@ -472,40 +497,37 @@ impl Config {
         // Java omits null values; an unset rocketmqHome is null there.
         out.retain(|(k, v)| !(k == "rocketmqHome" && v.is_empty()));
         out.extend([
-            ("data_dir".into(), self.data_dir.display().to_string()),
-            ("log_format".into(), self.log_format.to_string()),
-            ("log_level".into(), self.log_level.clone()),
-            ("metrics_listen".into(), self.metrics_listen.map_or_else(|| "off".to_string(), |a| a.to_string())),
+            ("dataDir".into(), self.data_dir.display().to_string()),
+            ("logFormat".into(), self.log_format.to_string()),
+            ("logLevel".into(), self.log_level.clone()),
+            ("metricsListen".into(), self.metrics_listen.map_or_else(|| "off".to_string(), |a| a.to_string())),
             ("shards".into(), self.shards.to_string()),
-            ("frame_bytes_max".into(), self.frame_bytes_max.to_string()),
-            ("header_bytes_max".into(), self.header_bytes_max.to_string()),
-            ("body_decompressed_bytes_max".into(), self.body_decompressed_bytes_max.to_string()),
-            (
-                "registration_inflight_bytes_per_shard_max".into(),
-                self.registration_inflight_bytes_per_shard_max.to_string(),
-            ),
-            ("connections_per_shard_max".into(), self.connections_per_shard_max.to_string()),
-            ("update_queue_len_max".into(), self.update_queue_len_max.to_string()),
-            ("topics_max".into(), self.topics_max.to_string()),
-            ("brokers_max".into(), self.brokers_max.to_string()),
-            ("broker_timeout_default_ms".into(), self.broker_timeout_default_ms.to_string()),
-            ("connection_idle_timeout_ms".into(), self.connection_idle_timeout_ms.to_string()),
-            ("reply_write_timeout_ms".into(), self.reply_write_timeout_ms.to_string()),
-            ("shutdown_drain_ms".into(), self.shutdown_drain_ms.to_string()),
-            ("shutdown_go_away".into(), self.shutdown_go_away.to_string()),
-            ("shutdown_go_away_window_ms".into(), self.shutdown_go_away_window_ms.to_string()),
-            ("warm_restart".into(), self.warm_restart.to_string()),
-            ("warm_restart_save_interval_ms".into(), self.warm_restart_save_interval_ms.to_string()),
-            ("warm_restart_max_age_ms".into(), self.warm_restart_max_age_ms.to_string()),
-            ("warm_restart_path".into(), self.warm_restart_path().display().to_string()),
-            ("watch_hold_ms_max".into(), self.watch_hold_ms_max.to_string()),
-            ("watches_per_shard_max".into(), self.watches_per_shard_max.to_string()),
-            ("watch_topics_per_request_max".into(), self.watch_topics_per_request_max.to_string()),
-            ("peer_namesrv_addrs".into(), self.peer_namesrv_addrs.join(";")),
-            ("peer_check_interval_ms".into(), self.peer_check_interval_ms.to_string()),
-            ("preempt_timer_us".into(), self.preempt_timer_us.to_string()),
-            ("executor_poke_interval_us".into(), self.executor_poke_interval_us.to_string()),
-            ("io_memory_bytes_per_shard".into(), self.io_memory_bytes_per_shard.to_string()),
+            ("frameBytesMax".into(), self.frame_bytes_max.to_string()),
+            ("headerBytesMax".into(), self.header_bytes_max.to_string()),
+            ("bodyDecompressedBytesMax".into(), self.body_decompressed_bytes_max.to_string()),
+            ("registrationInflightBytesPerShardMax".into(), self.registration_inflight_bytes_per_shard_max.to_string()),
+            ("connectionsPerShardMax".into(), self.connections_per_shard_max.to_string()),
+            ("updateQueueLenMax".into(), self.update_queue_len_max.to_string()),
+            ("topicsMax".into(), self.topics_max.to_string()),
+            ("brokersMax".into(), self.brokers_max.to_string()),
+            ("brokerTimeoutDefaultMs".into(), self.broker_timeout_default_ms.to_string()),
+            ("connectionIdleTimeoutMs".into(), self.connection_idle_timeout_ms.to_string()),
+            ("replyWriteTimeoutMs".into(), self.reply_write_timeout_ms.to_string()),
+            ("shutdownDrainMs".into(), self.shutdown_drain_ms.to_string()),
+            ("shutdownGoAway".into(), self.shutdown_go_away.to_string()),
+            ("shutdownGoAwayWindowMs".into(), self.shutdown_go_away_window_ms.to_string()),
+            ("warmRestart".into(), self.warm_restart.to_string()),
+            ("warmRestartSaveIntervalMs".into(), self.warm_restart_save_interval_ms.to_string()),
+            ("warmRestartMaxAgeMs".into(), self.warm_restart_max_age_ms.to_string()),
+            ("warmRestartPath".into(), self.warm_restart_path().display().to_string()),
+            ("watchHoldMsMax".into(), self.watch_hold_ms_max.to_string()),
+            ("watchesPerShardMax".into(), self.watches_per_shard_max.to_string()),
+            ("watchTopicsPerRequestMax".into(), self.watch_topics_per_request_max.to_string()),
+            ("peerNamesrvAddrs".into(), self.peer_namesrv_addrs.join(";")),
+            ("peerCheckIntervalMs".into(), self.peer_check_interval_ms.to_string()),
+            ("preemptTimerUs".into(), self.preempt_timer_us.to_string()),
+            ("executorPokeIntervalUs".into(), self.executor_poke_interval_us.to_string()),
+            ("ioMemoryBytesPerShard".into(), self.io_memory_bytes_per_shard.to_string()),
         ]);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -532,40 +554,40 @@ impl Config {
         if self.shards == 0 {
             return fail("shards must be at least 1".into());
         }
-        check_log_filter("log_level", &self.log_level)?;
+        check_log_filter("logLevel", &self.log_level)?;
         if self.frame_bytes_max < 1024 || self.frame_bytes_max > i32::MAX as u32 {
-            return fail(format!("frame_bytes_max {} must be within 1024..=2147483647", self.frame_bytes_max));
+            return fail(format!("frameBytesMax {} must be within 1024..=2147483647", self.frame_bytes_max));
         }
         if self.header_bytes_max >= self.frame_bytes_max {
             return fail(format!(
-                "header_bytes_max {} must be < frame_bytes_max {}",
+                "headerBytesMax {} must be < frameBytesMax {}",
                 self.header_bytes_max, self.frame_bytes_max
             ));
         }
         if self.registration_inflight_bytes_per_shard_max < self.frame_bytes_max as u64 {
             return fail(format!(
-                "registration_inflight_bytes_per_shard_max {} must be >= frame_bytes_max {} (one largest registration must fit)",
+                "registrationInflightBytesPerShardMax {} must be >= frameBytesMax {} (one largest registration must fit)",
                 self.registration_inflight_bytes_per_shard_max, self.frame_bytes_max
             ));
         }
         for (key, v) in [
-            ("connections_per_shard_max", self.connections_per_shard_max as u64),
-            ("update_queue_len_max", self.update_queue_len_max as u64),
-            ("topics_max", self.topics_max as u64),
-            ("brokers_max", self.brokers_max as u64),
-            ("broker_timeout_default_ms", self.broker_timeout_default_ms),
-            ("scan_not_active_broker_interval_ms", self.scan_not_active_broker_interval_ms),
-            ("connection_idle_timeout_ms", self.connection_idle_timeout_ms),
-            ("reply_write_timeout_ms", self.reply_write_timeout_ms),
-            ("preempt_timer_us", self.preempt_timer_us),
-            ("executor_poke_interval_us", self.executor_poke_interval_us),
-            ("body_decompressed_bytes_max", self.body_decompressed_bytes_max),
-            ("warm_restart_save_interval_ms", self.warm_restart_save_interval_ms),
-            ("warm_restart_max_age_ms", self.warm_restart_max_age_ms),
-            ("watch_hold_ms_max", self.watch_hold_ms_max),
-            ("watches_per_shard_max", self.watches_per_shard_max as u64),
-            ("watch_topics_per_request_max", self.watch_topics_per_request_max as u64),
-            ("peer_check_interval_ms", self.peer_check_interval_ms),
+            ("connectionsPerShardMax", self.connections_per_shard_max as u64),
+            ("updateQueueLenMax", self.update_queue_len_max as u64),
+            ("topicsMax", self.topics_max as u64),
+            ("brokersMax", self.brokers_max as u64),
+            ("brokerTimeoutDefaultMs", self.broker_timeout_default_ms),
+            ("scanNotActiveBrokerIntervalMs", self.scan_not_active_broker_interval_ms),
+            ("connectionIdleTimeoutMs", self.connection_idle_timeout_ms),
+            ("replyWriteTimeoutMs", self.reply_write_timeout_ms),
+            ("preemptTimerUs", self.preempt_timer_us),
+            ("executorPokeIntervalUs", self.executor_poke_interval_us),
+            ("bodyDecompressedBytesMax", self.body_decompressed_bytes_max),
+            ("warmRestartSaveIntervalMs", self.warm_restart_save_interval_ms),
+            ("warmRestartMaxAgeMs", self.warm_restart_max_age_ms),
+            ("watchHoldMsMax", self.watch_hold_ms_max),
+            ("watchesPerShardMax", self.watches_per_shard_max as u64),
+            ("watchTopicsPerRequestMax", self.watch_topics_per_request_max as u64),
+            ("peerCheckIntervalMs", self.peer_check_interval_ms),
         ] {
             if v == 0 {
                 return fail(format!("{key} must be > 0"));
@@ -573,7 +595,7 @@ impl Config {
         }
         if self.warm_restart && self.warm_restart_save_interval_ms >= self.warm_restart_max_age_ms {
             return fail(format!(
-                "warm_restart_save_interval_ms {} must be < warm_restart_max_age_ms {} (after a crash the last save would be too old to load)",
+                "warmRestartSaveIntervalMs {} must be < warmRestartMaxAgeMs {} (after a crash the last save would be too old to load)",
                 self.warm_restart_save_interval_ms, self.warm_restart_max_age_ms
             ));
         }
@@ -597,7 +619,7 @@ mod tests {
     #[test]
     fn properties_set_known_keys_and_report_unknown_ones() {
         let mut c = Config::default();
-        let unknown = c.load_properties("frame_bytes_max=2048\nfooBar=9877\n# comment\nshards = 3\n").unwrap();
+        let unknown = c.load_properties("frameBytesMax=2048\nfooBar=9877\n# comment\nshards = 3\n").unwrap();
         assert_eq!(c.frame_bytes_max, 2048);
         assert_eq!(c.shards, 3);
         assert_eq!(unknown, vec!["fooBar".to_string()]);
@@ -605,13 +627,33 @@ mod tests {
     }
 
     #[test]
+    fn old_snake_case_keys_are_refused_naming_the_new_spelling() {
+        let mut c = Config::default();
+        for (old, now) in [
+            ("frame_bytes_max", "frameBytesMax"),
+            ("broker_timeout_default_ms", "brokerTimeoutDefaultMs"),
+            ("registration_inflight_bytes_per_shard_max", "registrationInflightBytesPerShardMax"),
+            ("metrics_listen", "metricsListen"),
+        ] {
+            let e = c.set(old, "1").unwrap_err();
+            assert_eq!(e, ConfigError::RenamedKey { key: old.into(), now: now.into() });
+            assert!(e.to_string().contains(now), "{e}");
+            // In a file too, where unknown keys are only warned about.
+            assert_eq!(c.load_properties(&format!("{old}=1\n")).unwrap_err(), e);
+        }
+        // A snake_case key that never was Meridian's stays merely unknown.
+        assert!(c.set("foo_bar", "1").unwrap_err().is_unknown_key());
+        assert_eq!(c.frame_bytes_max, Config::default().frame_bytes_max, "nothing changed");
+    }
+
+    #[test]
     fn contradictory_limits_are_refused_naming_keys() {
         let c = Config { registration_inflight_bytes_per_shard_max: 1024, ..Config::default() };
         let e = c.validate().unwrap_err();
-        assert!(e.to_string().contains("registration_inflight_bytes_per_shard_max"), "{e}");
+        assert!(e.to_string().contains("registrationInflightBytesPerShardMax"), "{e}");
         let mut c = Config::default();
         c.header_bytes_max = c.frame_bytes_max;
-        assert!(c.validate().unwrap_err().to_string().contains("header_bytes_max"));
+        assert!(c.validate().unwrap_err().to_string().contains("headerBytesMax"));
         let c = Config { shards: 0, ..Config::default() };
         assert!(c.validate().is_err());
     }
@@ -636,7 +678,7 @@ mod tests {
         let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         assert_eq!(get("serverWorkerThreads").as_deref(), Some("4"));
         assert_eq!(get("listenPort").as_deref(), Some("19876"));
-        assert_eq!(get("frame_bytes_max").as_deref(), Some("268435456"));
+        assert_eq!(get("frameBytesMax").as_deref(), Some("268435456"));
         assert!(props.windows(2).all(|w| w[0].0 < w[1].0), "sorted, no duplicates");
     }
 
@@ -660,15 +702,15 @@ mod tests {
     fn log_keys_are_validated_and_listed() {
         let mut c = Config::default();
         assert_eq!((c.log_level.as_str(), c.log_format), ("info", LogFormat::Text));
-        c.set("log_level", " warn,meridian::route=debug ").unwrap();
-        c.set("log_format", "JSON").unwrap();
+        c.set("logLevel", " warn,meridian::route=debug ").unwrap();
+        c.set("logFormat", "JSON").unwrap();
         assert_eq!((c.log_level.as_str(), c.log_format), ("warn,meridian::route=debug", LogFormat::Json));
-        assert!(c.set("log_format", "xml").unwrap_err().to_string().contains("log_format"));
-        assert!(c.set("log_level", "meridian=loud").unwrap_err().to_string().contains("log_level"));
+        assert!(c.set("logFormat", "xml").unwrap_err().to_string().contains("logFormat"));
+        assert!(c.set("logLevel", "meridian=loud").unwrap_err().to_string().contains("logLevel"));
         let props = c.properties();
-        assert!(props.contains(&("log_format".to_string(), "json".to_string())));
-        assert!(props.contains(&("log_level".to_string(), "warn,meridian::route=debug".to_string())));
+        assert!(props.contains(&("logFormat".to_string(), "json".to_string())));
+        assert!(props.contains(&("logLevel".to_string(), "warn,meridian::route=debug".to_string())));
         let bad = Config { log_level: "=x=y".into(), ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("log_level"));
+        assert!(bad.validate().unwrap_err().to_string().contains("logLevel"));
     }
 }

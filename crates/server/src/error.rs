@@ -67,9 +67,14 @@ pub enum ConfigError {
     /// Neither a Meridian key nor a Java NamesrvConfig/NettyServerConfig key. Config files
     /// and UPDATE_NAMESRV_CONFIG ignore these (as Java does); `--set` refuses them.
     UnknownKey { key: String },
+    /// A key Meridian spelled in snake_case before its keys took RocketMQ's camelCase form
+    /// (`frame_bytes_max` -> `frameBytesMax`). Refused everywhere, even in config files
+    /// where unknown keys are only warned about: silently dropping an operator's limit
+    /// would be worse than not starting.
+    RenamedKey { key: String, now: String },
     /// A value that does not parse, or is out of range, for its key.
     Invalid { key: String, value: String, why: String },
-    /// A value refused with the key and a reason only (`log_format`).
+    /// A value refused with the key and a reason only (`logFormat`).
     InvalidFor { key: String, why: String },
     /// A properties text that cannot be read.
     Unreadable { why: String },
@@ -96,6 +101,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::UnknownKey { key } => write!(f, "unknown config key {key}"),
+            ConfigError::RenamedKey { key, now } => {
+                write!(f, "config key {key} was renamed: write {now} (Meridian's keys are camelCase, as RocketMQ's)")
+            }
             ConfigError::Invalid { key, value, why } => write!(f, "invalid value {value:?} for {key}: {why}"),
             ConfigError::InvalidFor { key, why } => write!(f, "{key}: {why}"),
             ConfigError::Unreadable { why } => write!(f, "config file: {why}"),
@@ -114,11 +122,11 @@ pub enum CloseReason {
     PeerClosed,
     /// The peer closed with part of a frame buffered.
     PeerClosedMidFrame { buffered_bytes: usize },
-    /// Nothing arrived for `connection_idle_timeout_ms`.
+    /// Nothing arrived for `connectionIdleTimeoutMs`.
     IdleTimeout { idle_timeout_ms: u64 },
     /// A read failed (e.g. a reset, or the server's own shutdown of an expired broker's socket).
     ReadFailed(io::Error),
-    /// A reply could not be written within `reply_write_timeout_ms`, or at all.
+    /// A reply could not be written within `replyWriteTimeoutMs`, or at all.
     WriteFailed { cause: io::Error, reply_write_timeout_ms: u64 },
     /// Bytes no RocketMQ peer sends (a bad length, serialize type or header length).
     InvalidFrame(String),
@@ -148,11 +156,11 @@ impl fmt::Display for CloseReason {
                 write!(f, "peer closed in the middle of a frame ({buffered_bytes} bytes buffered)")
             }
             CloseReason::IdleTimeout { idle_timeout_ms } => {
-                write!(f, "idle for connection_idle_timeout_ms {idle_timeout_ms}")
+                write!(f, "idle for connectionIdleTimeoutMs {idle_timeout_ms}")
             }
             CloseReason::ReadFailed(cause) => write!(f, "read failed: {cause}"),
             CloseReason::WriteFailed { cause, reply_write_timeout_ms } => {
-                write!(f, "write failed ({cause}); reply_write_timeout_ms {reply_write_timeout_ms}")
+                write!(f, "write failed ({cause}); replyWriteTimeoutMs {reply_write_timeout_ms}")
             }
             CloseReason::InvalidFrame(why) => f.write_str(why),
             CloseReason::UndecodableHeader(cause) => write!(f, "undecodable header: {cause}"),
@@ -281,7 +289,7 @@ pub enum WarmFileError {
     TrailingBytes {
         bytes: usize,
     },
-    /// Valid, but saved longer ago than `warm_restart_max_age_ms`.
+    /// Valid, but saved longer ago than `warmRestartMaxAgeMs`.
     TooOld {
         age_ms: u64,
         age_ms_max: u64,
@@ -326,7 +334,7 @@ impl fmt::Display for WarmFileError {
             }
             E::TrailingBytes { bytes } => write!(f, "{bytes} unexpected bytes after the payload"),
             E::TooOld { age_ms, age_ms_max } => {
-                write!(f, "saved {:.1} s ago, older than warm_restart_max_age_ms {age_ms_max}", *age_ms as f64 / 1000.0)
+                write!(f, "saved {:.1} s ago, older than warmRestartMaxAgeMs {age_ms_max}", *age_ms as f64 / 1000.0)
             }
             E::TableNotEmpty => f.write_str("the route table is not empty"),
             E::OverLimit { count, what, key, max } => write!(f, "{count} {what} > {key} {max}"),
@@ -348,7 +356,7 @@ impl std::error::Error for WarmFileError {
 pub enum WarmSaveError {
     /// The save thread could not be started.
     NotRunning,
-    /// Not written before the end of `shutdown_drain_ms` (`path`, when the writer knows it).
+    /// Not written before the end of `shutdownDrainMs` (`path`, when the writer knows it).
     Late {
         path: Option<PathBuf>,
     },
@@ -362,9 +370,9 @@ impl fmt::Display for WarmSaveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WarmSaveError::NotRunning => f.write_str("the save thread is not running"),
-            WarmSaveError::Late { path: None } => f.write_str("not written within shutdown_drain_ms"),
+            WarmSaveError::Late { path: None } => f.write_str("not written within shutdownDrainMs"),
             WarmSaveError::Late { path: Some(path) } => {
-                write!(f, "not written within shutdown_drain_ms to {}", path.display())
+                write!(f, "not written within shutdownDrainMs to {}", path.display())
             }
             WarmSaveError::Write { path, cause } => write!(f, "cannot write {}: {cause}", path.display()),
         }
@@ -373,7 +381,7 @@ impl fmt::Display for WarmSaveError {
 
 impl std::error::Error for WarmSaveError {}
 
-/// REGISTER_TOPIC_IN_NAMESRV refused: a new topic would pass `topics_max`. `Display` is
+/// REGISTER_TOPIC_IN_NAMESRV refused: a new topic would pass `topicsMax`. `Display` is
 /// the remark the peer gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicTableFull {
@@ -389,7 +397,7 @@ impl TopicTableFull {
 
 impl fmt::Display for TopicTableFull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "topic table full: {} topics >= topics_max {}", self.topics, self.topics_max)
+        write!(f, "topic table full: {} topics >= topicsMax {}", self.topics, self.topics_max)
     }
 }
 

@@ -17,8 +17,8 @@
 //! - [`server`]: start-up (locks, listeners, threads).
 //! - [`persist`]: crash-safe files (KV config, config store).
 //! - [`notify`]: the outbound NOTIFY_MIN_BROKER_ID_CHANGE sender.
-//! - [`peer_watch`]: compares this server with its peers (`peer_namesrv_addrs`).
-//! - [`logging`]: the log subscriber (`log_level`, `log_format`) and the peer-warning limiter.
+//! - [`peer_watch`]: compares this server with its peers (`peerNamesrvAddrs`).
+//! - [`logging`]: the log subscriber (`logLevel`, `logFormat`) and the peer-warning limiter.
 //! - [`sys`]: every libc call and `unsafe` block, each with why it is sound.
 
 pub mod config;

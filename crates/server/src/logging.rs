@@ -1,4 +1,4 @@
-//! Logging: the subscriber (`log_level`, `log_format`, `RUST_LOG`) and a limiter that keeps
+//! Logging: the subscriber (`logLevel`, `logFormat`, `RUST_LOG`) and a limiter that keeps
 //! warnings about misbehaving peers from flooding the log.
 //!
 //! The subscriber is installed once the config is built (it decides the filter and the
@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// The environment variable that, when set and not empty, replaces `log_level`.
+/// The environment variable that, when set and not empty, replaces `logLevel`.
 pub const LOG_FILTER_ENV: &str = "RUST_LOG";
 
 /// Warnings about misbehaving peers written per window by one shard (or the writer); the
@@ -23,11 +23,11 @@ pub const PEER_WARNINGS_PER_WINDOW_MAX: u32 = 20;
 pub const PEER_WARNING_WINDOW_MS: u64 = 10_000;
 
 /// The filter in force and where it came from: `RUST_LOG` when set and not empty (`env`),
-/// else `log_level`.
+/// else `logLevel`.
 pub fn filter_directives(config: &Config, env: Option<String>) -> (String, &'static str) {
     match env.filter(|v| !v.trim().is_empty()) {
         Some(v) => (v, LOG_FILTER_ENV),
-        None => (config.log_level.clone(), "log_level"),
+        None => (config.log_level.clone(), "logLevel"),
     }
 }
 
@@ -190,8 +190,8 @@ mod tests {
     #[test]
     fn rust_log_wins_only_when_set_and_not_empty() {
         let c = Config { log_level: "warn".into(), ..Config::default() };
-        assert_eq!(filter_directives(&c, None), ("warn".to_string(), "log_level"));
-        assert_eq!(filter_directives(&c, Some(" ".into())), ("warn".to_string(), "log_level"));
+        assert_eq!(filter_directives(&c, None), ("warn".to_string(), "logLevel"));
+        assert_eq!(filter_directives(&c, Some(" ".into())), ("warn".to_string(), "logLevel"));
         assert_eq!(filter_directives(&c, Some("debug".into())), ("debug".to_string(), "RUST_LOG"));
     }
 }

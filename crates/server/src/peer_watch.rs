@@ -1,6 +1,6 @@
 //! The peer watch: one OS thread (`meridian-peer-watch`, never a shard) that every
-//! `peer_check_interval_ms` reads this server (over loopback when it listens on a wildcard
-//! address) and each of `peer_namesrv_addrs` with `meridian_client::route_diff::fetch`,
+//! `peerCheckIntervalMs` reads this server (over loopback when it listens on a wildcard
+//! address) and each of `peerNamesrvAddrs` with `meridian_client::route_diff::fetch`,
 //! compares this server with each peer (`meridian_client::route_diff::compare`), logs when
 //! a peer's count of differences changes,
 //! and leaves the last [`PeerReport`] in a [`PeerReportCell`]. The metrics endpoint reads
@@ -230,7 +230,7 @@ pub fn encode_metrics(cell: &PeerReportCell, enc: &mut DescriptorEncoder) -> Res
 /// `/routediff`: (status, JSON body). 404 when the watch is off, 503 before the first check.
 pub fn http_routediff(cell: Option<&PeerReportCell>) -> (u16, String) {
     let Some(cell) = cell else {
-        return (404, "{\"error\": \"peer watch is off (peer_namesrv_addrs is empty)\"}\n".to_string());
+        return (404, "{\"error\": \"peer watch is off (peerNamesrvAddrs is empty)\"}\n".to_string());
     };
     match last_report(cell) {
         Some(report) => (200, report.json.clone()),
@@ -247,17 +247,17 @@ mod tests {
         let mut c = Config::default();
         assert!(c.peer_namesrv_addrs.is_empty() && cell_if_enabled(&c).is_none());
         assert_eq!(c.peer_check_interval_ms, 30_000);
-        c.set("peer_namesrv_addrs", " 10.0.0.2:9876; 10.0.0.3:9876 ;").unwrap();
+        c.set("peerNamesrvAddrs", " 10.0.0.2:9876; 10.0.0.3:9876 ;").unwrap();
         assert_eq!(c.peer_namesrv_addrs, ["10.0.0.2:9876", "10.0.0.3:9876"]);
         assert!(cell_if_enabled(&c).is_some());
         let props = c.properties();
-        assert!(props.contains(&("peer_namesrv_addrs".into(), "10.0.0.2:9876;10.0.0.3:9876".into())), "{props:?}");
-        assert!(props.contains(&("peer_check_interval_ms".into(), "30000".into())));
-        assert!(c.set("peer_namesrv_addrs", "nohost").unwrap_err().to_string().contains("peer_namesrv_addrs"));
-        c.set("peer_namesrv_addrs", "").unwrap();
+        assert!(props.contains(&("peerNamesrvAddrs".into(), "10.0.0.2:9876;10.0.0.3:9876".into())), "{props:?}");
+        assert!(props.contains(&("peerCheckIntervalMs".into(), "30000".into())));
+        assert!(c.set("peerNamesrvAddrs", "nohost").unwrap_err().to_string().contains("peerNamesrvAddrs"));
+        c.set("peerNamesrvAddrs", "").unwrap();
         assert!(c.peer_namesrv_addrs.is_empty());
-        c.set("peer_check_interval_ms", "0").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("peer_check_interval_ms"));
+        c.set("peerCheckIntervalMs", "0").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("peerCheckIntervalMs"));
     }
 
     #[test]

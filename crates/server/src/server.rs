@@ -151,8 +151,8 @@ fn raise_fd_limit(config: &Config) {
     }
     if soft < wanted {
         tracing::warn!(
-            "open files limit {} < connections_per_shard_max x shards + {FD_RESERVE} = {wanted}: connections beyond \
-             about {} will be refused; raise `ulimit -n` (hard limit {}) or lower connections_per_shard_max",
+            "open files limit {} < connectionsPerShardMax x shards + {FD_RESERVE} = {wanted}: connections beyond \
+             about {} will be refused; raise `ulimit -n` (hard limit {}) or lower connectionsPerShardMax",
             soft,
             soft.saturating_sub(FD_RESERVE),
             hard
@@ -361,7 +361,7 @@ fn start_shards(
             .map_err(|e| {
                 // glommio's error is not Sync; its text is kept in the context.
                 StartError::refused(format!(
-                    "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower io_memory_bytes_per_shard)"
+                    "cannot start shard {id}: {e} (io_uring needs locked memory: check `ulimit -l`, or lower ioMemoryBytesPerShard)"
                 ))
             })?;
         shards.push(handle);
@@ -423,7 +423,7 @@ impl Running {
         }
     }
 
-    /// With `warm_restart` on, after the drain: has the writer save the route table for the
+    /// With `warmRestart` on, after the drain: has the writer save the route table for the
     /// next start (after every update queued before), waiting until `deadline`. When it is
     /// off the writer answers at once and nothing is written.
     pub fn save_warm_restart(&self, deadline: Instant) -> Result<(), WarmSaveError> {

@@ -110,9 +110,9 @@ impl ServerOptions {
             .arg("--shards")
             .arg(self.shards.to_string())
             // Tests run side by side: each server's metrics on a port of its own (see
-            // `Server::metrics_addr`); a test's own `metrics_listen` comes later and wins.
+            // `Server::metrics_addr`); a test's own `metricsListen` comes later and wins.
             .arg("--set")
-            .arg("metrics_listen=127.0.0.1:0");
+            .arg("metricsListen=127.0.0.1:0");
         for set in &self.sets {
             command.arg("--set").arg(set);
         }
@@ -200,7 +200,7 @@ impl Server {
 
     /// Spawns `command` (any server that prints `<needle><address>` on stderr once it
     /// listens, e.g. loadgen's echo server) with stderr captured, and waits for that line.
-    /// `data_dir` is only reported by `data_dir()`; `temp` is removed when the server drops.
+    /// `dataDir` is only reported by `dataDir()`; `temp` is removed when the server drops.
     pub fn start_command(mut command: Command, needle: &str, data_dir: PathBuf, temp: Option<TempDir>) -> Server {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", command.get_program()));

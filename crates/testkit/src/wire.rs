@@ -222,7 +222,7 @@ pub fn without_opaque(header: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Reads one whole frame (length prefix included) off `stream`. A length prefix below the
-/// header word or above `frame_bytes_max` is `InvalidData`, so garbage never allocates.
+/// header word or above `frameBytesMax` is `InvalidData`, so garbage never allocates.
 pub fn read_frame(stream: &mut impl Read, frame_bytes_max: usize) -> io::Result<Vec<u8>> {
     let mut prefix = [0u8; PREFIX_BYTES];
     stream.read_exact(&mut prefix)?;

@@ -57,7 +57,7 @@ fn registered(conn: &mut Client, request: &Request) {
 
 #[test]
 fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
-    let server = common::server(&["scan_not_active_broker_interval_ms=100"]);
+    let server = common::server(&["scanNotActiveBrokerIntervalMs=100"]);
     let before = scrape(&server);
     let generation_before = value(&before, "meridian_snapshot_generation");
     assert_eq!(value(&before, "meridian_topics"), 0.0);
@@ -182,13 +182,13 @@ fn health_and_readiness_follow_need_wait_for_service_and_shutdown() {
 
 #[test]
 fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
-    let server = common::server(&["metrics_listen=off"]);
+    let server = common::server(&["metricsListen=off"]);
     assert_eq!(route_code(&mut server.client(), "T1"), TOPIC_NOT_EXIST);
     assert!(!server.log_text().contains("metrics on"), "{}", server.log_text());
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().unwrap().port();
-    let exited = Server::run_expecting_exit(common::options().sets(&[&format!("metrics_listen=127.0.0.1:{port}")]));
+    let exited = Server::run_expecting_exit(common::options().sets(&[&format!("metricsListen=127.0.0.1:{port}")]));
     assert_eq!(exited.status.code(), Some(1), "{}", exited.log);
     assert!(exited.log.contains(&format!("cannot listen for metrics on 127.0.0.1:{port}")), "{}", exited.log);
 }
@@ -198,8 +198,8 @@ fn metrics_can_be_switched_off_and_a_taken_port_fails_the_start() {
 fn dashboard_and_alerts_name_only_metrics_that_exist() {
     // A peer watch (of an address nothing listens on) so its series exist too.
     let dead = crate::common::cli::dead_addr();
-    let peers = format!("peer_namesrv_addrs={dead}");
-    let server = common::server(&[&peers, "peer_check_interval_ms=100"]);
+    let peers = format!("peerNamesrvAddrs={dead}");
+    let server = common::server(&[&peers, "peerCheckIntervalMs=100"]);
     let mut text = scrape(&server);
     let checked = meridian_testkit::poll_until(meridian_testkit::POLL_DEADLINE, || {
         text = scrape(&server);

@@ -1,4 +1,4 @@
-//! Operability end to end: log configuration (`log_level`, `log_format`, RUST_LOG), one log
+//! Operability end to end: log configuration (`logLevel`, `logFormat`, RUST_LOG), one log
 //! line per broker lifecycle event, the rate limit on warnings about misbehaving peers, the
 //! example config in deploy/, exit codes and `--version`. Loopback only; every wait is a
 //! poll with a deadline, and no assertion is about time.
@@ -154,7 +154,7 @@ fn each_broker_lifecycle_event_is_one_info_line() {
 
 #[test]
 fn an_expired_broker_is_one_line_saying_how_long_it_was_silent() {
-    let server = common::server(&["scan_not_active_broker_interval_ms=100", "broker_timeout_default_ms=300"]);
+    let server = common::server(&["scanNotActiveBrokerIntervalMs=100", "brokerTimeoutDefaultMs=300"]);
     let mut conn = server.client();
     assert_success(&mut conn, &Broker::new("broker-x", 10911).register(1, &["T1"]));
     let line = server.expect_log_line(&["broker expired", "broker=broker-x "]);
@@ -178,7 +178,7 @@ fn an_expired_broker_is_one_line_saying_how_long_it_was_silent() {
 
 #[test]
 fn json_log_format_writes_one_object_per_line() {
-    let server = common::server(&["log_format=json"]);
+    let server = common::server(&["logFormat=json"]);
     let mut conn = server.client();
     assert_success(&mut conn, &Broker::new("broker-j", 10911).register(1, &["T1"]));
     // A peer breaking the protocol: a warning.
@@ -227,7 +227,7 @@ fn json_log_format_writes_one_object_per_line() {
 #[test]
 fn rust_log_overrides_log_level() {
     // The harness sets RUST_LOG=info: the info line the harness waits for still shows.
-    let server = common::server(&["log_level=warn"]);
+    let server = common::server(&["logLevel=warn"]);
     assert!(server.log_text().contains("meridian listening on"));
 }
 
@@ -246,11 +246,11 @@ impl QuietServer {
         let mut command = Command::new(BIN);
         command.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(data.path());
         // No metrics endpoint: the default port would clash with servers of other tests.
-        command.args(["--shards", "1", "--set", "metrics_listen=off"]);
+        command.args(["--shards", "1", "--set", "metricsListen=off"]);
         for set in sets {
             command.arg("--set").arg(set);
         }
-        // An empty RUST_LOG counts as unset: `log_level` decides.
+        // An empty RUST_LOG counts as unset: `logLevel` decides.
         command.env("RUST_LOG", "").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawning meridian");
         let mut stderr = child.stderr.take().expect("piped");
@@ -304,7 +304,7 @@ fn free_port() -> u16 {
 #[test]
 fn log_level_warn_hides_info_lines_and_sigterm_exits_zero() {
     let port = free_port();
-    let server = QuietServer::start(port, &["log_level=warn"]);
+    let server = QuietServer::start(port, &["logLevel=warn"]);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     // No listening line to wait for: wait until the server answers.
     let answered = poll_until(START_DEADLINE, || {
@@ -327,7 +327,7 @@ fn log_level_warn_hides_info_lines_and_sigterm_exits_zero() {
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "SIGTERM is a normal stop; log:\n{log}");
     assert_eq!(count_lines(&log, &[&bad_peer, "WARN"]), 1, "{log}");
-    assert!(!log.contains(" INFO "), "info lines with log_level=warn:\n{log}");
+    assert!(!log.contains(" INFO "), "info lines with logLevel=warn:\n{log}");
     assert!(!log.contains("meridian listening on") && !log.contains("broker registered"), "{log}");
 }
 
@@ -387,7 +387,7 @@ fn the_example_config_loads_cleanly_and_covers_meridian_keys() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
     assert!(!stderr.contains("unknown key") && !stderr.contains("WARN"), "stderr:\n{stderr}");
-    for line in ["data_dir=/var/lib/meridian", "log_level=info", "log_format=text", "listenPort=9876"] {
+    for line in ["dataDir=/var/lib/meridian", "logLevel=info", "logFormat=text", "listenPort=9876"] {
         assert!(stdout.lines().any(|l| l == line), "{line} missing from -p:\n{stdout}");
     }
     // Every Meridian key `-p` prints is in the example, set or commented out.
@@ -426,18 +426,19 @@ fn the_systemd_unit_runs_the_documented_command() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{key} not set in the example"))
     };
-    assert!(
-        stop_s * 1000 > value("shutdown_drain_ms") + value("shutdown_go_away_window_ms"),
-        "TimeoutStopSec={stop_s}s"
-    );
+    assert!(stop_s * 1000 > value("shutdownDrainMs") + value("shutdownGoAwayWindowMs"), "TimeoutStopSec={stop_s}s");
 }
 
 #[test]
 fn invalid_configuration_or_usage_exits_2() {
     let cases: Vec<(ServerOptions, &str)> = vec![
-        (common::options().sets(&["log_format=xml"]), "log_format"),
-        (common::options().sets(&["log_level=meridian=loud"]), "log_level"),
+        (common::options().sets(&["logFormat=xml"]), "logFormat"),
+        (common::options().sets(&["logLevel=meridian=loud"]), "logLevel"),
         (common::options().sets(&["no_such_key=1"]), "unknown config key no_such_key"),
+        (
+            common::options().sets(&["frame_bytes_max=1048576"]),
+            "config key frame_bytes_max was renamed: write frameBytesMax",
+        ),
         (common::options().env("RUST_LOG", "meridian=loud"), "RUST_LOG"),
         (common::options().arg("-c").arg("/nonexistent/meridian.properties"), "cannot read config"),
         (common::options().arg("--no-such-flag"), "--no-such-flag"),

@@ -1,7 +1,7 @@
 //! Cross-NameServer consistency end to end: `meridian admin routeDiff` run as the built
 //! binary against real `meridian` servers on loopback with a staged partition (broker X
 //! registered with both servers, broker Y with server A only, topic TQ registered by X with
-//! 4 queues on A and 8 on B), and the peer watch (`peer_namesrv_addrs`) reporting the same
+//! 4 queues on A and 8 on B), and the peer watch (`peerNamesrvAddrs`) reporting the same
 //! differences through `/metrics` and `/routediff`. Every wait is a poll with a deadline;
 //! a runaway CLI is killed at `ADMIN_DEADLINE`.
 
@@ -189,8 +189,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 fn the_peer_watch_reports_the_staged_differences_in_metrics_and_routediff() {
     let b = common::server(&[]);
     let dead = dead_addr();
-    let peers = format!("peer_namesrv_addrs={};{dead}", b.addr());
-    let a = common::server(&[&peers, "peer_check_interval_ms=200"]);
+    let peers = format!("peerNamesrvAddrs={};{dead}", b.addr());
+    let a = common::server(&[&peers, "peerCheckIntervalMs=200"]);
     let (a_addr, b_addr) = (a.addr().to_string(), b.addr().to_string());
     let _brokers = stage_partition(&a, &b);
 

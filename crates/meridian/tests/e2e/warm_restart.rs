@@ -1,4 +1,4 @@
-//! Warm restart end to end (`warm_restart`, src/route/warm.rs): routes saved at a graceful
+//! Warm restart end to end (`warmRestart`, src/route/warm.rs): routes saved at a graceful
 //! stop are served at once by the next start, provisionally until each broker registers
 //! again or its heartbeat timeout passes; off by default; a corrupt, truncated, old file
 //! starts cold; crashes during periodic saves never leave a file that fails to load.
@@ -9,7 +9,7 @@ use meridian_protocol::codes::{GET_BROKER_CLUSTER_INFO, SUCCESS, TOPIC_NOT_EXIST
 use meridian_testkit::{poll_until, Client, Request, Server, ServerOptions, TempDir, POLL_DEADLINE};
 use std::path::{Path, PathBuf};
 
-const WARM: &str = "warm_restart=true";
+const WARM: &str = "warmRestart=true";
 const TOPICS_A: [&str; 3] = ["TA1", "TA2", "Shared"];
 const TOPICS_B: [&str; 2] = ["TB1", "Shared"];
 /// Looked up before and after every restart.
@@ -137,7 +137,7 @@ fn a_broker_that_registers_again_replaces_its_provisional_routes() {
 #[test]
 fn a_provisional_broker_that_never_returns_expires() {
     let (dir, before) = saved_dir();
-    let sets = [WARM, "broker_timeout_default_ms=500", "scan_not_active_broker_interval_ms=100"];
+    let sets = [WARM, "brokerTimeoutDefaultMs=500", "scanNotActiveBrokerIntervalMs=100"];
     let server = Server::start_with(on(dir.path(), &sets));
     let mut client = server.client();
     // broker-a sent no timeout of its own: this server's 500 ms applies.
@@ -184,7 +184,7 @@ fn a_corrupt_truncated_or_old_file_starts_cold_with_one_warning() {
             let bytes = std::fs::read(path).unwrap();
             std::fs::write(path, &bytes[..bytes.len() - 7]).unwrap();
         }),
-        ("older than warm_restart_max_age_ms 300000", |path| {
+        ("older than warmRestartMaxAgeMs 300000", |path| {
             // Saved an hour ago: the payload's first field, with the CRC made right.
             let mut bytes = std::fs::read(path).unwrap();
             let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
@@ -232,7 +232,7 @@ fn crashes_during_periodic_saves_never_leave_a_file_that_fails_to_load() {
     // the next start loads the old or the new file, never a torn one.
     for step in 1..=3 {
         let (dir, _) = saved_dir();
-        let crashing = on(dir.path(), &[WARM, "warm_restart_save_interval_ms=50"])
+        let crashing = on(dir.path(), &[WARM, "warmRestartSaveIntervalMs=50"])
             .env(meridian_server::persist::CRASH_STEP_ENV, &step.to_string())
             .without_core_dump();
         let exited = Server::run_expecting_exit(crashing);
@@ -244,7 +244,7 @@ fn crashes_during_periodic_saves_never_leave_a_file_that_fails_to_load() {
     // kill -9 while periodic saves (every 10 ms) keep up with a changing table.
     let (dir, _) = saved_dir();
     for round in 0..5 {
-        let sets = [WARM, "warm_restart_save_interval_ms=10"];
+        let sets = [WARM, "warmRestartSaveIntervalMs=10"];
         let server =
             Server::start_with(on(dir.path(), &sets).env("RUST_LOG", "info,meridian_server::route::warm=debug"));
         let mut a = server.client();

@@ -102,7 +102,7 @@ fn a_held_watch_is_answered_by_a_change_and_after_the_hold_by_nothing() {
 /// expiry scan; a held watch is answered with the route gone.
 #[test]
 fn a_held_watch_is_answered_when_the_broker_expires() {
-    let server = common::server(&["scan_not_active_broker_interval_ms=100"]);
+    let server = common::server(&["scanNotActiveBrokerIntervalMs=100"]);
     let mut broker = server.client();
     // heartbeatTimeoutMillis: the broker's own expiry (5.x brokers may send it).
     let request = register("broker-a", 10911, &[("T1", 8)], 1).ext("heartbeatTimeoutMillis", 1000);
@@ -124,7 +124,7 @@ fn a_held_watch_is_answered_when_the_broker_expires() {
 fn watch_limits_and_bad_requests_get_error_answers() {
     let options = common::options()
         .shards(1)
-        .sets(&["watches_per_shard_max=1", "watch_topics_per_request_max=2", "watch_hold_ms_max=30000"])
+        .sets(&["watchesPerShardMax=1", "watchTopicsPerRequestMax=2", "watchHoldMsMax=30000"])
         .env("RUST_LOG", "meridian=debug");
     let server = Server::start_with(options);
     let mut first = server.client();
@@ -134,11 +134,11 @@ fn watch_limits_and_bad_requests_get_error_answers() {
     let mut second = server.client();
     let reply = second.call(&watch_request(json!({"T1": 0}), 30_000));
     assert_eq!(reply.code(), SYSTEM_BUSY, "{:?}", reply.remark());
-    assert!(reply.remark().unwrap_or_default().contains("watches_per_shard_max 1"));
+    assert!(reply.remark().unwrap_or_default().contains("watchesPerShardMax 1"));
     assert_eq!(route_code(&mut second, "T1"), 17);
     let reply = second.call(&watch_request(json!({"A": 0, "B": 0, "C": 0}), 0));
     assert_eq!(reply.code(), SYSTEM_ERROR);
-    assert!(reply.remark().unwrap_or_default().contains("watch_topics_per_request_max 2"), "{:?}", reply.remark());
+    assert!(reply.remark().unwrap_or_default().contains("watchTopicsPerRequestMax 2"), "{:?}", reply.remark());
     let reply = second.call(&Request::new(MERIDIAN_WATCH_ROUTES).body("[1,2]"));
     assert_eq!(reply.code(), SYSTEM_ERROR);
     let reply = second.call(&watch_request(json!({"T1": 0}), 0).ext("holdMs", "soon"));
@@ -154,7 +154,7 @@ fn watch_limits_and_bad_requests_get_error_answers() {
 
 #[test]
 fn sigterm_releases_held_watches() {
-    let options = common::options().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
+    let options = common::options().sets(&["shutdownDrainMs=30000"]).env("RUST_LOG", "meridian=debug");
     let mut server = Server::start_with(options);
     let mut conn = server.client();
     conn.send(&watch_request(json!({"T1": 0}), 60_000));

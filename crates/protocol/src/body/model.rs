@@ -198,8 +198,8 @@ impl fmt::Display for BodyError {
             }
             BodyError::DecompressedTooLarge { decompressed_bytes_max } => write!(
                 f,
-                "decompressed body exceeds body_decompressed_bytes_max {decompressed_bytes_max} \
-                 bytes (raise body_decompressed_bytes_max if this broker is legitimate)"
+                "decompressed body exceeds bodyDecompressedBytesMax {decompressed_bytes_max} \
+                 bytes (raise bodyDecompressedBytesMax if this broker is legitimate)"
             ),
             BodyError::VersionNegative { version } => {
                 write!(f, "Failed to decode RegisterBrokerBody: negative request version {version}")

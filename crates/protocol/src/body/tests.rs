@@ -756,8 +756,8 @@ fn deflate_bomb_stops_at_the_cap() {
         assert!(matches!(error, BodyError::DecompressedTooLarge { decompressed_bytes_max: MIB }));
         assert_eq!(
             error.to_string(),
-            "decompressed body exceeds body_decompressed_bytes_max 1048576 bytes \
-             (raise body_decompressed_bytes_max if this broker is legitimate)"
+            "decompressed body exceeds bodyDecompressedBytesMax 1048576 bytes \
+             (raise bodyDecompressedBytesMax if this broker is legitimate)"
         );
     }
     // Exactly at the cap is still fine.

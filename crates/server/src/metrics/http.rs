@@ -40,7 +40,7 @@ pub struct Metrics {
     /// Reads the published route snapshot (the metrics know nothing of routes).
     pub published: SnapshotProbe,
     pub started: Instant,
-    /// The peer watch's last report (`peer_namesrv_addrs`); `None` when the watch is off.
+    /// The peer watch's last report (`peerNamesrvAddrs`); `None` when the watch is off.
     pub peer_report: Option<crate::peer_watch::PeerReportCell>,
 }
 
@@ -163,7 +163,7 @@ impl Metrics {
         counter(
             enc,
             "meridian_connections_refused",
-            "Connections closed at accept because connections_per_shard_max was reached.",
+            "Connections closed at accept because connectionsPerShardMax was reached.",
             sum_shards(shards, |s| &s.connections_refused),
         )?;
         {

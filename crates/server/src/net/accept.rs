@@ -95,7 +95,7 @@ fn spawn_helpers(
 }
 
 /// Accepts until the stop: each connection runs in its own task for life, unless the
-/// shard already holds `connections_per_shard_max`.
+/// shard already holds `connectionsPerShardMax`.
 async fn accept_loop(listener: TcpListener, state: Rc<ShardState>) {
     loop {
         let stream = match listener.accept().await {
@@ -122,7 +122,7 @@ async fn accept_loop(listener: TcpListener, state: Rc<ShardState>) {
             if state.peer_warning_admitted() {
                 tracing::warn!(
                     shard = state.id,
-                    "closing {peer}: {} open connections >= connections_per_shard_max {} (raise it if this load is legitimate)",
+                    "closing {peer}: {} open connections >= connectionsPerShardMax {} (raise it if this load is legitimate)",
                     state.open_count(),
                     state.config.connections_per_shard_max
                 );

@@ -1,4 +1,4 @@
-//! One connection: its read buffer (bounded by `frame_bytes_max`), the decode loop, and
+//! One connection: its read buffer (bounded by `frameBytesMax`), the decode loop, and
 //! replies tagged with the request's opaque. Handlers only ever see whole frames.
 //!
 //! Requests on one connection are answered in order, one at a time; a peer pipelining
@@ -389,7 +389,7 @@ async fn read_large_frame<'s>(
                 .inflight
                 .acquire_permit(frame_bytes as u64)
                 .await
-                .expect("the shard semaphore is never closed, and frame_bytes_max <= its size (Config::validate)"),
+                .expect("the shard semaphore is never closed, and frameBytesMax <= its size (Config::validate)"),
         )
     } else {
         None

@@ -68,7 +68,7 @@ pub enum Command {
 /// The `holdMs` ext field of a route watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldMs {
-    /// Absent: hold up to `watch_hold_ms_max`.
+    /// Absent: hold up to `watchHoldMsMax`.
     Default,
     Millis(u64),
     /// Present but not a number of milliseconds (answered after the body is checked).

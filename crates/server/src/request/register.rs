@@ -51,7 +51,7 @@ pub async fn register_broker(
 ) -> Answer {
     let started = Instant::now();
     // The connection's one CRC pass serves the bodyCrc32 check and the re-send fingerprint
-    // (`body::check_body_crc32` would hash a body of up to frame_bytes_max a second time,
+    // (`body::check_body_crc32` would hash a body of up to frameBytesMax a second time,
     // on the executor, without yielding).
     if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
         let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };

@@ -6,7 +6,7 @@
 //! 16), which `RouteWatcher` reports as `WatchError::Unsupported` so a client can fall back to
 //! polling (`examples/watch_routes.rs` shows both).
 //!
-//! Wire form. Request: ext `holdMs` (optional; default and cap `watch_hold_ms_max`; 0 =
+//! Wire form. Request: ext `holdMs` (optional; default and cap `watchHoldMsMax`; 0 =
 //! answer now), body a JSON object `{"TopicA": 7, "TopicB": 0}` (0 = "I hold no route").
 //! Answer: SUCCESS, body `{"generation":G,"changed":{"TopicA":{"version":9,"route":{…}},
 //! "TopicB":{"version":0,"route":null}}}` — `route` is exactly what GET_ROUTEINFO_BY_TOPIC
@@ -58,7 +58,7 @@ pub async fn watch_routes(shard: &ShardState, hold_ms: HoldMs, body: &[u8]) -> A
         return Answer::error(
             codes::SYSTEM_ERROR,
             format!(
-                "{} topics in one watch > watch_topics_per_request_max {}",
+                "{} topics in one watch > watchTopicsPerRequestMax {}",
                 watched.len(),
                 config.watch_topics_per_request_max
             ),
@@ -75,7 +75,7 @@ pub async fn watch_routes(shard: &ShardState, hold_ms: HoldMs, body: &[u8]) -> A
     if shard.watches_held.get() >= config.watches_per_shard_max {
         return Answer::error(
             codes::SYSTEM_BUSY,
-            format!("watches_per_shard_max {} watches already held; poll instead", config.watches_per_shard_max),
+            format!("watchesPerShardMax {} watches already held; poll instead", config.watches_per_shard_max),
         );
     }
     let _held = Held::start(shard);

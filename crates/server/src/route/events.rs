@@ -4,7 +4,7 @@
 //! cluster, broker name, id, address and cause as fields (`cause` is a short token to
 //! filter on) and says what happened in its text. Unchanged periodic re-registrations are
 //! at debug. Nothing here is per topic. Target `meridian::route::events`, so
-//! `log_level=warn,meridian::route::events=info` keeps just these lines and the warnings.
+//! `logLevel=warn,meridian::route::events=info` keeps just these lines and the warnings.
 
 use super::table::{Expired, RegisterBroker, RouteTable, Unregister};
 use super::ConnId;

@@ -50,7 +50,7 @@ pub struct ShardState {
     pub metrics: Arc<ShardMetrics>,
     /// Notified whenever the writer publishes a snapshot; route watches wait on it.
     pub snapshot_published: event_listener::Event,
-    /// Route watches held on this shard now (`watches_per_shard_max`).
+    /// Route watches held on this shard now (`watchesPerShardMax`).
     pub watches_held: Cell<usize>,
     /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
     peer_warnings: Rc<WarnLimiter>,

@@ -40,7 +40,7 @@ fn assert_closed_by(server: &Server, bytes: &[u8], log_needle: &str) {
 /// connection with a log line naming why; none crashes the server or changes stored routes.
 #[test]
 fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
-    let server = common::server(&["body_decompressed_bytes_max=1048576"]);
+    let server = common::server(&["bodyDecompressedBytesMax=1048576"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 8, 6)])));
@@ -86,7 +86,7 @@ fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
         zstd_bomb.write_all(&vec![0u8; 1 << 20]).expect("into a Vec");
     }
     let zstd_bomb = zstd_bomb.finish().expect("into a Vec");
-    refused(evil.register_header().ext("bodyEncoding", "zstd").body(zstd_bomb), "body_decompressed_bytes_max");
+    refused(evil.register_header().ext("bodyEncoding", "zstd").body(zstd_bomb), "bodyDecompressedBytesMax");
     let mut truncated = Vec::new();
     body::encode_register_body_compressed(
         &mut truncated,
@@ -117,26 +117,26 @@ fn hostile_frames_get_an_error_or_a_close_and_change_nothing() {
 
 #[test]
 fn frame_over_frame_bytes_max_closes_the_connection() {
-    let server = common::server(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
+    let server = common::server(&["frameBytesMax=65536", "headerBytesMax=1024"]);
     // At the limit: served (an unknown topic).
     let mut conn = server.client();
     conn.write_raw(&route_frame_of_size(65536)).expect("write");
     assert_eq!(conn.read_reply().expect("an answer at the limit").code(), 17);
     // One byte over: closed, before the rest of the frame is even sent.
     let frame = route_frame_of_size(65537);
-    assert_closed_by(&server, &frame[..8], "frame_bytes_max 65536");
-    assert_closed_by(&server, &frame, "frame_bytes_max 65536");
+    assert_closed_by(&server, &frame[..8], "frameBytesMax 65536");
+    assert_closed_by(&server, &frame, "frameBytesMax 65536");
     // A length prefix far past the limit (an HTTP request read as a frame).
-    assert_closed_by(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "frame_bytes_max");
+    assert_closed_by(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "frameBytesMax");
 }
 
 #[test]
 fn header_over_header_bytes_max_closes_the_connection() {
-    let server = common::server(&["frame_bytes_max=65536", "header_bytes_max=1024"]);
+    let server = common::server(&["frameBytesMax=65536", "headerBytesMax=1024"]);
     let mut conn = server.client();
     conn.write_raw(&route_frame_with_header_size(1024)).expect("write");
     assert_eq!(conn.read_reply().expect("an answer at the limit").code(), 17);
-    assert_closed_by(&server, &route_frame_with_header_size(1025), "header_bytes_max 1024");
+    assert_closed_by(&server, &route_frame_with_header_size(1025), "headerBytesMax 1024");
 }
 
 /// A zlib stream of `mib` MiB of zeros, built from one compressed MiB repeated (each
@@ -159,7 +159,7 @@ fn zlib_zeros(mib: usize) -> Vec<u8> {
 
 #[test]
 fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
-    let server = common::server(&["body_decompressed_bytes_max=1048576"]);
+    let server = common::server(&["bodyDecompressedBytesMax=1048576"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-bomb", 0, 10911);
     let bomb = zlib_zeros(50);
@@ -171,7 +171,7 @@ fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
         let reply = conn.call(&request);
         assert_eq!(reply.code(), 1, "compressed={compressed}: {}", reply.header);
         let remark = reply.remark().unwrap_or_default();
-        assert!(remark.contains("body_decompressed_bytes_max"), "compressed={compressed}: remark {remark:?}");
+        assert!(remark.contains("bodyDecompressedBytesMax"), "compressed={compressed}: remark {remark:?}");
     }
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
     // A legitimate compressed registration still works on the same connection.
@@ -189,7 +189,7 @@ fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
 
 #[test]
 fn connections_per_shard_max_closes_the_next_connection() {
-    let server = Server::start_with(common::options().shards(1).sets(&["connections_per_shard_max=2"]));
+    let server = Server::start_with(common::options().shards(1).sets(&["connectionsPerShardMax=2"]));
     let mut first = server.client();
     let mut second = server.client();
     assert_eq!(cluster_info(&mut first), EMPTY_CLUSTER_INFO);
@@ -197,7 +197,7 @@ fn connections_per_shard_max_closes_the_next_connection() {
     let mut third = server.client();
     let third_peer = format!("closing 127.0.0.1:{}:", third.local_port());
     assert_eq!(third.read_until_closed(), Closed::Yes);
-    server.expect_log_line(&[&third_peer, "connections_per_shard_max 2"]);
+    server.expect_log_line(&[&third_peer, "connectionsPerShardMax 2"]);
     // The first two are unaffected; a freed slot is reusable.
     assert_eq!(cluster_info(&mut first), EMPTY_CLUSTER_INFO);
     drop(first);
@@ -211,7 +211,7 @@ fn connections_per_shard_max_closes_the_next_connection() {
 #[test]
 fn registration_inflight_bytes_per_shard_max_makes_large_frames_wait() {
     // One shard whose in-flight budget is exactly one largest frame.
-    let sets = ["frame_bytes_max=1048576", "registration_inflight_bytes_per_shard_max=1048576"];
+    let sets = ["frameBytesMax=1048576", "registrationInflightBytesPerShardMax=1048576"];
     let server = Server::start_with(common::options().shards(1).sets(&sets));
     // A holds the whole budget as soon as its length prefix is read.
     let mut holder = server.client();
@@ -244,13 +244,13 @@ fn registration_inflight_bytes_per_shard_max_makes_large_frames_wait() {
 
 #[test]
 fn idle_connection_is_closed_and_its_broker_unregistered() {
-    let server = common::server(&["connection_idle_timeout_ms=300"]);
+    let server = common::server(&["connectionIdleTimeoutMs=300"]);
     let mut broker_conn = server.client();
     let peer = format!("closing 127.0.0.1:{}:", broker_conn.local_port());
     let b = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut broker_conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
     assert_eq!(broker_conn.read_until_closed(), Closed::Yes);
-    server.expect_log_line(&[&peer, "connection_idle_timeout_ms 300"]);
+    server.expect_log_line(&[&peer, "connectionIdleTimeoutMs 300"]);
     // Fresh connections: an idle one would be closed too.
     assert!(
         poll_until(POLL_DEADLINE, || route_code(&mut server.client(), "T1") == 17),
@@ -260,10 +260,10 @@ fn idle_connection_is_closed_and_its_broker_unregistered() {
 
 /// A client that sends lookups and never reads the answers: once the socket buffers are
 /// full the server's write waits, reading stops (so requests stay in the kernel, not in
-/// Meridian), and after reply_write_timeout_ms the connection is closed. Memory stays flat.
+/// Meridian), and after replyWriteTimeoutMs the connection is closed. Memory stays flat.
 #[test]
 fn a_client_that_never_reads_is_closed_with_bounded_memory() {
-    let server = common::server(&["reply_write_timeout_ms=300"]);
+    let server = common::server(&["replyWriteTimeoutMs=300"]);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let topics: Vec<TopicConfig> = (0..4).map(|i| topic(&format!("T{i}"), 16, 6)).collect();
@@ -284,7 +284,7 @@ fn a_client_that_never_reads_is_closed_with_bounded_memory() {
         let _ = silent.write_raw(&burst);
         silent
     });
-    server.expect_log_line(&[&peer, "reply_write_timeout_ms 300"]);
+    server.expect_log_line(&[&peer, "replyWriteTimeoutMs 300"]);
     let grew_kib = rss_kib().saturating_sub(before);
     assert!(grew_kib < 16 * 1024, "RSS grew by {grew_kib} KiB for one connection that never reads");
     drop(writer.join().expect("writer thread"));
@@ -296,7 +296,7 @@ fn a_client_that_never_reads_is_closed_with_bounded_memory() {
 /// answered, and the process exits 0 once drained.
 #[test]
 fn sigterm_answers_the_requests_in_flight_then_exits_zero() {
-    let options = common::options().sets(&["shutdown_drain_ms=30000"]).env("RUST_LOG", "meridian=debug");
+    let options = common::options().sets(&["shutdownDrainMs=30000"]).env("RUST_LOG", "meridian=debug");
     let mut server = Server::start_with(options);
     let mut conn = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -360,28 +360,28 @@ fn the_open_files_limit_is_raised_and_a_low_one_reported() {
     let soft = hard / 4;
     let server = Server::start_with(ServerOptions { nofile: Some((soft, hard)), ..common::options() });
     server.expect_log(&format!("open files limit raised from {soft} to {hard}"));
-    server.expect_log_line(&[&format!("open files limit {hard} < connections_per_shard_max"), "raise `ulimit -n`"]);
+    server.expect_log_line(&[&format!("open files limit {hard} < connectionsPerShardMax"), "raise `ulimit -n`"]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).expect("limits");
     let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line").to_string();
     assert_eq!(line.split_whitespace().nth(3), Some(hard.to_string().as_str()), "{line}");
     // Room enough for the configured connections (at most 2 shards here): no warning.
     let per_shard = (hard - 256) / 4;
     let options = ServerOptions { nofile: Some((soft, hard)), ..common::options() }
-        .sets(&[&format!("connections_per_shard_max={per_shard}")]);
+        .sets(&[&format!("connectionsPerShardMax={per_shard}")]);
     let server = Server::start_with(options);
     server.expect_log("open files limit raised from");
-    assert!(!server.log_text().contains("< connections_per_shard_max"), "{}", server.log_text());
+    assert!(!server.log_text().contains("< connectionsPerShardMax"), "{}", server.log_text());
 }
 
 #[test]
 fn topics_max_refuses_a_registration_that_would_exceed_it() {
-    let server = common::server(&["topics_max=3"]);
+    let server = common::server(&["topicsMax=3"]);
     let mut conn = server.client();
     let a = Broker::new("c1", "broker-a", 0, 10911);
     let five: Vec<TopicConfig> = (1..=5).map(|i| topic(&format!("T{i}"), 4, 6)).collect();
     let reply = conn.call(&a.register(json_body(1, &five)));
     assert_eq!(reply.code(), 1, "{}", reply.header);
-    assert!(reply.remark().unwrap_or_default().contains("topics_max"), "{}", reply.header);
+    assert!(reply.remark().unwrap_or_default().contains("topicsMax"), "{}", reply.header);
     assert_topic_not_exist(&mut conn, "T1");
     assert_eq!(cluster_info(&mut conn), EMPTY_CLUSTER_INFO);
 
@@ -390,21 +390,21 @@ fn topics_max_refuses_a_registration_that_would_exceed_it() {
     let b = Broker::new("c1", "broker-b", 0, 11911);
     let reply = conn.call(&b.register(json_body(1, &[topic("T1", 4, 6), topic("T4", 4, 6)])));
     assert_eq!(reply.code(), 1, "{}", reply.header);
-    assert!(reply.remark().unwrap_or_default().contains("topics_max"), "{}", reply.header);
+    assert!(reply.remark().unwrap_or_default().contains("topicsMax"), "{}", reply.header);
     assert_topic_not_exist(&mut conn, "T4");
     assert_registered(&mut conn, &b.register(json_body(1, &[topic("T1", 4, 6), topic("T2", 4, 6)])));
 }
 
 #[test]
 fn brokers_max_refuses_a_new_broker_address() {
-    let server = common::server(&["brokers_max=1"]);
+    let server = common::server(&["brokersMax=1"]);
     let mut conn = server.client();
     let topics = [topic("T1", 4, 6), topic("T2", 4, 6)];
     let a = Broker::new("c1", "broker-a", 0, 10911);
     assert_registered(&mut conn, &a.register(json_body(1, &topics)));
     let reply = conn.call(&Broker::new("c1", "broker-b", 0, 11911).register(json_body(1, &topics)));
     assert_eq!(reply.code(), 1, "{}", reply.header);
-    assert!(reply.remark().unwrap_or_default().contains("brokers_max"), "{}", reply.header);
+    assert!(reply.remark().unwrap_or_default().contains("brokersMax"), "{}", reply.header);
     assert!(!cluster_info(&mut conn).contains("broker-b"));
     // The registered broker may re-register.
     assert_registered(&mut conn, &a.register(json_body(2, &topics)));

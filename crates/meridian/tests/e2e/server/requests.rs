@@ -289,7 +289,7 @@ fn closing_other_connections_removes_nothing() {
 
 #[test]
 fn silent_broker_expires_after_the_default_timeout() {
-    let server = common::server(&["scan_not_active_broker_interval_ms=200", "broker_timeout_default_ms=500"]);
+    let server = common::server(&["scanNotActiveBrokerIntervalMs=200", "brokerTimeoutDefaultMs=500"]);
     let mut broker_conn = server.client();
     let mut client = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
@@ -304,7 +304,7 @@ fn silent_broker_expires_after_the_default_timeout() {
 #[test]
 fn heartbeats_keep_a_broker_alive_until_they_stop() {
     // Default timeout stays 120 s: only the per-broker heartbeatTimeoutMillis can expire.
-    let server = common::server(&["scan_not_active_broker_interval_ms=200"]);
+    let server = common::server(&["scanNotActiveBrokerIntervalMs=200"]);
     let mut broker_conn = server.client();
     let mut other_conn = server.client();
     let mut client = server.client();

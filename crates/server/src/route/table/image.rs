@@ -18,7 +18,7 @@ pub struct SavedLive {
     pub key: BrokerAddrKey,
     pub timeout_ms: u64,
     /// The broker sent no `heartbeatTimeoutMillis` (`timeout_ms` was the saving server's
-    /// `broker_timeout_default_ms`): the loading server's default applies instead.
+    /// `brokerTimeoutDefaultMs`): the loading server's default applies instead.
     pub timeout_default: bool,
     pub data_version: DataVersion,
     pub ha_server_addr: String,
@@ -81,22 +81,22 @@ impl RouteTable {
 
     /// Loads `image` into this empty table. Every broker address becomes provisional: no
     /// connection (`ConnId::NONE`, so no connection close removes it), last heard of at
-    /// `now_ms` so the normal expiry applies (this server's `broker_timeout_default_ms` for a
+    /// `now_ms` so the normal expiry applies (this server's `brokerTimeoutDefaultMs` for a
     /// broker that sent no timeout of its own) — except addresses that were provisional when
     /// saved, whose timeout keeps counting down — and its next registration is applied as a
     /// first one. Refused, with nothing changed, if the table is not empty or the image
-    /// exceeds `topics_max` / `brokers_max`.
+    /// exceeds `topicsMax` / `brokersMax`.
     pub fn restore_provisional(&mut self, image: TableImage, now_ms: u64) -> Result<Restored, WarmFileError> {
         if !(self.live.is_empty() && self.topic_queue.is_empty() && self.broker_addr.is_empty()) {
             return Err(WarmFileError::TableNotEmpty);
         }
         if image.topics.len() > self.limits.topics_max {
             let (count, max) = (image.topics.len(), self.limits.topics_max);
-            return Err(WarmFileError::OverLimit { count, what: "topics", key: "topics_max", max });
+            return Err(WarmFileError::OverLimit { count, what: "topics", key: "topicsMax", max });
         }
         if image.live.len() > self.limits.brokers_max {
             let (count, max) = (image.live.len(), self.limits.brokers_max);
-            return Err(WarmFileError::OverLimit { count, what: "broker addresses", key: "brokers_max", max });
+            return Err(WarmFileError::OverLimit { count, what: "broker addresses", key: "brokersMax", max });
         }
         let restored = Restored {
             brokers: image.live.len(),
@@ -269,10 +269,10 @@ mod tests {
     #[test]
     fn limits_and_a_non_empty_table_refuse_the_image() {
         let mut t = RouteTable::new(TableLimits { topics_max: 1, ..LIMITS });
-        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("topics_max 1"));
+        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("topicsMax 1"));
         assert_eq!((t.topic_count(), t.live_count()), (0, 0));
         let mut t = RouteTable::new(TableLimits { brokers_max: 0, ..LIMITS });
-        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("brokers_max 0"));
+        assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("brokersMax 0"));
         let mut t = RouteTable::new(LIMITS);
         t.restore_provisional(image(), 0).unwrap();
         assert!(t.restore_provisional(image(), 0).unwrap_err().to_string().contains("not empty"));

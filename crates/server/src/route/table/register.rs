@@ -94,14 +94,14 @@ impl RouteTable {
         }
         if !self.live.contains_key(key) && self.live.len() >= self.limits.brokers_max {
             return Some(RegisterOutcome::Refused(format!(
-                "broker table full: {} broker addresses >= brokers_max {}",
+                "broker table full: {} broker addresses >= brokersMax {}",
                 self.live.len(),
                 self.limits.brokers_max
             )));
         }
         if self.topic_queue.len() + new_topics > self.limits.topics_max {
             return Some(RegisterOutcome::Refused(format!(
-                "topic table full: {} topics + {} new > topics_max {}",
+                "topic table full: {} topics + {} new > topicsMax {}",
                 self.topic_queue.len(),
                 new_topics,
                 self.limits.topics_max

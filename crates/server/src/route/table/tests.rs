@@ -417,7 +417,7 @@ fn limits_refuse_without_changes() {
     let mut t = RouteTable::new(TableLimits { topics_max: 2, brokers_max: 1, ..LIMITS });
     let three = [topic("T1", 4, 6), topic("T2", 4, 6), topic("T3", 4, 6)];
     match t.register_broker(reg("broker-a", 0, A0, dv(1), &three), ConnId(1), 0) {
-        RegisterOutcome::Refused(remark) => assert!(remark.contains("topics_max 2"), "{remark}"),
+        RegisterOutcome::Refused(remark) => assert!(remark.contains("topicsMax 2"), "{remark}"),
         other => panic!("{other:?}"),
     }
     assert!(t.brokers().is_empty() && t.clusters().is_empty());
@@ -425,7 +425,7 @@ fn limits_refuse_without_changes() {
 
     assert_eq!(t.register_broker(reg("broker-a", 0, A0, dv(1), &three[..2]), ConnId(1), 0), accepted());
     match t.register_broker(reg("broker-b", 0, B0, dv(1), &three[..2]), ConnId(2), 0) {
-        RegisterOutcome::Refused(remark) => assert!(remark.contains("brokers_max 1"), "{remark}"),
+        RegisterOutcome::Refused(remark) => assert!(remark.contains("brokersMax 1"), "{remark}"),
         other => panic!("{other:?}"),
     }
     assert_gone(&t, "broker-b", &[B0]);
@@ -440,7 +440,7 @@ fn limits_refuse_without_changes() {
         topic_sys_flag: 0,
     };
     let err = t.register_topic("T9", vec![qd.clone()]).expect_err("table full");
-    assert!(err.to_string().contains("topics_max 2"), "{err}");
+    assert!(err.to_string().contains("topicsMax 2"), "{err}");
     check(&t, "T9", None);
     assert_eq!(t.register_topic("T1", vec![qd]), Ok(()));
 }

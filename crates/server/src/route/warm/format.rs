@@ -66,7 +66,7 @@ impl Out {
 
 /// The whole file for `table` as of `now_ms` (the writer's clock, for how long each broker
 /// has been silent), stamped `saved_at_unix_ms`. A live entry whose timeout equals
-/// `timeout_default_ms` (`broker_timeout_default_ms`) is marked as the default.
+/// `timeout_default_ms` (`brokerTimeoutDefaultMs`) is marked as the default.
 pub fn encode(table: &RouteTable, now_ms: u64, saved_at_unix_ms: u64, timeout_default_ms: u64) -> Vec<u8> {
     let mut out = Out(Vec::with_capacity(HEADER_BYTES + 64 + table.topic_broker_entries() * 48));
     out.0.resize(HEADER_BYTES, 0);

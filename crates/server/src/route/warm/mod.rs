@@ -1,7 +1,7 @@
-//! Warm restart (off by default; `warm_restart`): the writer saves the route table to
-//! `warm_restart_path` (default `<data_dir>/routes.warm`) every
-//! `warm_restart_save_interval_ms` when it changed, and once more at a graceful stop; at
-//! start a valid file younger than `warm_restart_max_age_ms` is loaded *provisionally*
+//! Warm restart (off by default; `warmRestart`): the writer saves the route table to
+//! `warmRestartPath` (default `<dataDir>/routes.warm`) every
+//! `warmRestartSaveIntervalMs` when it changed, and once more at a graceful stop; at
+//! start a valid file younger than `warmRestartMaxAgeMs` is loaded *provisionally*
 //! (`RouteTable::restore_provisional`): every saved broker address is served like a live
 //! one until it registers (its registration replaces what was loaded), heartbeats, or its
 //! heartbeat timeout passes. Without it a restarted NameServer answers TOPIC_NOT_EXIST
@@ -89,14 +89,14 @@ fn live_digest(table: &RouteTable) -> u64 {
     })
 }
 
-/// Owned by the writer when `warm_restart` is on.
+/// Owned by the writer when `warmRestart` is on.
 pub struct WarmRestart {
     path: PathBuf,
-    /// `broker_timeout_default_ms`, to mark the brokers that sent no timeout of their own.
+    /// `brokerTimeoutDefaultMs`, to mark the brokers that sent no timeout of their own.
     timeout_default_ms: u64,
     interval: Duration,
     /// A file whose content did not change is still rewritten this often, so that after a
-    /// crash the file of a quiet table is younger than `warm_restart_max_age_ms`.
+    /// crash the file of a quiet table is younger than `warmRestartMaxAgeMs`.
     refresh: Duration,
     next_save: Instant,
     saved: Option<(SavedState, Instant)>,
@@ -108,7 +108,7 @@ pub struct WarmRestart {
 }
 
 impl WarmRestart {
-    /// With `warm_restart` on: loads the file into the (empty) `table` if it is valid and
+    /// With `warmRestart` on: loads the file into the (empty) `table` if it is valid and
     /// recent enough, logging one line either way, and starts the save thread. `None` when off.
     pub fn start(config: &Config, table: &mut RouteTable, now_ms: u64) -> Option<WarmRestart> {
         if !config.warm_restart {

@@ -276,7 +276,7 @@ fn periodic_saves_happen_only_when_something_changed() {
 fn a_save_interval_at_or_above_the_max_age_is_refused() {
     let config = Config { warm_restart: true, warm_restart_save_interval_ms: 300_000, ..Config::default() };
     let err = config.validate().unwrap_err().to_string();
-    assert!(err.contains("warm_restart_save_interval_ms") && err.contains("warm_restart_max_age_ms"), "{err}");
+    assert!(err.contains("warmRestartSaveIntervalMs") && err.contains("warmRestartMaxAgeMs"), "{err}");
     Config { warm_restart: false, ..config }.validate().expect("only checked when on");
 }
 

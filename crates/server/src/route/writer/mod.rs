@@ -181,7 +181,7 @@ pub enum RouteUpdate {
         request: AdminRequest,
         reply: Reply<AdminResult>,
     },
-    /// Graceful stop with `warm_restart` on: save the routes for the next start, after
+    /// Graceful stop with `warmRestart` on: save the routes for the next start, after
     /// everything queued before it; answered once written, or at `deadline`.
     SaveWarmRestart {
         deadline: Instant,
@@ -219,7 +219,7 @@ pub struct Writer {
     build: RouteBuildOptions,
     /// Warnings about peers (refused registrations): bounded per window.
     peer_warnings: WarnLimiter,
-    /// Periodic and final route saves for a warm restart (`warm_restart` on).
+    /// Periodic and final route saves for a warm restart (`warmRestart` on).
     warm: Option<warm::WarmRestart>,
 }
 
