@@ -7,35 +7,9 @@ use meridian_protocol::codes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Request codes with their own series (everything a NameServer serves); others share "other".
-pub(super) const REQUEST_CODES: [(i32, &str); 26] = [
-    (codes::PUT_KV_CONFIG, "PUT_KV_CONFIG"),
-    (codes::GET_KV_CONFIG, "GET_KV_CONFIG"),
-    (codes::DELETE_KV_CONFIG, "DELETE_KV_CONFIG"),
-    (codes::REGISTER_BROKER, "REGISTER_BROKER"),
-    (codes::UNREGISTER_BROKER, "UNREGISTER_BROKER"),
-    (codes::GET_ROUTEINFO_BY_TOPIC, "GET_ROUTEINFO_BY_TOPIC"),
-    (codes::GET_BROKER_CLUSTER_INFO, "GET_BROKER_CLUSTER_INFO"),
-    (codes::WIPE_WRITE_PERM_OF_BROKER, "WIPE_WRITE_PERM_OF_BROKER"),
-    (codes::GET_ALL_TOPIC_LIST_FROM_NAMESERVER, "GET_ALL_TOPIC_LIST_FROM_NAMESERVER"),
-    (codes::DELETE_TOPIC_IN_NAMESRV, "DELETE_TOPIC_IN_NAMESRV"),
-    (codes::REGISTER_TOPIC_IN_NAMESRV, "REGISTER_TOPIC_IN_NAMESRV"),
-    (codes::GET_KVLIST_BY_NAMESPACE, "GET_KVLIST_BY_NAMESPACE"),
-    (codes::GET_TOPICS_BY_CLUSTER, "GET_TOPICS_BY_CLUSTER"),
-    (codes::GET_SYSTEM_TOPIC_LIST_FROM_NS, "GET_SYSTEM_TOPIC_LIST_FROM_NS"),
-    (codes::GET_UNIT_TOPIC_LIST, "GET_UNIT_TOPIC_LIST"),
-    (codes::GET_HAS_UNIT_SUB_TOPIC_LIST, "GET_HAS_UNIT_SUB_TOPIC_LIST"),
-    (codes::GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST, "GET_HAS_UNIT_SUB_UNUNIT_TOPIC_LIST"),
-    (codes::UPDATE_NAMESRV_CONFIG, "UPDATE_NAMESRV_CONFIG"),
-    (codes::GET_NAMESRV_CONFIG, "GET_NAMESRV_CONFIG"),
-    (codes::QUERY_DATA_VERSION, "QUERY_DATA_VERSION"),
-    (codes::ADD_WRITE_PERM_OF_BROKER, "ADD_WRITE_PERM_OF_BROKER"),
-    (codes::GET_BROKER_MEMBER_GROUP, "GET_BROKER_MEMBER_GROUP"),
-    (codes::BROKER_HEARTBEAT, "BROKER_HEARTBEAT"),
-    (codes::NOTIFY_MIN_BROKER_ID_CHANGE, "NOTIFY_MIN_BROKER_ID_CHANGE"),
-    (codes::MERIDIAN_WATCH_ROUTES, "MERIDIAN_WATCH_ROUTES"),
-    (codes::MERIDIAN_BROKER_LIVE_TABLE, "MERIDIAN_BROKER_LIVE_TABLE"),
-];
+/// Request codes with their own series (everything a NameServer serves, the protocol crate's
+/// one table of names); others share "other".
+pub(super) const REQUEST_CODES: [(i32, &str); 26] = codes::REQUEST_NAMES;
 pub(super) const REQUEST_SLOTS: usize = REQUEST_CODES.len() + 1;
 
 /// Response codes a NameServer answers with; others share "other".

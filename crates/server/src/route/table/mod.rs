@@ -86,12 +86,9 @@ impl BrokerQueues {
     }
 }
 
-/// PermName.PERM_WRITE.
-pub const PERM_WRITE: i32 = 2;
-/// PermName.PERM_READ.
-pub const PERM_READ: i32 = 4;
-/// brokerId of a master.
-pub const MASTER_ID: i64 = 0;
+// One definition of each, in the wire crate (Java's PermName and MixAll.MASTER_ID).
+pub use meridian_protocol::body::MASTER_ID;
+pub use meridian_protocol::perm::{READ as PERM_READ, WRITE as PERM_WRITE};
 
 /// Live-table key: 5.x keys liveness by (clusterName, brokerAddr).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
