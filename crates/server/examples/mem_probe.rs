@@ -2,7 +2,7 @@
 //! counting allocator: N realistic topics, each on 2 of 20 broker groups (bench/'s memory
 //! layout), then the standard-JSON answers of every topic encoded.
 //!
-//! `cargo run --release --example mem_probe [TOPICS]` (default 100000).
+//! `cargo run --release -p meridian-server --example mem_probe [TOPICS]` (default 100000).
 
 use meridian_protocol::body::{DataVersion, JsonFlavour, RegisterBrokerBody, TopicConfig};
 use meridian_server::route::snapshot::{RouteBuildOptions, RouteSnapshot};
