@@ -104,9 +104,25 @@ fn measure_all() -> Vec<Measured> {
     all
 }
 
+/// `TIDY_PRINT_SIZES=1 cargo test -p meridian-testkit --test tidy sizes -- --nocapture`
+/// prints the largest production files and functions (tests not counted), against the limits.
+fn print_largest(measured: &[Measured]) {
+    for (what, is_file, limit) in [("files", true, FILE_LINES_MAX), ("functions", false, FN_LINES_MAX)] {
+        let mut items: Vec<&Measured> = measured.iter().filter(|m| m.key.ends_with(".rs") == is_file).collect();
+        items.sort_by(|a, b| b.lines.cmp(&a.lines));
+        println!("largest {what} (limit {limit}):");
+        for m in items.iter().take(12) {
+            println!("  {:5}  {}", m.lines, m.key);
+        }
+    }
+}
+
 #[test]
 fn files_and_functions_stay_within_their_line_limits() {
     let measured = measure_all();
+    if std::env::var_os("TIDY_PRINT_SIZES").is_some() {
+        print_largest(&measured);
+    }
     let mut problems = Vec::new();
     for m in measured.iter().filter(|m| m.lines > m.limit) {
         let (what, default) =
