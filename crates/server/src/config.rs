@@ -48,6 +48,9 @@ pub struct Config {
     pub broker_timeout_default_ms: u64,
     /// How often the writer looks for silent brokers (the issue fixes 10 s; Java 5.x uses 5 s).
     pub scan_not_active_broker_interval_ms: u64,
+    /// A broker's registration round (one frame, or the chunks of a split registration)
+    /// ends after this long without a chunk from it, if its remainder chunk did not end it.
+    pub registration_round_quiet_ms: u64,
     /// A connection with no complete request for this long is closed (Java:
     /// serverChannelMaxIdleTimeSeconds = 120 s). Closing a broker's connection unregisters it.
     pub connection_idle_timeout_ms: u64,
@@ -282,6 +285,7 @@ impl Default for Config {
             brokers_max: 100_000,
             broker_timeout_default_ms: 120_000,
             scan_not_active_broker_interval_ms: 10_000,
+            registration_round_quiet_ms: 2_000,
             connection_idle_timeout_ms: 120_000,
             reply_write_timeout_ms: 30_000,
             shutdown_drain_ms: 5_000,
@@ -404,6 +408,7 @@ impl Config {
             "brokersMax" => self.brokers_max = parse(key, value)?,
             "brokerTimeoutDefaultMs" => self.broker_timeout_default_ms = parse(key, value)?,
             "scanNotActiveBrokerIntervalMs" => self.scan_not_active_broker_interval_ms = parse(key, value)?,
+            "registrationRoundQuietMs" => self.registration_round_quiet_ms = parse(key, value)?,
             "connectionIdleTimeoutMs" => self.connection_idle_timeout_ms = parse(key, value)?,
             "replyWriteTimeoutMs" => self.reply_write_timeout_ms = parse(key, value)?,
             "shutdownDrainMs" => self.shutdown_drain_ms = parse(key, value)?,
@@ -511,6 +516,7 @@ impl Config {
             ("topicsMax".into(), self.topics_max.to_string()),
             ("brokersMax".into(), self.brokers_max.to_string()),
             ("brokerTimeoutDefaultMs".into(), self.broker_timeout_default_ms.to_string()),
+            ("registrationRoundQuietMs".into(), self.registration_round_quiet_ms.to_string()),
             ("connectionIdleTimeoutMs".into(), self.connection_idle_timeout_ms.to_string()),
             ("replyWriteTimeoutMs".into(), self.reply_write_timeout_ms.to_string()),
             ("shutdownDrainMs".into(), self.shutdown_drain_ms.to_string()),
@@ -577,6 +583,7 @@ impl Config {
             ("brokersMax", self.brokers_max as u64),
             ("brokerTimeoutDefaultMs", self.broker_timeout_default_ms),
             ("scanNotActiveBrokerIntervalMs", self.scan_not_active_broker_interval_ms),
+            ("registrationRoundQuietMs", self.registration_round_quiet_ms),
             ("connectionIdleTimeoutMs", self.connection_idle_timeout_ms),
             ("replyWriteTimeoutMs", self.reply_write_timeout_ms),
             ("preemptTimerUs", self.preempt_timer_us),

@@ -10,5 +10,6 @@ mod metrics;
 mod ops;
 mod route_diff;
 mod server;
+mod split_registration;
 mod warm_restart;
 mod watch;

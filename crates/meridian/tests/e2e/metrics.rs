@@ -119,6 +119,10 @@ fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
     assert_eq!(value(&text, "meridian_registrations_unread_total"), 1.0);
     assert_eq!(value(&text, "meridian_registration_decode_seconds_count"), 4.0);
     assert_eq!(value(&text, "meridian_registration_apply_seconds_count"), 5.0);
+    // Five chunks; the rounds of B, C and D closed with their removal (A's when it goes quiet).
+    assert_eq!(value(&text, "meridian_registration_chunks_total"), 5.0);
+    let rounds = value(&text, "meridian_registration_rounds_total");
+    assert!(rounds == 3.0 || rounds == 4.0, "{rounds}");
     let decoded_bytes: usize = [
         register("c1", "broker-a", 10911, &["T1", "T2", "T3"]),
         register("c2", "broker-b", 10921, &["T1", "B1"]),

@@ -98,7 +98,8 @@ fn writer_sentinel(server: &Server, name: &str, port: u16) -> Client {
 
 #[test]
 fn each_broker_lifecycle_event_is_one_info_line() {
-    let server = common::server(&[]);
+    // A registration's line comes when its round closes: after this long without another.
+    let server = common::server(&["registrationRoundQuietMs=200"]);
     let a = Broker::new("broker-a", 10911);
     let mut conn_a = server.client();
     assert_success(&mut conn_a, &a.register(1, &["T1"]));
@@ -112,10 +113,11 @@ fn each_broker_lifecycle_event_is_one_info_line() {
     assert_success(&mut conn_a, &a.register(1, &["T1"]));
     conn_a.send(&a.heartbeat());
     assert_success(&mut conn_a, &a.query_data_version(1));
-    // A new data version is one line.
+    // A new topic is one line (with the re-sends before it, if they made one round).
     assert_success(&mut conn_a, &a.register(2, &["T1", "T2"]));
-    let line = server.expect_log_line(&["broker re-registered with a new data version", "broker=broker-a "]);
+    let line = server.expect_log_line(&["broker re-registered: its topics changed", "broker=broker-a "]);
     assert!(line.contains("data_version=2") && line.contains("data_version_before=1"), "{line}");
+    assert!(line.contains("cause=topics_changed") && line.contains("topics_added=1"), "{line}");
     // Unregistered by request: one line; a second request finds nothing to remove.
     assert_success(&mut conn_a, &a.unregister());
     let line = server.expect_log_line(&["broker unregistered by its request", "broker=broker-a "]);
@@ -146,7 +148,7 @@ fn each_broker_lifecycle_event_is_one_info_line() {
     assert_eq!(
         count_shown(&log, "broker=broker-a "),
         5,
-        "registered, new data version, unregistered, registered, removed on close:\n{log}"
+        "registered, topics changed, unregistered, registered, removed on close:\n{log}"
     );
     assert_eq!(count_shown(&log, "broker=broker-b "), 2, "registered, unregistered:\n{log}");
     assert_eq!(count_shown(&log, "unchanged"), 0, "unchanged re-registrations are debug lines:\n{log}");

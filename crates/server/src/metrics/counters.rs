@@ -223,6 +223,8 @@ pub struct WriterMetrics {
     pub(super) publish: Histogram,
     pub(super) registration_apply: Histogram,
     pub(super) registrations_refused: AtomicU64,
+    pub(super) registration_chunks: AtomicU64,
+    pub(super) registration_rounds: AtomicU64,
     pub(super) brokers_removed: [AtomicU64; REMOVAL_CAUSES.len()],
     pub(super) clusters: AtomicU64,
     pub(super) broker_names: AtomicU64,
@@ -245,6 +247,17 @@ impl WriterMetrics {
         if refused {
             add(&self.registrations_refused, 1);
         }
+    }
+
+    /// A registration applied to a live address: one chunk of its round (a one-frame
+    /// registration is a round of one chunk; split registration sends many).
+    pub fn registration_chunk(&self) {
+        add(&self.registration_chunks, 1);
+    }
+
+    /// A broker's registration round closed (see `route::rounds`).
+    pub fn registration_round(&self) {
+        add(&self.registration_rounds, 1);
     }
 
     pub fn brokers_removed(&self, cause: RemovalCause, n: usize) {

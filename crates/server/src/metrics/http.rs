@@ -229,6 +229,18 @@ impl Metrics {
             "REGISTER_BROKER refused by the table (limits, invalid data).",
             w.registrations_refused.load(Relaxed),
         )?;
+        counter(
+            enc,
+            "meridian_registration_chunks",
+            "REGISTER_BROKER applied to a live broker address: one per frame, many per round in split registration.",
+            w.registration_chunks.load(Relaxed),
+        )?;
+        counter(
+            enc,
+            "meridian_registration_rounds",
+            "Broker registration rounds closed: one frame, or the chunks of a split registration.",
+            w.registration_rounds.load(Relaxed),
+        )?;
         {
             let mut family = enc.encode_descriptor(
                 "meridian_broker_removals",

@@ -1,12 +1,15 @@
 //! One log line per broker lifecycle event, written by the writer: an address registered
-//! (new, or back after it was removed), re-registered with a new data version, unregistered
-//! by request, removed because its connection closed, expired. Each line carries the
-//! cluster, broker name, id, address and cause as fields (`cause` is a short token to
-//! filter on) and says what happened in its text. Unchanged periodic re-registrations are
-//! at debug. Nothing here is per topic. Target `meridian::route::events`, so
+//! (new, or back after it was removed), re-registered with its topics changed, unregistered
+//! by request, removed because its connection closed, expired. A registration is one line
+//! per round (`route::rounds`: one frame, or every chunk of a split registration), with
+//! what the round changed; each chunk is a debug line, and so is a round that changed no
+//! topic. Each line carries the cluster, broker name, id, address and cause as fields
+//! (`cause` is a short token to filter on) and says what happened in its text. Nothing
+//! here is per topic. Target `meridian::route::events`, so
 //! `logLevel=warn,meridian::route::events=info` keeps just these lines and the warnings.
 
-use super::table::{Expired, RegisterBroker, RouteTable, Unregister};
+use super::rounds::{Chunk, Round, RoundEnd};
+use super::table::{Expired, RegisterBroker, RouteTable, TopicCounts, Unregister};
 use super::ConnId;
 use meridian_protocol::body::DataVersion;
 
@@ -39,42 +42,88 @@ impl Registration {
         table.live_info(&self.cluster, &self.addr).map(|l| l.data_version)
     }
 
-    /// An accepted registration. `before`/`after`: the address's live entry's data version
-    /// before and after it (`None`: no entry).
-    pub fn accepted(&self, conn: ConnId, before: Option<DataVersion>, after: Option<DataVersion>) {
+    /// The address and its cluster: the key of its registration round.
+    pub fn key(&self) -> (&str, &str) {
+        (&self.cluster, &self.addr)
+    }
+
+    /// An applied registration of a live address: one chunk of its round, at debug.
+    /// `before`: the address's data version before it (`None`: not registered).
+    pub fn chunk(self, conn: ConnId, before: Option<DataVersion>, counts: TopicCounts) -> Chunk {
         let (cluster, broker, id, addr) = (&self.cluster, &self.broker, self.id, &self.addr);
-        let data_version = self.data_version.counter;
-        match (before, after) {
-            (None, Some(_)) => tracing::info!(
-                %cluster, %broker, id, %addr, cause = %"new_address", topics = self.topics, data_version, conn = conn.0,
-                "broker registered: address not registered before (or removed since)"
-            ),
-            (Some(old), Some(new)) if old != new => tracing::info!(
-                %cluster, %broker, id, %addr, cause = %"data_version_changed", topics = self.topics, data_version,
-                data_version_before = old.counter, conn = conn.0,
-                "broker re-registered with a new data version (its topics may have changed)"
-            ),
-            (Some(_), Some(_)) => tracing::debug!(
-                %cluster, %broker, id, %addr, cause = %"unchanged", data_version, conn = conn.0,
-                "broker re-registered, unchanged"
-            ),
-            // Registration step 6 (see `route::table::register`): another address holds this id with a newer state
-            // version, so this address's live entry went away (Java answers SUCCESS).
-            (Some(_), None) => tracing::info!(
-                %cluster, %broker, id, %addr, cause = %"stale_state_version", conn = conn.0,
-                "broker removed: its id is held by another address with a newer state version"
-            ),
-            (None, None) => tracing::debug!(
-                %cluster, %broker, id, %addr, conn = conn.0,
-                "registration ignored: its id is held by another address with a newer state version"
-            ),
+        tracing::debug!(
+            %cluster, %broker, id, %addr, topics = self.topics, data_version = self.data_version.counter,
+            data_version_before = before.map(|v| v.counter), topics_added = counts.added,
+            topics_removed = counts.removed, topics_changed = counts.changed, conn = conn.0,
+            "registration chunk applied"
+        );
+        Chunk {
+            cluster: self.cluster,
+            broker: self.broker,
+            id: self.id,
+            addr: self.addr,
+            topics: self.topics,
+            data_version: self.data_version,
+            counts,
+            version_before: before,
         }
+    }
+
+    /// Registration step 6 (see `route::table::register`): another address holds this id with
+    /// a newer state version, so this address's live entry went away (Java answers SUCCESS).
+    pub fn removed_by_newer_state(&self, conn: ConnId) {
+        let (cluster, broker, id, addr) = (&self.cluster, &self.broker, self.id, &self.addr);
+        tracing::info!(
+            %cluster, %broker, id, %addr, cause = %"stale_state_version", conn = conn.0,
+            "broker removed: its id is held by another address with a newer state version"
+        );
+    }
+
+    /// Step 6 for an address that was not registered: nothing changed.
+    pub fn ignored(&self, conn: ConnId) {
+        let (cluster, broker, id, addr) = (&self.cluster, &self.broker, self.id, &self.addr);
+        tracing::debug!(
+            %cluster, %broker, id, %addr, conn = conn.0,
+            "registration ignored: its id is held by another address with a newer state version"
+        );
     }
 
     /// A refused registration (the caller rate-limits).
     pub fn refused(&self, conn: ConnId, remark: &str) {
         let (cluster, broker, id, addr) = (&self.cluster, &self.broker, self.id, &self.addr);
         tracing::warn!(%cluster, %broker, id, %addr, conn = conn.0, "REGISTER_BROKER refused: {remark}");
+    }
+}
+
+/// A registration round closed (see `route::rounds`): one info line if the address is new
+/// or any of its group's topics changed, else debug (split registration changes the data
+/// version with every chunk, so a new data version alone is not news).
+pub fn round_closed(round: &Round, end: RoundEnd) {
+    let (cluster, broker, id, addr) = (&round.cluster, &round.broker, round.id, &round.addr);
+    let c = round.counts;
+    let (chunks, topics, round_end) = (round.chunks, round.topics, end.as_str());
+    let (data_version, data_version_first) = (round.data_version_last.counter, round.data_version_first.counter);
+    let data_version_before = round.data_version_before.map(|v| v.counter);
+    if round.new_address() {
+        tracing::info!(
+            %cluster, %broker, id, %addr, cause = %"new_address", chunks, topics, topics_added = c.added,
+            topics_removed = c.removed, topics_changed = c.changed, data_version, data_version_first, round_end = %round_end,
+            "broker registered: address not registered before (or removed since)"
+        );
+    } else if round.topics_changed() {
+        tracing::info!(
+            %cluster, %broker, id, %addr, cause = %"topics_changed", chunks, topics, topics_added = c.added,
+            topics_removed = c.removed, topics_changed = c.changed, data_version, data_version_first,
+            data_version_before, round_end = %round_end,
+            "broker re-registered: its topics changed"
+        );
+    } else {
+        let cause = if data_version_before == Some(data_version) { "unchanged" } else { "data_version_changed" };
+        tracing::debug!(
+            %cluster, %broker, id, %addr, cause = %cause, chunks, topics, data_version, data_version_first,
+            data_version_before, round_end = %round_end,
+            "broker re-registered, topics unchanged"
+        );
     }
 }
 

@@ -1,11 +1,13 @@
 //! Route state: the writer-owned mutable `table`, the immutable `snapshot` readers answer
 //! from, and the single `writer` loop that turns `RouteUpdate`s into new snapshots; `kv`
-//! (the KV config), `warm` (routes saved for a warm restart) and `events` (one log line per
-//! broker lifecycle event) belong to the writer too. Must not: import `request`, `net`,
+//! (the KV config), `warm` (routes saved for a warm restart), `rounds` (which registrations
+//! make one broker's registration round) and `events` (one log line per broker lifecycle
+//! event) belong to the writer too. Must not: import `request`, `net`,
 //! `shard` or `metrics::http`, or build answers: the writer returns data.
 
 pub mod events;
 pub mod kv;
+pub mod rounds;
 pub mod snapshot;
 pub mod table;
 pub mod warm;

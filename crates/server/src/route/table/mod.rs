@@ -150,6 +150,16 @@ pub enum RegisterOutcome {
     NeedFullBody,
 }
 
+/// What the last accepted registration did to its broker group's queue data: topics
+/// that gained it, lost it (`deleteTopicWithBrokerRegistration`) or had it changed.
+/// Counts only; all zero for a registration that writes no topics (a slave).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+}
+
 /// One broker address to remove (UNREGISTER_BROKER, expiry, connection close).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unregister {
@@ -241,6 +251,16 @@ pub struct RouteTable {
     changes: Changes,
     options: TableOptions,
     notifications: Vec<MinIdNotification>,
+    /// What the last `register_broker` did to queue data (`last_topic_counts`).
+    last_topic_counts: TopicCounts,
+}
+
+/// What `put_queue_data` did to a topic's entry for the queue data's broker name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    Same,
+    Added,
+    Changed,
 }
 
 impl RouteTable {
@@ -257,7 +277,14 @@ impl RouteTable {
             changes: Changes::default(),
             options: TableOptions::default(),
             notifications: Vec::new(),
+            last_topic_counts: TopicCounts::default(),
         }
+    }
+
+    /// Queue data added, removed and changed by the last `register_broker` (zero if it
+    /// was refused or changed no topic).
+    pub fn last_topic_counts(&self) -> TopicCounts {
+        self.last_topic_counts
     }
 
     pub fn set_options(&mut self, options: TableOptions) {
@@ -345,22 +372,24 @@ impl RouteTable {
         }
     }
 
-    fn put_queue_data(&mut self, topic: &str, qd: QueueData) {
+    fn put_queue_data(&mut self, topic: &str, qd: QueueData) -> Put {
         let broker_name = qd.broker_name.clone();
-        let name = match self.topic_queue.entry_ref(topic) {
+        let (name, put) = match self.topic_queue.entry_ref(topic) {
             hashbrown::hash_map::EntryRef::Occupied(mut entry) => {
-                if entry.get().get(&qd.broker_name) == Some(&qd) {
-                    return;
-                }
+                let put = match entry.get().get(&qd.broker_name) {
+                    Some(old) if *old == qd => return Put::Same,
+                    Some(_) => Put::Changed,
+                    None => Put::Added,
+                };
                 entry.get_mut().insert(qd);
-                entry.key().clone()
+                (entry.key().clone(), put)
             }
             hashbrown::hash_map::EntryRef::Vacant(entry) => {
                 let mut queues = BrokerQueues::default();
                 queues.insert(qd);
                 let name = TopicName::from(topic);
                 entry.insert_entry_with_key(name.clone(), queues);
-                name
+                (name, Put::Added)
             }
         };
         match self.broker_topics.get_mut(&*broker_name) {
@@ -374,6 +403,7 @@ impl RouteTable {
             }
         }
         self.changes.topics.insert(name);
+        put
     }
 
     /// Asserts that the reverse index matches `topic_queue` (debug builds only: O(table)).

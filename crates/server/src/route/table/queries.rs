@@ -68,18 +68,16 @@ impl RouteTable {
         true
     }
 
-    /// Step 10a: topics this broker no longer reports lose its queue data.
+    /// Step 10a: topics this broker no longer reports lose its queue data; returns how many.
     pub(super) fn remove_topics_missing_from(
         &mut self,
         broker_name: &str,
         reported: &[meridian_protocol::body::TopicConfig],
-    ) {
-        let Some(current) = self.broker_topics.get(broker_name) else { return };
+    ) -> usize {
+        let Some(current) = self.broker_topics.get(broker_name) else { return 0 };
         let reported: HashSet<&str> = reported.iter().map(|t| t.topic_name.as_str()).collect();
         let gone: Vec<TopicName> = current.iter().filter(|t| !reported.contains(&***t)).cloned().collect();
-        for topic in gone {
-            self.remove_queue_data(&topic, broker_name);
-        }
+        gone.iter().filter(|topic| self.remove_queue_data(topic, broker_name)).count()
     }
 
     /// DELETE_TOPIC_IN_NAMESRV (RouteInfoManager.deleteTopic): with a cluster, only that cluster's

@@ -43,6 +43,7 @@ impl RouteTable {
     /// (`topics_unchanged`) that cannot stand for "as before".
     pub fn register_broker(&mut self, mut req: RegisterBroker, conn: ConnId, now_ms: u64) -> RegisterOutcome {
         let key = BrokerAddrKey { cluster: req.cluster_name.clone(), addr: req.broker_addr.clone() };
+        self.last_topic_counts = TopicCounts::default();
         if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
             return RegisterOutcome::NeedFullBody;
         }
@@ -159,7 +160,7 @@ impl RouteTable {
     /// Step 10: the topic writer's queue data (and static-topic mappings).
     fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
         if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
-            self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+            self.last_topic_counts.removed = self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
         }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
@@ -179,7 +180,11 @@ impl RouteTable {
                     perm,
                     topic_sys_flag: tc.topic_sys_flag,
                 };
-                self.put_queue_data(&tc.topic_name, qd);
+                match self.put_queue_data(&tc.topic_name, qd) {
+                    Put::Same => {}
+                    Put::Added => self.last_topic_counts.added += 1,
+                    Put::Changed => self.last_topic_counts.changed += 1,
+                }
             }
         }
         if dv_changed || group.register_first {

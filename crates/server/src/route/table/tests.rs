@@ -465,3 +465,30 @@ fn connection_close_unregisters_only_brokers_tied_to_it() {
     assert_gone(&t, "broker-b", &[B0]);
     assert_eq!((t.topic_count(), t.live_count()), (0, 0));
 }
+
+#[test]
+fn a_registration_reports_how_many_topics_it_added_removed_and_changed() {
+    let mut t = table();
+    let counts = |added, removed, changed| TopicCounts { added, removed, changed };
+    t.register_broker(reg("broker-a", 0, A0, dv(1), &two_topics()), ConnId(1), 0);
+    assert_eq!(t.last_topic_counts(), counts(2, 0, 0));
+    // Same topics, new data version: everything rewritten, nothing different.
+    t.register_broker(reg("broker-a", 0, A0, dv(2), &two_topics()), ConnId(1), 0);
+    assert_eq!(t.last_topic_counts(), counts(0, 0, 0));
+    // T1 changed, T3 new; T2 missing from the body stays (split registration relies on that).
+    t.register_broker(reg("broker-a", 0, A0, dv(3), &[topic("T1", 8, 6), topic("T3", 4, 6)]), ConnId(1), 0);
+    assert_eq!(t.last_topic_counts(), counts(1, 0, 1));
+    // Another group taking an existing topic adds it to *its* queue data.
+    t.register_broker(reg("broker-b", 0, B0, dv(1), &[topic("T1", 8, 6), topic("TB", 4, 6)]), ConnId(2), 0);
+    assert_eq!(t.last_topic_counts(), counts(2, 0, 0));
+    // A slave writes no queue data.
+    t.register_broker(reg("broker-a", 1, A1, dv(1), &[topic("T9", 4, 6), topic("T8", 4, 6)]), ConnId(3), 0);
+    assert_eq!(t.last_topic_counts(), counts(0, 0, 0));
+    // deleteTopicWithBrokerRegistration: topics the body no longer lists are removed.
+    t.set_options(TableOptions { delete_topic_with_broker_registration: true, ..TableOptions::default() });
+    t.register_broker(reg("broker-a", 0, A0, dv(4), &[topic("T1", 8, 6)]), ConnId(1), 0);
+    assert_eq!(t.last_topic_counts(), counts(0, 2, 0));
+    // A refused registration reports nothing.
+    t.register_broker(reg("broker-c", 0, A2, dv(1), &[topic("T1", 8, 6)]), ConnId(4), 0);
+    assert_eq!(t.last_topic_counts(), counts(0, 0, 0));
+}

@@ -9,6 +9,7 @@
 //! sees its change on any shard. KV and config writes are durable before they are answered.
 
 use super::kv::{KvStore, NAMESPACE_ORDER_TOPIC_CONFIG};
+use super::rounds::{Round, RoundEnd, Rounds};
 use super::snapshot::{RouteBuildOptions, SnapshotCell};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
@@ -221,6 +222,8 @@ pub struct Writer {
     peer_warnings: WarnLimiter,
     /// Periodic and final route saves for a warm restart (`warmRestart` on).
     warm: Option<warm::WarmRestart>,
+    /// Open registration rounds, one line each when they close.
+    rounds: Rounds,
 }
 
 enum Pending {
@@ -256,6 +259,7 @@ impl Writer {
             build: RouteBuildOptions::default(),
             peer_warnings: WarnLimiter::new("route writer"),
             warm: None,
+            rounds: Rounds::default(),
         };
         w.apply_switches();
         // A warm restart loads the saved routes before the first snapshot is published.
@@ -310,6 +314,7 @@ impl Writer {
             // Wake for the scan, or to report warnings the limiter suppressed.
             let wake = self.peer_warnings.flush_due().map_or(next_scan, |due| due.min(next_scan));
             let wake = self.warm.as_ref().map_or(wake, |warm| wake.min(warm.next_due()));
+            let wake = self.next_round_deadline().map_or(wake, |due| wake.min(due));
             let timeout = wake.saturating_duration_since(Instant::now());
             match self.updates.recv_timeout(timeout) {
                 Ok(first) => {
@@ -326,6 +331,7 @@ impl Writer {
                 Err(flume::RecvTimeoutError::Disconnected) => return,
             }
             self.peer_warnings.flush(Instant::now());
+            self.close_quiet_rounds();
             if Instant::now() >= next_scan {
                 self.scan();
                 next_scan = Instant::now() + scan_interval;
@@ -376,6 +382,7 @@ impl Writer {
                     let n = removed.len();
                     self.metrics.brokers_removed(RemovalCause::ConnectionClosed, n);
                     for u in &removed {
+                        self.close_round_of(&u.cluster_name, &u.broker_addr);
                         events::connection_closed(u, conn);
                     }
                 }
@@ -421,7 +428,7 @@ impl Writer {
         }
         match outcome {
             RegisterOutcome::Accepted { master_addr, ha_server_addr } => {
-                who.accepted(conn, before, who.live_version(&self.table));
+                self.registration_accepted(who, conn, before, now_ms);
                 let order_topic_config = if self.config.namesrv.return_order_topic_config_to_broker {
                     self.kv
                         .namespace(NAMESPACE_ORDER_TOPIC_CONFIG)
@@ -441,6 +448,57 @@ impl Writer {
         }
     }
 
+    /// An accepted registration: a chunk of the address's round, or its removal (step 6).
+    fn registration_accepted(
+        &mut self,
+        who: events::Registration,
+        conn: ConnId,
+        before: Option<DataVersion>,
+        now_ms: u64,
+    ) {
+        match (before, who.live_version(&self.table)) {
+            (_, Some(_)) => {
+                self.metrics.registration_chunk();
+                let chunk = who.chunk(conn, before, self.table.last_topic_counts());
+                if let Some(round) = self.rounds.chunk(chunk, now_ms) {
+                    self.round_closed(&round, RoundEnd::Remainder);
+                }
+            }
+            (Some(_), None) => {
+                let (cluster, addr) = who.key();
+                self.close_round_of(cluster, addr);
+                who.removed_by_newer_state(conn);
+            }
+            (None, None) => who.ignored(conn),
+        }
+    }
+
+    fn round_closed(&self, round: &Round, end: RoundEnd) {
+        self.metrics.registration_round();
+        events::round_closed(round, end);
+    }
+
+    /// The address is being removed: its open round closes first, with its own line.
+    fn close_round_of(&mut self, cluster: &str, addr: &str) {
+        if let Some(round) = self.rounds.remove(cluster, addr) {
+            self.round_closed(&round, RoundEnd::Removed);
+        }
+    }
+
+    /// Closes the rounds whose brokers have sent nothing for `registrationRoundQuietMs`.
+    fn close_quiet_rounds(&mut self) {
+        let now_ms = self.now_ms();
+        for round in self.rounds.close_quiet(now_ms, self.config.registration_round_quiet_ms) {
+            self.round_closed(&round, RoundEnd::Quiet);
+        }
+    }
+
+    /// When the earliest open registration round closes if its broker stays quiet.
+    fn next_round_deadline(&self) -> Option<Instant> {
+        let due_ms = self.rounds.next_deadline_ms(self.config.registration_round_quiet_ms)?;
+        Some(self.started_at + Duration::from_millis(due_ms))
+    }
+
     fn flush_unregisters(&mut self, unregisters: &mut Vec<Unregister>) {
         if !unregisters.is_empty() {
             let live_before = self.table.live_count();
@@ -448,6 +506,9 @@ impl Writer {
             for u in unregisters.iter() {
                 let known = self.table.live_info(&u.cluster_name, &u.broker_addr).is_some()
                     && logged.insert((&u.cluster_name, &u.broker_addr));
+                if known {
+                    self.close_round_of(&u.cluster_name, &u.broker_addr);
+                }
                 events::unregistered(u, known);
             }
             self.table.unregister(unregisters);
@@ -483,6 +544,7 @@ impl Writer {
         let expired = self.table.scan_expired(self.now_ms());
         self.metrics.brokers_removed(RemovalCause::Timeout, expired.len());
         for e in &expired {
+            self.close_round_of(&e.broker.cluster_name, &e.broker.broker_addr);
             events::expired(e);
             if let Some(closer) = self.closers.get(e.conn.shard()) {
                 let _ = closer.try_send(e.conn);
