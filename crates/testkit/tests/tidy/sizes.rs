@@ -109,7 +109,7 @@ fn measure_all() -> Vec<Measured> {
 fn print_largest(measured: &[Measured]) {
     for (what, is_file, limit) in [("files", true, FILE_LINES_MAX), ("functions", false, FN_LINES_MAX)] {
         let mut items: Vec<&Measured> = measured.iter().filter(|m| m.key.ends_with(".rs") == is_file).collect();
-        items.sort_by(|a, b| b.lines.cmp(&a.lines));
+        items.sort_by_key(|m| std::cmp::Reverse(m.lines));
         println!("largest {what} (limit {limit}):");
         for m in items.iter().take(12) {
             println!("  {:5}  {}", m.lines, m.key);
