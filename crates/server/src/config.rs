@@ -8,6 +8,7 @@
 //! `scanNotActiveBrokerInterval`, ...), the NameServer switches live in `NamesrvConfig`, and
 //! Netty/JVM tuning keys are validated, kept and echoed by GET_NAMESRV_CONFIG, without effect.
 
+use crate::auth::{self, AuthConfig};
 use crate::error::ConfigError;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -108,7 +109,37 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The Java NameServer's own switches and paths.
     pub namesrv: NamesrvConfig,
+    /// Security (README "Security"): the keys UPDATE_NAMESRV_CONFIG may change
+    /// (`remoteConfigUpdateKeys`), the KV config's bounds, and opt-in access control.
+    pub remote_config_update_keys: Vec<String>,
+    pub kv_entries_max: usize,
+    pub kv_value_bytes_max: usize,
+    pub kv_bytes_max: u64,
+    pub auth: AuthConfig,
 }
+
+/// `remoteConfigUpdateKeys`' default: the runtime switches Java 5.3.3's NamesrvConfig has as
+/// plain booleans and ints (no path, address, listener or limit).
+pub const REMOTE_CONFIG_UPDATE_KEYS_DEFAULT: &str = "clusterTest;deleteTopicWithBrokerRegistration;\
+enableAllTopicList;enableTopicList;needWaitForService;notifyMinBrokerIdChanged;orderMessageEnable;\
+returnOrderTopicConfigToBroker;supportActingMaster;waitSecondsForService";
+
+/// Keys UPDATE_NAMESRV_CONFIG never changes, whatever `remoteConfigUpdateKeys` says (listing
+/// one there is a start error): the list itself, paths, addresses and access control.
+const REMOTE_UPDATE_NEVER: &[&str] = &[
+    "remoteConfigUpdateKeys",
+    "configBlackList",
+    "configStorePath",
+    "kvConfigPath",
+    "rocketmqHome",
+    "dataDir",
+    "warmRestartPath",
+    "listen",
+    "bindAddress",
+    "listenPort",
+    "metricsListen",
+    "peerNamesrvAddrs",
+];
 
 /// Java's `NamesrvConfig` switches (Java's NamesrvConfig), the part UPDATE_NAMESRV_CONFIG may
 /// change at run time, plus the Netty/JVM keys Meridian keeps only to echo them.
@@ -308,8 +339,22 @@ impl Default for Config {
             log_level: LOG_LEVEL_DEFAULT.to_string(),
             log_format: LogFormat::Text,
             namesrv: NamesrvConfig::default(),
+            remote_config_update_keys: split_keys(REMOTE_CONFIG_UPDATE_KEYS_DEFAULT),
+            kv_entries_max: 10_000,
+            kv_value_bytes_max: 64 * 1024,
+            kv_bytes_max: 16 * MIB,
+            auth: AuthConfig::default(),
         }
     }
+}
+
+fn is_never_remote(key: &str) -> bool {
+    REMOTE_UPDATE_NEVER.contains(&key) || auth::KEYS.contains(&key)
+}
+
+/// A `;`- or `,`-separated key list, blanks dropped.
+fn split_keys(value: &str) -> Vec<String> {
+    value.split([';', ',']).map(str::trim).filter(|k| !k.is_empty()).map(str::to_string).collect()
 }
 
 fn default_data_dir() -> PathBuf {
@@ -433,6 +478,10 @@ impl Config {
             "preemptTimerUs" => self.preempt_timer_us = parse(key, value)?,
             "executorPokeIntervalUs" => self.executor_poke_interval_us = parse(key, value)?,
             "ioMemoryBytesPerShard" => self.io_memory_bytes_per_shard = parse(key, value)?,
+            "remoteConfigUpdateKeys" => self.remote_config_update_keys = split_keys(value),
+            "kvEntriesMax" => self.kv_entries_max = parse(key, value)?,
+            "kvValueBytesMax" => self.kv_value_bytes_max = parse(key, value)?,
+            "kvBytesMax" => self.kv_bytes_max = parse(key, value)?,
             // Java keys that set a Meridian field.
             "listenPort" => self.listen.set_port(parse(key, value)?),
             "bindAddress" => self.listen.set_ip(parse(key, value)?),
@@ -446,7 +495,7 @@ impl Config {
                 self.connection_idle_timeout_ms = parse::<u64>(key, value)?.saturating_mul(1000)
             }
             _ => {
-                if !self.namesrv.set(key, value)? {
+                if !self.auth.set(key, value)? && !self.namesrv.set(key, value)? {
                     if let Some(now) = renamed_key(key) {
                         return Err(ConfigError::RenamedKey { key: key.to_string(), now });
                     }
@@ -534,7 +583,12 @@ impl Config {
             ("preemptTimerUs".into(), self.preempt_timer_us.to_string()),
             ("executorPokeIntervalUs".into(), self.executor_poke_interval_us.to_string()),
             ("ioMemoryBytesPerShard".into(), self.io_memory_bytes_per_shard.to_string()),
+            ("remoteConfigUpdateKeys".into(), self.remote_config_update_keys.join(";")),
+            ("kvEntriesMax".into(), self.kv_entries_max.to_string()),
+            ("kvValueBytesMax".into(), self.kv_value_bytes_max.to_string()),
+            ("kvBytesMax".into(), self.kv_bytes_max.to_string()),
         ]);
+        out.extend(self.auth.properties());
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -595,11 +649,29 @@ impl Config {
             ("watchesPerShardMax", self.watches_per_shard_max as u64),
             ("watchTopicsPerRequestMax", self.watch_topics_per_request_max as u64),
             ("peerCheckIntervalMs", self.peer_check_interval_ms),
+            ("kvEntriesMax", self.kv_entries_max as u64),
+            ("kvValueBytesMax", self.kv_value_bytes_max as u64),
+            ("kvBytesMax", self.kv_bytes_max),
         ] {
             if v == 0 {
                 return fail(format!("{key} must be > 0"));
             }
         }
+        if self.kv_value_bytes_max as u64 > self.kv_bytes_max {
+            return fail(format!(
+                "kvValueBytesMax {} must be <= kvBytesMax {}",
+                self.kv_value_bytes_max, self.kv_bytes_max
+            ));
+        }
+        for key in &self.remote_config_update_keys {
+            if is_never_remote(key) || !Config::is_known_key(key) {
+                return fail(format!(
+                    "remoteConfigUpdateKeys lists {key}, which {}",
+                    if is_never_remote(key) { "is never remotely writable" } else { "is not a config key" }
+                ));
+            }
+        }
+        self.auth.validate()?;
         if self.warm_restart && self.warm_restart_save_interval_ms >= self.warm_restart_max_age_ms {
             return fail(format!(
                 "warmRestartSaveIntervalMs {} must be < warmRestartMaxAgeMs {} (after a crash the last save would be too old to load)",
@@ -607,6 +679,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `key` names a key Meridian knows (any spelling `set` takes, old snake_case
+    /// names included); UPDATE_NAMESRV_CONFIG ignores the others, as Java does.
+    pub fn is_known_key(key: &str) -> bool {
+        !matches!(Config::default().set(key, ""), Err(e) if e.is_unknown_key())
+    }
+
+    /// Whether UPDATE_NAMESRV_CONFIG may change `key` (listed in `remoteConfigUpdateKeys`
+    /// and not one that never is).
+    pub fn is_remotely_writable(&self, key: &str) -> bool {
+        !is_never_remote(key) && self.remote_config_update_keys.iter().any(|k| k == key)
     }
 
     pub fn scan_interval(&self) -> Duration {
@@ -703,6 +787,38 @@ mod tests {
         assert!(n.is_black_listed("kvConfigPath"));
         assert!(n.is_black_listed("rocketmqHome"));
         assert!(!n.is_black_listed("orderMessageEnable"));
+    }
+
+    #[test]
+    fn remote_updates_reach_only_the_listed_switches() {
+        let c = Config::default();
+        for key in ["orderMessageEnable", "waitSecondsForService", "clusterTest"] {
+            assert!(c.is_remotely_writable(key), "{key}");
+            assert!(Config::is_known_key(key), "{key}");
+        }
+        for key in ["dataDir", "warmRestartPath", "frameBytesMax", "authEnabled", "remoteConfigUpdateKeys", "logLevel"]
+        {
+            assert!(!c.is_remotely_writable(key), "{key}");
+            assert!(Config::is_known_key(key), "{key}");
+        }
+        assert!(Config::is_known_key("data_dir"), "an old spelling is known");
+        assert!(!Config::is_known_key("noSuchKey"));
+        let mut wide = Config::default();
+        wide.set("remoteConfigUpdateKeys", "topicsMax;orderMessageEnable").unwrap();
+        wide.validate().unwrap();
+        assert!(wide.is_remotely_writable("topicsMax") && !wide.is_remotely_writable("enableTopicList"));
+        for never in ["dataDir", "remoteConfigUpdateKeys", "authAccountsFile", "noSuchKey"] {
+            wide.set("remoteConfigUpdateKeys", never).unwrap();
+            assert!(wide.validate().unwrap_err().to_string().contains(never), "{never}");
+        }
+    }
+
+    #[test]
+    fn kv_bounds_are_validated() {
+        let c = Config { kv_value_bytes_max: 2048, kv_bytes_max: 1024, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("kvValueBytesMax"));
+        let c = Config { kv_entries_max: 0, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("kvEntriesMax"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Process start-up: data directory and its lock, the single-instance guard for the port,
 //! one SO_REUSEPORT listener per shard, the writer thread and the pinned shard executors.
 
+use crate::auth::{accounts, AccessControl};
 use crate::config::Config;
 use crate::error::{StartError, WarmSaveError};
 use crate::metrics::counters::{ShardMetrics, WriterMetrics};
@@ -17,7 +18,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::io::{IntoRawFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -168,9 +169,11 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let lock = lock_data_dir(&config)?;
     let (guard, listeners, local_addr) = bind_listeners(&config)?;
     let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let shared = Shared {
         in_flight: Arc::new(AtomicUsize::new(0)),
-        stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        access: start_access_control(&config, &stopping)?,
+        stopping,
         connections_open: (0..config.shards).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         shard_metrics: (0..config.shards).map(|_| Arc::default()).collect(),
     };
@@ -220,6 +223,18 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// The accounts (an unreadable `authAccountsFile` stops the start) and, when there is a
+/// file, the thread that reloads it when it changes.
+fn start_access_control(config: &Config, stopping: &Arc<AtomicBool>) -> Result<Arc<AccessControl>, StartError> {
+    let file = config.auth.accounts_file.as_deref();
+    let cell = accounts::load_at_start(file)?;
+    if let Some(path) = file {
+        accounts::spawn_reloader(path.to_path_buf(), cell.clone(), stopping.clone())
+            .map_err(|e| io_err("cannot start the accounts reload thread".into(), e))?;
+    }
+    Ok(Arc::new(AccessControl::new(config.auth.clone(), cell)))
+}
+
 /// How the metrics endpoint reads the published snapshot.
 fn snapshot_probe(published: SnapshotCell) -> SnapshotProbe {
     Box::new(move || {
@@ -238,6 +253,7 @@ struct Shared {
     stopping: Arc<std::sync::atomic::AtomicBool>,
     connections_open: Vec<Arc<AtomicUsize>>,
     shard_metrics: Vec<Arc<ShardMetrics>>,
+    access: Arc<AccessControl>,
 }
 
 /// The channels between the shards and the writer and waker threads, one of each per shard.
@@ -349,6 +365,7 @@ fn start_shards(
             stopping: shared.stopping.clone(),
             metrics: shared.shard_metrics[id].clone(),
             publish_signal,
+            access: shared.access.clone(),
         };
         // Shard i runs on the i-th CPU this process may use (so `taskset` and cgroup cpusets
         // are honoured): one executor per core, so a shard's connections and its snapshot

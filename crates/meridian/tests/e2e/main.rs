@@ -9,6 +9,7 @@ mod common;
 mod metrics;
 mod ops;
 mod route_diff;
+mod security;
 mod server;
 mod split_registration;
 mod warm_restart;

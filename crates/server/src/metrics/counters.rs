@@ -23,6 +23,8 @@ pub(super) const RESPONSE_CODES: [i32; 8] = [
     codes::QUERY_NOT_FOUND,
     codes::GO_AWAY,
 ];
+/// `reason` labels of `meridian_requests_refused_total` (access control's refusal reasons).
+pub const REFUSAL_REASONS: [&str; 4] = ["address", "unsigned", "unknown_account", "signature"];
 pub(super) const RESPONSE_SLOTS: usize = RESPONSE_CODES.len() + 1;
 
 /// Histogram bucket upper bounds, in nanoseconds: 1 µs to 10 s.
@@ -151,6 +153,8 @@ pub struct ShardMetrics {
     pub(super) registration_decode: Histogram,
     /// Route watches (43701) held now: a gauge written by the shard only.
     pub(super) watches_held: AtomicU64,
+    /// Requests refused by access control, by `REFUSAL_REASONS`.
+    pub(super) requests_refused: [AtomicU64; REFUSAL_REASONS.len()],
 }
 
 impl Default for ShardMetrics {
@@ -165,6 +169,7 @@ impl Default for ShardMetrics {
             registrations_unread: AtomicU64::new(0),
             registration_decode: Histogram::default(),
             watches_held: AtomicU64::new(0),
+            requests_refused: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -175,6 +180,12 @@ impl ShardMetrics {
         let slot = request_slot(code);
         add(&self.requests[slot][response_slot(response_code)], 1);
         self.latency[slot].record(elapsed);
+    }
+
+    /// A request refused by access control; `reason` is one of `REFUSAL_REASONS`.
+    pub fn request_refused(&self, reason: &str) {
+        let slot = REFUSAL_REASONS.iter().position(|r| *r == reason).unwrap_or(REFUSAL_REASONS.len() - 1);
+        add(&self.requests_refused[slot], 1);
     }
 
     pub fn accepted(&self) {

@@ -4,8 +4,8 @@
 //! Must not: be reached from the request path, or write to any counter.
 
 use super::counters::{
-    Histogram, Merged, ShardMetrics, WriterMetrics, CLOSE_CAUSES, REMOVAL_CAUSES, REQUEST_CODES, REQUEST_SLOTS,
-    RESPONSE_CODES, RESPONSE_SLOTS,
+    Histogram, Merged, ShardMetrics, WriterMetrics, CLOSE_CAUSES, REFUSAL_REASONS, REMOVAL_CAUSES, REQUEST_CODES,
+    REQUEST_SLOTS, RESPONSE_CODES, RESPONSE_SLOTS,
 };
 use crate::error::StartError;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -176,6 +176,18 @@ impl Metrics {
             for (i, cause) in CLOSE_CAUSES.iter().enumerate() {
                 let n: u64 = shards.iter().map(|s| s.connections_closed[i].load(Relaxed)).sum();
                 ConstCounter::new(n).encode(family.encode_family(&[("cause", *cause)])?)?;
+            }
+        }
+        {
+            let mut family = enc.encode_descriptor(
+                "meridian_requests_refused",
+                "Requests refused by access control (answered NO_PERMISSION), by reason.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (i, reason) in REFUSAL_REASONS.iter().enumerate() {
+                let n: u64 = shards.iter().map(|s| s.requests_refused[i].load(Relaxed)).sum();
+                ConstCounter::new(n).encode(family.encode_family(&[("reason", *reason)])?)?;
             }
         }
         let watches: u64 = shards.iter().map(|s| s.watches_held.load(Relaxed)).sum();

@@ -4,6 +4,7 @@
 //! Must not: read or answer requests itself.
 
 use super::connection;
+use crate::auth::AccessControl;
 use crate::config::Config;
 use crate::metrics::counters::ShardMetrics;
 use crate::route::snapshot::SnapshotCell;
@@ -40,6 +41,7 @@ pub struct ShardSetup {
     pub metrics: Arc<ShardMetrics>,
     /// "A new snapshot is out", from the writer.
     pub publish_signal: flume::Receiver<()>,
+    pub access: Arc<AccessControl>,
 }
 
 pub async fn run(setup: ShardSetup) {
@@ -60,6 +62,7 @@ pub async fn run(setup: ShardSetup) {
         in_flight: setup.in_flight,
         stopping: setup.stopping,
         metrics: setup.metrics,
+        access: setup.access,
     }));
     spawn_helpers(&state, setup.pokes, setup.publish_signal, setup.close_requests);
     accept_loop(listener, state).await

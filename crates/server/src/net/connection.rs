@@ -56,7 +56,9 @@ pub async fn serve(mut stream: TcpStream, peer: String, shard: &ShardState) {
 
     let mut rbuf = ReadBuffer::new();
     let mut out = Replies::new(shard);
-    let mut session = Session { conn, peer: &peer, effects: Effects::default(), header_bytes: Vec::with_capacity(256) };
+    let peer_ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    let mut session =
+        Session { conn, peer: &peer, peer_ip, effects: Effects::default(), header_bytes: Vec::with_capacity(256) };
     let reason = 'conn: loop {
         // Every whole frame already buffered, then the replies in one write.
         loop {
@@ -260,6 +262,8 @@ struct Session<'p> {
     conn: ConnId,
     /// The peer's address, for the per-request debug line.
     peer: &'p str,
+    /// The peer's IP address, for access control's allow-lists.
+    peer_ip: Option<std::net::IpAddr>,
     effects: Effects,
     /// The encoded response header, reused so a lookup allocates no header buffer.
     header_bytes: Vec<u8>,
@@ -295,7 +299,7 @@ impl Session<'_> {
             tracing::debug!(conn = conn.0, opaque = header.opaque, "shutting down: GO_AWAY to {}", self.peer);
             Answer::error(codes::GO_AWAY, "please go away")
         } else {
-            dispatch::handle(shard, conn, header, body, body_crc32, &mut self.effects).await
+            dispatch::handle(shard, conn, self.peer_ip, header, body, body_crc32, &mut self.effects).await
         };
         shard.metrics.request(header.code, answer.code, started.elapsed());
         if header.is_oneway() {

@@ -90,6 +90,11 @@ fn answer(command: &AdminCommand, result: AdminResult) -> Answer {
         }
         AdminResult::ConfigBlackListed => Answer::error(codes::NO_PERMISSION, "Can not update config in black list."),
         AdminResult::ConfigInvalid(e) => Answer::error(codes::SYSTEM_ERROR, e.to_string()),
+        AdminResult::ConfigKeyNotRemote(key) => Answer::error(
+            codes::NO_PERMISSION,
+            format!("Can not update config key {key} remotely: it is not in remoteConfigUpdateKeys"),
+        ),
+        AdminResult::KvLimit(why) => Answer::error(codes::SYSTEM_ERROR, why),
         AdminResult::BrokerLiveTable(rows) => Answer::ok(live_table_json(&rows)),
     }
 }

@@ -15,17 +15,27 @@ use meridian_protocol::answer::Answer;
 use meridian_protocol::body;
 use meridian_protocol::codes;
 use meridian_protocol::header::Header;
+use std::net::IpAddr;
 
 /// `body_crc32`: the body's CRC as the `bodyCrc32` field carries it, computed by the
-/// connection as the frame arrived.
+/// connection as the frame arrived. `peer`: the connection's remote address.
 pub async fn handle(
     shard: &ShardState,
     conn: ConnId,
+    peer: Option<IpAddr>,
     header: &Header,
     body: Bytes,
     body_crc32: i32,
     effects: &mut Effects,
 ) -> Answer {
+    // Access control runs here, on the shard, before anything reaches the writer.
+    if let Err(refusal) = shard.access.check(header.code, header.version, header.ext_fields.as_deref(), &body, peer) {
+        shard.metrics.request_refused(refusal.reason.label());
+        if shard.peer_warning_admitted() {
+            tracing::warn!(code = header.code, conn = conn.0, "refused: {}", refusal.remark);
+        }
+        return Answer::error(codes::NO_PERMISSION, refusal.remark);
+    }
     let command = match Command::parse(header) {
         Ok(c) => c,
         Err(CommandError(remark)) => {

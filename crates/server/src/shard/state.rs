@@ -5,6 +5,7 @@
 //! Must not: own route state, share a `RefCell` with another shard, or know about sockets
 //! beyond the raw fds it tracks for the writer's close requests.
 
+use crate::auth::AccessControl;
 use crate::config::Config;
 use crate::logging::WarnLimiter;
 use crate::metrics::counters::ShardMetrics;
@@ -54,6 +55,8 @@ pub struct ShardState {
     pub watches_held: Cell<usize>,
     /// Bounds this shard's log lines about misbehaving peers (see `peer_warning_admitted`).
     peer_warnings: Rc<WarnLimiter>,
+    /// Process-wide access control (signatures, allow-lists), checked before dispatch.
+    pub access: Arc<AccessControl>,
 }
 
 /// What a shard's state is made of that the process hands over at start.
@@ -66,6 +69,7 @@ pub struct ShardParts {
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
+    pub access: Arc<AccessControl>,
 }
 
 impl ShardState {
@@ -90,6 +94,7 @@ impl ShardState {
             watches_held: Cell::new(0),
             peer_warnings: Rc::new(WarnLimiter::new(format!("shard {}", parts.id))),
             config: parts.config,
+            access: parts.access,
         }
     }
 

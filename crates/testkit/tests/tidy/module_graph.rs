@@ -52,10 +52,13 @@ const CLIENT_MODULES: Table = &[
 
 /// Data flows one way: net (accept, connection) -> request (dispatch -> lookup, register,
 /// admin, watch; command and reply below them) -> shard::state -> route (writer -> table,
-/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config. Start-up
+/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config (and auth,
+/// the access control shard::state holds, below it). Start-up
 /// (`server`) wires everything; metrics::http reads counters and the peer watch only.
 const SERVER_MODULES: Table = &[
-    ("config", &["error"]),
+    ("auth", &["auth::accounts", "error"]),
+    ("auth::accounts", &["error"]),
+    ("config", &["auth", "error"]),
     ("error", &[]),
     ("logging", &["config", "error"]),
     ("metrics", &[]),
@@ -65,6 +68,7 @@ const SERVER_MODULES: Table = &[
     (
         "net::accept",
         &[
+            "auth",
             "config",
             "metrics::counters",
             "net::connection",
@@ -143,6 +147,8 @@ const SERVER_MODULES: Table = &[
     (
         "server",
         &[
+            "auth",
+            "auth::accounts",
             "config",
             "error",
             "metrics::counters",
@@ -158,7 +164,10 @@ const SERVER_MODULES: Table = &[
         ],
     ),
     ("shard", &[]),
-    ("shard::state", &["config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"]),
+    (
+        "shard::state",
+        &["auth", "config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"],
+    ),
     ("sys", &[]),
 ];
 

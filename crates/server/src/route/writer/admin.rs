@@ -4,9 +4,10 @@
 //! DefaultRequestProcessor does). Must not: build answers or name wire fields.
 
 use super::{AdminRequest, AdminResult, LiveBroker, Writer};
+use crate::config::Config;
 use crate::error::{PersistError, PersistTarget};
 use crate::persist;
-use crate::route::kv::NAMESPACE_ORDER_TOPIC_CONFIG;
+use crate::route::kv::{KvLimits, KvPutError, NAMESPACE_ORDER_TOPIC_CONFIG};
 use std::collections::HashMap;
 
 fn owned(topics: Vec<&str>) -> Vec<String> {
@@ -19,12 +20,18 @@ impl Writer {
         match request {
             AdminRequest::PutKv { namespace, key, value } => {
                 let path = self.config.kv_config_path();
-                match self.kv.put(&path, namespace.clone(), key.clone(), value) {
+                let limits = KvLimits {
+                    entries_max: self.config.kv_entries_max,
+                    value_bytes_max: self.config.kv_value_bytes_max,
+                    bytes_max: self.config.kv_bytes_max,
+                };
+                match self.kv.put(&path, limits, namespace.clone(), key.clone(), value) {
                     Ok(()) => {
                         self.kv_changed(&namespace, &key);
                         AdminResult::Done
                     }
-                    Err(e) => AdminResult::NotPersisted(e),
+                    Err(KvPutError::Limit(why)) => AdminResult::KvLimit(why),
+                    Err(KvPutError::NotPersisted(e)) => AdminResult::NotPersisted(e),
                 }
             }
             AdminRequest::DeleteKv { namespace, key } => {
@@ -86,6 +93,12 @@ impl Writer {
     fn update_config(&mut self, properties: Vec<(String, String)>) -> AdminResult {
         if properties.iter().any(|(k, _)| self.config.namesrv.is_black_listed(k)) {
             return AdminResult::ConfigBlackListed;
+        }
+        // Known keys outside `remoteConfigUpdateKeys` spoil the whole update; unknown ones
+        // are ignored below, as Java ignores them.
+        let refused = properties.iter().find(|(k, _)| !self.config.is_remotely_writable(k) && Config::is_known_key(k));
+        if let Some((key, _)) = refused {
+            return AdminResult::ConfigKeyNotRemote(key.clone());
         }
         let mut next = self.config.clone();
         for (k, v) in &properties {

@@ -106,6 +106,10 @@ pub enum AdminResult {
     ConfigBlackListed,
     /// UPDATE_NAMESRV_CONFIG had an invalid value; nothing was applied.
     ConfigInvalid(ConfigError),
+    /// UPDATE_NAMESRV_CONFIG named a known key not in `remoteConfigUpdateKeys`; nothing was applied.
+    ConfigKeyNotRemote(String),
+    /// PUT_KV_CONFIG would pass a KV bound; the text names the key. Nothing was written.
+    KvLimit(String),
     /// MERIDIAN_BROKER_LIVE_TABLE rows, sorted by cluster then address.
     BrokerLiveTable(Vec<LiveBroker>),
 }
