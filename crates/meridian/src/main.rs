@@ -136,7 +136,12 @@ fn main() {
     // from broker registrations, so stopping flushes nothing (but the warm-restart routes,
     // when on): it refuses new connections and gives the requests being handled
     // `shutdownDrainMs` to be answered.
-    let signal = meridian_server::sys::wait_for_signal(&stop_signals);
+    let signal = loop {
+        match meridian_server::sys::wait_for_signal(&stop_signals) {
+            meridian_server::sys::SIGHUP => running.reload_accounts(),
+            stop => break stop,
+        }
+    };
     running.stop_accepting();
     // Logged only now: whoever reads this line may rely on new connections being refused.
     tracing::info!("received signal {signal}; stopping: no new connections, draining for up to {drain:?}");

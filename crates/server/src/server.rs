@@ -38,6 +38,8 @@ pub struct Running {
     pub writer: JoinHandle<()>,
     /// The writer's queue, for the warm-restart save at a graceful stop.
     updates: flume::Sender<RouteUpdate>,
+    /// `authAccountsFile` and the accounts it feeds, reloaded on SIGHUP.
+    accounts_file: Option<AccountsFile>,
     /// Held for the life of the process: the port guard and the data-dir lock.
     _guard: UnixListener,
     _lock: File,
@@ -170,9 +172,10 @@ pub fn start(config: Config) -> Result<Running, StartError> {
     let (guard, listeners, local_addr) = bind_listeners(&config)?;
     let published: SnapshotCell = Arc::new(ArcSwap::from_pointee(RouteSnapshot::empty()));
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (access, accounts_file) = start_access_control(&config, &stopping)?;
     let shared = Shared {
         in_flight: Arc::new(AtomicUsize::new(0)),
-        access: start_access_control(&config, &stopping)?,
+        access,
         stopping,
         connections_open: (0..config.shards).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         shard_metrics: (0..config.shards).map(|_| Arc::default()).collect(),
@@ -218,21 +221,29 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         shards,
         writer,
         updates: updates_tx,
+        accounts_file,
         _guard: guard,
         _lock: lock,
     })
 }
 
 /// The accounts (an unreadable `authAccountsFile` stops the start) and, when there is a
-/// file, the thread that reloads it when it changes.
-fn start_access_control(config: &Config, stopping: &Arc<AtomicBool>) -> Result<Arc<AccessControl>, StartError> {
+/// file, the thread that reloads it when it changes, and what SIGHUP reloads.
+fn start_access_control(
+    config: &Config,
+    stopping: &Arc<AtomicBool>,
+) -> Result<(Arc<AccessControl>, Option<AccountsFile>), StartError> {
     let file = config.auth.accounts_file.as_deref();
     let cell = accounts::load_at_start(file)?;
-    if let Some(path) = file {
-        accounts::spawn_reloader(path.to_path_buf(), cell.clone(), stopping.clone())
-            .map_err(|e| io_err("cannot start the accounts reload thread".into(), e))?;
-    }
-    Ok(Arc::new(AccessControl::new(config.auth.clone(), cell)))
+    let reload = match file {
+        Some(path) => {
+            accounts::spawn_reloader(path.to_path_buf(), cell.clone(), stopping.clone())
+                .map_err(|e| io_err("cannot start the accounts reload thread".into(), e))?;
+            Some((path.to_path_buf(), cell.clone()))
+        }
+        None => None,
+    };
+    Ok((Arc::new(AccessControl::new(config.auth.clone(), cell)), reload))
 }
 
 /// How the metrics endpoint reads the published snapshot.
@@ -410,7 +421,18 @@ fn start_shards(
 /// Interval at which the drain looks at the in-flight count.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
+/// An accounts file and the cell the shards read its accounts from.
+type AccountsFile = (std::path::PathBuf, accounts::AccountsCell);
+
 impl Running {
+    /// SIGHUP: re-reads `authAccountsFile` now (it is also re-read when it changes).
+    pub fn reload_accounts(&self) {
+        match &self.accounts_file {
+            Some((path, cell)) => accounts::reload_now(path, cell),
+            None => tracing::info!("SIGHUP: no authAccountsFile configured; nothing to reload"),
+        }
+    }
+
     /// Stops accepting connections: once this returns, a new connection is refused.
     pub fn stop_accepting(&self) {
         self.stopping.store(true, Ordering::Release);

@@ -92,9 +92,9 @@ pub fn page_bytes_and_clock_ticks() -> (u64, f64) {
     (page, ticks)
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (pthread_sigmask) and returns the set.
-/// Called by `main` before any thread exists, so every thread inherits the mask and only
-/// the thread calling `wait_for_signal` receives them.
+/// Blocks SIGTERM, SIGINT (stop) and SIGHUP (reload the accounts file) in the calling thread
+/// (pthread_sigmask) and returns the set. Called by `main` before any thread exists, so every
+/// thread inherits the mask and only the thread calling `wait_for_signal` receives them.
 pub fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
     unsafe {
@@ -102,10 +102,14 @@ pub fn block_stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
+
+/// The reload signal, for `main` to tell it from the stop signals.
+pub const SIGHUP: i32 = libc::SIGHUP;
 
 /// Waits for one of the signals in `set` (sigwait) and returns it.
 pub fn wait_for_signal(set: &libc::sigset_t) -> i32 {

@@ -101,6 +101,13 @@ pub fn reload_if_changed(
     if now == seen {
         return seen;
     }
+    reload_now(path, cell);
+    now
+}
+
+/// Re-reads the file now (SIGHUP, or a changed stamp); a file that does not parse leaves
+/// the last good accounts in place.
+pub fn reload_now(path: &Path, cell: &AccountsCell) {
     match Accounts::load(path) {
         Ok(accounts) => {
             tracing::info!("authAccountsFile {} reloaded: {} accounts", path.display(), accounts.len());
@@ -108,7 +115,6 @@ pub fn reload_if_changed(
         }
         Err(why) => tracing::error!("authAccountsFile not reloaded, keeping the last good accounts: {why}"),
     }
-    now
 }
 
 /// Starts the reload thread; it ends when `stopping` is set.

@@ -159,6 +159,25 @@ fn the_accounts_file_is_reloaded_when_it_changes_and_a_broken_one_is_ignored() {
 }
 
 #[test]
+fn sighup_reloads_the_accounts_file_and_does_not_stop_the_server() {
+    let (server, _dir, file) = auth_server(&[]);
+    let mut conn = server.client();
+    assert_eq!(conn.call(&signed(put_kv("k", "1"), &alice())).code(), 0);
+    // Same size and modification time as before: the change poll cannot see it, only SIGHUP.
+    let modified = std::fs::metadata(&file).and_then(|m| m.modified()).expect("the file's mtime");
+    std::fs::write(&file, "alice=s3crex\n").expect("rewriting the accounts file");
+    let f = std::fs::File::options().write(true).open(&file).expect("opening the accounts file");
+    f.set_modified(modified).expect("restoring the mtime");
+    drop(f);
+    let rotated = Credentials::new("alice", "s3crex");
+    // SAFETY: kill(2) on the PID of the child this test started and still owns.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) }, 0);
+    assert!(server.wait_for_log("reloaded: 1 accounts", RELOAD_DEADLINE).is_some(), "{}", server.log_text());
+    assert_eq!(conn.call(&signed(put_kv("k", "2"), &rotated)).code(), 0, "the server still serves, new secret");
+    assert_refused(&conn.call(&signed(put_kv("k", "3"), &alice())), 16, "signature");
+}
+
+#[test]
 fn admin_signs_with_access_and_secret_keys() {
     let (server, _dir, file) = auth_server(&[]);
     let n = server.addr().to_string();
