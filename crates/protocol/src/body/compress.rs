@@ -3,15 +3,18 @@
 //! `RegisterBrokerBody.encode(boolean compress)` / `decode`.
 //! Must not: allocate past `decompressed_bytes_max` before checking it, or touch route state.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::decode::{decode_data_version, from_object_slice, parse_lenient, AttributesJson, MappingInfoJson};
 use super::encode::{push_attributes, push_data_version, push_i32, push_mapping_info, push_str_array};
 use super::model::*;
 
-/// Growth step of decompression buffers: big enough to amortise, small enough that the
-/// allocation never runs far ahead of what the stream actually produced.
+/// First growth step of decompression buffers: big enough to amortise, small enough that
+/// the allocation never runs far ahead of what the stream actually produced.
 const DECOMPRESS_CHUNK_BYTES: usize = 64 * 1024;
+/// Largest growth step: past it the buffer grows linearly, so one refused reservation
+/// leaves at most this much unused, and no doubling ever overshoots a budget.
+const DECOMPRESS_GROWTH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// zstd window bounds (log2 bytes). A frame without a pledged content size declares the
 /// level's window (8 MiB up to level 19) and the decoder reserves all of it, so the cap
 /// bounds the window from above but never below what ordinary levels need; 30 is zstd's
@@ -32,19 +35,69 @@ pub(super) fn decode_compressed_register_body(
     body: &[u8],
     version: i32,
     decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
 ) -> Result<RegisterBrokerBody, BodyError> {
     // Java brokers wrap the deflate stream in zlib; rocketmq-rust brokers send it raw.
     let zlib_wrapped = is_zlib_header(body);
-    let plain = inflate_capped(body, zlib_wrapped, decompressed_bytes_max)?;
-    decode_compressed_layout(&plain, version)
+    let plain = inflate_capped(body, zlib_wrapped, decompressed_bytes_max, gate)?;
+    let plain_bytes = plain.capacity();
+    let decoded = decode_compressed_layout(&plain, version, gate);
+    drop(plain);
+    gate.release(plain_bytes);
+    decoded
 }
 
-/// Inflates `body`, failing as soon as the output would pass `decompressed_bytes_max`;
-/// the output buffer never grows beyond that cap plus one byte.
+/// Capacity of a decompression buffer that needs room: it doubles from
+/// `DECOMPRESS_CHUNK_BYTES` up to `DECOMPRESS_GROWTH_BYTES_MAX`, then grows by that much
+/// at a time, never past `output_bytes_limit`. Each growth is charged to the gate before it
+/// is allocated, so a refused body holds at most one growth step more than it was granted.
+fn grow_charged(
+    out: &mut Vec<u8>,
+    charged_bytes: &mut usize,
+    output_bytes_limit: usize,
+    gate: &mut dyn MemoryGate,
+) -> Result<(), BodyError> {
+    let capacity = out.capacity();
+    let grow_bytes = capacity
+        .clamp(DECOMPRESS_CHUNK_BYTES, DECOMPRESS_GROWTH_BYTES_MAX)
+        .min(output_bytes_limit.saturating_sub(capacity))
+        .max(1);
+    gate.reserve(grow_bytes)?;
+    *charged_bytes += grow_bytes;
+    out.reserve_exact(capacity - out.len() + grow_bytes);
+    // The allocator may round up; whatever it handed out is charged too.
+    let extra_bytes = out.capacity().saturating_sub(*charged_bytes);
+    if extra_bytes > 0 {
+        gate.reserve(extra_bytes)?;
+        *charged_bytes += extra_bytes;
+    }
+    Ok(())
+}
+
+/// Inflates `body`, failing as soon as the output would pass `decompressed_bytes_max` or
+/// the gate refuses the next growth of the output buffer (see [`grow_charged`]). On
+/// success the buffer's capacity stays charged (the caller releases it with the buffer); on
+/// failure everything charged here is released.
 pub(super) fn inflate_capped(
     body: &[u8],
     zlib_wrapped: bool,
     decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+) -> Result<Vec<u8>, BodyError> {
+    let mut charged_bytes = 0;
+    let inflated = inflate_charged(body, zlib_wrapped, decompressed_bytes_max, gate, &mut charged_bytes);
+    if inflated.is_err() {
+        gate.release(charged_bytes);
+    }
+    inflated
+}
+
+fn inflate_charged(
+    body: &[u8],
+    zlib_wrapped: bool,
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    charged_bytes: &mut usize,
 ) -> Result<Vec<u8>, BodyError> {
     use flate2::{Decompress, FlushDecompress, Status};
 
@@ -54,12 +107,12 @@ pub(super) fn inflate_capped(
     let mut out: Vec<u8> = Vec::new();
     loop {
         if out.len() == out.capacity() {
-            let grow_bytes = out.capacity().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
-            out.reserve_exact(grow_bytes);
+            grow_charged(&mut out, charged_bytes, output_bytes_limit, gate)?;
         }
         let consumed_bytes =
             usize::try_from(inflater.total_in()).expect("total_in never exceeds the input slice length");
         let produced_before = out.len();
+        // Writes into the spare capacity only: nothing is zero-filled first.
         let status =
             inflater.decompress_vec(&body[consumed_bytes..], &mut out, FlushDecompress::None).map_err(|e| {
                 compressed_error(format!(
@@ -89,38 +142,73 @@ pub(super) fn inflate_capped(
     }
 }
 
-/// Decompresses a zstd frame with the same cap as [`inflate_capped`]; the window size is
-/// limited too, so a frame cannot make the decoder reserve more memory than the cap.
-pub(super) fn zstd_decompress_capped(body: &[u8], decompressed_bytes_max: usize) -> Result<Vec<u8>, BodyError> {
-    let zstd_error = |e: std::io::Error| compressed_error(format!("invalid zstd frame: {e}"));
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(zstd_error)?;
+/// Decompresses a zstd body (one frame or several in a row) with the same cap and the same
+/// charged growth as [`inflate_capped`]. The window size is limited, and the decoder's own
+/// memory (its window buffer, which the output fills as it is produced) is charged as soon
+/// as the decoder reports it. The output is written straight into the buffer's spare
+/// capacity, which is never zero-filled.
+pub(super) fn zstd_decompress_capped(
+    body: &[u8],
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+) -> Result<Vec<u8>, BodyError> {
+    let mut charged_bytes = 0;
+    let mut context_charged_bytes = 0;
+    let decompressed =
+        zstd_decompress_charged(body, decompressed_bytes_max, gate, &mut charged_bytes, &mut context_charged_bytes);
+    // The decoder is gone either way; the output buffer only on failure.
+    gate.release(context_charged_bytes);
+    if decompressed.is_err() {
+        gate.release(charged_bytes);
+    }
+    decompressed
+}
+
+fn zstd_decompress_charged(
+    body: &[u8],
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    charged_bytes: &mut usize,
+    context_charged_bytes: &mut usize,
+) -> Result<Vec<u8>, BodyError> {
+    use zstd::zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer};
+
+    let zstd_error = |code: usize| compressed_error(format!("invalid zstd frame: {}", get_error_name(code)));
+    let mut decoder = DCtx::try_create().ok_or_else(|| compressed_error("invalid zstd frame: no decoder memory"))?;
     // A legitimate encoder never needs a window larger than twice its content.
     let window_log =
         (usize::BITS - decompressed_bytes_max.leading_zeros() + 1).clamp(ZSTD_WINDOW_LOG_MIN, ZSTD_WINDOW_LOG_MAX);
-    decoder.window_log_max(window_log).map_err(zstd_error)?;
+    decoder.set_parameter(DParameter::WindowLogMax(window_log)).map_err(zstd_error)?;
 
     let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
-    // `out` is zero-filled once as it grows; `filled_bytes` is how much of it holds output.
-    // (Zero-filling the spare capacity before every read made 100k-topic bodies 2x slower.)
+    let mut input = InBuffer::around(body);
     let mut out: Vec<u8> = Vec::new();
-    let mut filled_bytes = 0;
     loop {
-        if filled_bytes == out.len() {
-            let grow_bytes = out.len().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
-            out.resize(out.len() + grow_bytes, 0);
+        if out.len() == out.capacity() {
+            grow_charged(&mut out, charged_bytes, output_bytes_limit, gate)?;
         }
-        let read_bytes = match decoder.read(&mut out[filled_bytes..]) {
-            Ok(read_bytes) => read_bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(zstd_error(e)),
+        let (consumed_before, produced_before) = (input.pos(), out.len());
+        let hint = {
+            let mut output = OutBuffer::around_pos(&mut out, produced_before);
+            decoder.decompress_stream(&mut output, &mut input).map_err(zstd_error)?
         };
-        filled_bytes += read_bytes;
-        if filled_bytes > decompressed_bytes_max {
+        let context_bytes = decoder.sizeof();
+        if context_bytes > *context_charged_bytes {
+            gate.reserve(context_bytes - *context_charged_bytes)?;
+            *context_charged_bytes = context_bytes;
+        }
+        if out.len() > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
-        if read_bytes == 0 {
-            out.truncate(filled_bytes);
+        let input_left = input.pos() < body.len();
+        if hint == 0 && !input_left {
+            // The last frame ended exactly at the end of the body.
             return Ok(out);
+        }
+        let progressed = input.pos() != consumed_before || out.len() != produced_before;
+        if !input_left && !progressed && out.len() < out.capacity() {
+            // Output space was available and the input is gone: the frame was cut short.
+            return Err(compressed_error("invalid zstd frame: incomplete frame"));
         }
     }
 }
@@ -179,13 +267,23 @@ impl<'a> LayoutReader<'a> {
     }
 }
 
-pub(super) fn decode_compressed_layout(plain: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
+/// Decodes the inflated layout. What the decoded body holds is charged to `gate` before it
+/// is allocated (the entry arrays by count, the strings by the bytes they come from) and
+/// stays charged: it lives as long as the body the caller receives.
+pub(super) fn decode_compressed_layout(
+    plain: &[u8],
+    version: i32,
+    gate: &mut dyn MemoryGate,
+) -> Result<RegisterBrokerBody, BodyError> {
     let mut reader = LayoutReader { bytes: plain, offset: 0 };
     let data_version_json = reader.read_bytes("dataVersion")?;
     let data_version =
         decode_data_version(data_version_json).map_err(|e| compressed_error(format!("dataVersion: {e}")))?;
 
     let topic_count = reader.read_count("topic count")?;
+    // Every string decoded from here on is at most as long as the bytes it is read from.
+    let strings_bytes = plain.len() - reader.offset;
+    gate.reserve(topic_count.saturating_mul(std::mem::size_of::<TopicConfig>()).saturating_add(strings_bytes))?;
     let mut topic_configs = Vec::with_capacity(topic_count);
     for topic_index in 0..topic_count {
         let encoded = reader.read_bytes("topic config")?;
@@ -208,6 +306,7 @@ pub(super) fn decode_compressed_layout(plain: &[u8], version: i32) -> Result<Reg
     // `RegisterBrokerBody.decode` does.
     if version >= VERSION_COMPRESSED_MAPPING_MIN {
         let mapping_count = reader.read_count("static-topic mapping count")?;
+        gate.reserve(mapping_count.saturating_mul(std::mem::size_of::<(String, TopicQueueMappingInfo)>()))?;
         topic_queue_mapping_infos.reserve(mapping_count);
         for _ in 0..mapping_count {
             let json = reader.read_bytes("static-topic mapping")?;
