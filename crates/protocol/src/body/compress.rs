@@ -9,11 +9,11 @@ use super::decode::{decode_data_version, from_object_slice, parse_lenient, Attri
 use super::encode::{push_attributes, push_data_version, push_i32, push_mapping_info, push_str_array};
 use super::model::*;
 
-/// First growth step of decompression buffers: big enough to amortise, small enough that
-/// the allocation never runs far ahead of what the stream actually produced.
+/// First chunk of decompressed output: big enough to amortise, small enough that the
+/// allocation never runs far ahead of what the stream actually produced.
 const DECOMPRESS_CHUNK_BYTES: usize = 64 * 1024;
-/// Largest growth step: past it the buffer grows linearly, so one refused reservation
-/// leaves at most this much unused, and no doubling ever overshoots a budget.
+/// Largest chunk: past it the output grows linearly, so one refused reservation leaves at
+/// most this much unused, and no doubling ever overshoots a budget.
 const DECOMPRESS_GROWTH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// zstd window bounds (log2 bytes). A frame without a pledged content size declares the
 /// level's window (8 MiB up to level 19) and the decoder reserves all of it, so the cap
@@ -47,88 +47,133 @@ pub(super) fn decode_compressed_register_body(
     decoded
 }
 
-/// Capacity of a decompression buffer that needs room: it doubles from
-/// `DECOMPRESS_CHUNK_BYTES` up to `DECOMPRESS_GROWTH_BYTES_MAX`, then grows by that much
-/// at a time, never past `output_bytes_limit`. Each growth is charged to the gate before it
-/// is allocated, so a refused body holds at most one growth step more than it was granted.
-fn grow_charged(
-    out: &mut Vec<u8>,
-    charged_bytes: &mut usize,
+/// Decompressed bytes as they come: chunks that are charged before they are allocated and
+/// never reallocated. (Growing one buffer would copy it at every step, holding it twice for
+/// a moment, and an allocator may keep the freed copies for a while: a bomb refused at a
+/// 128 MiB budget could still cost several times that.) Chunks double from
+/// `DECOMPRESS_CHUNK_BYTES` to `DECOMPRESS_GROWTH_BYTES_MAX`, then stay at that size.
+struct ChunkedOutput {
+    chunks: Vec<Vec<u8>>,
+    len: usize,
+    /// One byte past the cap tells "exactly at the cap" from "over it".
     output_bytes_limit: usize,
-    gate: &mut dyn MemoryGate,
-) -> Result<(), BodyError> {
-    let capacity = out.capacity();
-    let grow_bytes = capacity
-        .clamp(DECOMPRESS_CHUNK_BYTES, DECOMPRESS_GROWTH_BYTES_MAX)
-        .min(output_bytes_limit.saturating_sub(capacity))
-        .max(1);
-    gate.reserve(grow_bytes)?;
-    *charged_bytes += grow_bytes;
-    out.reserve_exact(capacity - out.len() + grow_bytes);
-    // The allocator may round up; whatever it handed out is charged too.
-    let extra_bytes = out.capacity().saturating_sub(*charged_bytes);
-    if extra_bytes > 0 {
-        gate.reserve(extra_bytes)?;
-        *charged_bytes += extra_bytes;
+    charged_bytes: usize,
+}
+
+impl ChunkedOutput {
+    fn new(decompressed_bytes_max: usize) -> ChunkedOutput {
+        ChunkedOutput {
+            chunks: Vec::new(),
+            len: 0,
+            output_bytes_limit: decompressed_bytes_max.saturating_add(1),
+            charged_bytes: 0,
+        }
     }
-    Ok(())
+
+    /// The chunk to write into, with spare capacity: a new one, charged first, when the
+    /// last is full. Never more than `output_bytes_limit` in all.
+    fn spare(&mut self, gate: &mut dyn MemoryGate) -> Result<&mut Vec<u8>, BodyError> {
+        if self.chunks.last().is_none_or(|last| last.len() == last.capacity()) {
+            let last_capacity = self.chunks.last().map_or(0, Vec::capacity);
+            let chunk_bytes = (last_capacity * 2)
+                .clamp(DECOMPRESS_CHUNK_BYTES, DECOMPRESS_GROWTH_BYTES_MAX)
+                .min(self.output_bytes_limit.saturating_sub(self.len))
+                .max(1);
+            gate.reserve(chunk_bytes)?;
+            self.charged_bytes += chunk_bytes;
+            self.chunks.push(Vec::with_capacity(chunk_bytes));
+        }
+        Ok(self.chunks.last_mut().expect("a chunk was just ensured"))
+    }
+
+    /// Counts what the last write added.
+    fn wrote(&mut self, bytes: usize) {
+        self.len += bytes;
+    }
+
+    /// One contiguous buffer, charged (and then the chunks released) as it is built; its
+    /// capacity stays charged. A single chunk is returned as it is.
+    fn finish(mut self, gate: &mut dyn MemoryGate) -> Result<Vec<u8>, BodyError> {
+        if self.chunks.len() == 1 {
+            let chunk = self.chunks.pop().expect("one chunk");
+            // Charged at its capacity; `len` may be less.
+            gate.release(self.charged_bytes - chunk.capacity());
+            return Ok(chunk);
+        }
+        if let Err(e) = gate.reserve(self.len) {
+            gate.release(self.charged_bytes);
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in self.chunks.drain(..) {
+            out.extend_from_slice(&chunk);
+            gate.release(chunk.capacity());
+            self.charged_bytes -= chunk.capacity();
+        }
+        gate.release(self.charged_bytes);
+        Ok(out)
+    }
+
+    /// On failure: everything charged for the chunks is given back with them.
+    fn abandon(self, gate: &mut dyn MemoryGate) {
+        let charged_bytes = self.charged_bytes;
+        drop(self);
+        gate.release(charged_bytes);
+    }
 }
 
 /// Inflates `body`, failing as soon as the output would pass `decompressed_bytes_max` or
-/// the gate refuses the next growth of the output buffer (see [`grow_charged`]). On
-/// success the buffer's capacity stays charged (the caller releases it with the buffer); on
-/// failure everything charged here is released.
+/// the gate refuses the next chunk (see [`ChunkedOutput`]). On success the buffer's
+/// capacity stays charged (the caller releases it with the buffer); on failure everything
+/// charged here is released.
 pub(super) fn inflate_capped(
     body: &[u8],
     zlib_wrapped: bool,
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
 ) -> Result<Vec<u8>, BodyError> {
-    let mut charged_bytes = 0;
-    let inflated = inflate_charged(body, zlib_wrapped, decompressed_bytes_max, gate, &mut charged_bytes);
-    if inflated.is_err() {
-        gate.release(charged_bytes);
+    let mut out = ChunkedOutput::new(decompressed_bytes_max);
+    match inflate_chunks(body, zlib_wrapped, decompressed_bytes_max, gate, &mut out) {
+        Ok(()) => out.finish(gate),
+        Err(e) => {
+            out.abandon(gate);
+            Err(e)
+        }
     }
-    inflated
 }
 
-fn inflate_charged(
+fn inflate_chunks(
     body: &[u8],
     zlib_wrapped: bool,
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
-    charged_bytes: &mut usize,
-) -> Result<Vec<u8>, BodyError> {
+    out: &mut ChunkedOutput,
+) -> Result<(), BodyError> {
     use flate2::{Decompress, FlushDecompress, Status};
 
-    // One byte past the cap tells "exactly at the cap" from "over it".
-    let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
     let mut inflater = Decompress::new(zlib_wrapped);
-    let mut out: Vec<u8> = Vec::new();
     loop {
-        if out.len() == out.capacity() {
-            grow_charged(&mut out, charged_bytes, output_bytes_limit, gate)?;
-        }
         let consumed_bytes =
             usize::try_from(inflater.total_in()).expect("total_in never exceeds the input slice length");
-        let produced_before = out.len();
+        let chunk = out.spare(gate)?;
+        let produced_before = chunk.len();
         // Writes into the spare capacity only: nothing is zero-filled first.
-        let status =
-            inflater.decompress_vec(&body[consumed_bytes..], &mut out, FlushDecompress::None).map_err(|e| {
-                compressed_error(format!(
-                    "invalid {} stream at input byte {consumed_bytes}: {e}",
-                    if zlib_wrapped { "zlib" } else { "raw deflate" }
-                ))
-            })?;
-        if out.len() > decompressed_bytes_max {
+        let status = inflater.decompress_vec(&body[consumed_bytes..], chunk, FlushDecompress::None).map_err(|e| {
+            compressed_error(format!(
+                "invalid {} stream at input byte {consumed_bytes}: {e}",
+                if zlib_wrapped { "zlib" } else { "raw deflate" }
+            ))
+        })?;
+        let produced_bytes = chunk.len() - produced_before;
+        out.wrote(produced_bytes);
+        if out.len > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
         match status {
-            Status::StreamEnd => return Ok(out),
+            Status::StreamEnd => return Ok(()),
             Status::Ok | Status::BufError => {
                 let consumed_now = inflater.total_in() as usize != consumed_bytes;
-                let produced_now = out.len() != produced_before;
-                if !consumed_now && !produced_now {
+                if !consumed_now && produced_bytes == 0 {
                     // Output space was available, so the inflater is starving for input.
                     return Err(compressed_error(format!(
                         "truncated {} stream after {} input bytes \
@@ -143,34 +188,36 @@ fn inflate_charged(
 }
 
 /// Decompresses a zstd body (one frame or several in a row) with the same cap and the same
-/// charged growth as [`inflate_capped`]. The window size is limited, and the decoder's own
+/// charged chunks as [`inflate_capped`]. The window size is limited, and the decoder's own
 /// memory (its window buffer, which the output fills as it is produced) is charged as soon
-/// as the decoder reports it. The output is written straight into the buffer's spare
-/// capacity, which is never zero-filled.
+/// as the decoder reports it. Output goes straight into the chunks' spare capacity, which
+/// is never zero-filled.
 pub(super) fn zstd_decompress_capped(
     body: &[u8],
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
 ) -> Result<Vec<u8>, BodyError> {
-    let mut charged_bytes = 0;
+    let mut out = ChunkedOutput::new(decompressed_bytes_max);
     let mut context_charged_bytes = 0;
-    let decompressed =
-        zstd_decompress_charged(body, decompressed_bytes_max, gate, &mut charged_bytes, &mut context_charged_bytes);
-    // The decoder is gone either way; the output buffer only on failure.
+    let decompressed = zstd_chunks(body, decompressed_bytes_max, gate, &mut out, &mut context_charged_bytes);
+    // The decoder is gone either way.
     gate.release(context_charged_bytes);
-    if decompressed.is_err() {
-        gate.release(charged_bytes);
+    match decompressed {
+        Ok(()) => out.finish(gate),
+        Err(e) => {
+            out.abandon(gate);
+            Err(e)
+        }
     }
-    decompressed
 }
 
-fn zstd_decompress_charged(
+fn zstd_chunks(
     body: &[u8],
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
-    charged_bytes: &mut usize,
+    out: &mut ChunkedOutput,
     context_charged_bytes: &mut usize,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<(), BodyError> {
     use zstd::zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer};
 
     let zstd_error = |code: usize| compressed_error(format!("invalid zstd frame: {}", get_error_name(code)));
@@ -180,33 +227,33 @@ fn zstd_decompress_charged(
         (usize::BITS - decompressed_bytes_max.leading_zeros() + 1).clamp(ZSTD_WINDOW_LOG_MIN, ZSTD_WINDOW_LOG_MAX);
     decoder.set_parameter(DParameter::WindowLogMax(window_log)).map_err(zstd_error)?;
 
-    let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
     let mut input = InBuffer::around(body);
-    let mut out: Vec<u8> = Vec::new();
     loop {
-        if out.len() == out.capacity() {
-            grow_charged(&mut out, charged_bytes, output_bytes_limit, gate)?;
-        }
-        let (consumed_before, produced_before) = (input.pos(), out.len());
+        let consumed_before = input.pos();
+        let chunk = out.spare(gate)?;
+        let produced_before = chunk.len();
         let hint = {
-            let mut output = OutBuffer::around_pos(&mut out, produced_before);
+            let mut output = OutBuffer::around_pos(chunk, produced_before);
             decoder.decompress_stream(&mut output, &mut input).map_err(zstd_error)?
         };
+        let produced_bytes = chunk.len() - produced_before;
+        let chunk_has_room = chunk.len() < chunk.capacity();
+        out.wrote(produced_bytes);
         let context_bytes = decoder.sizeof();
         if context_bytes > *context_charged_bytes {
             gate.reserve(context_bytes - *context_charged_bytes)?;
             *context_charged_bytes = context_bytes;
         }
-        if out.len() > decompressed_bytes_max {
+        if out.len > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
         let input_left = input.pos() < body.len();
         if hint == 0 && !input_left {
             // The last frame ended exactly at the end of the body.
-            return Ok(out);
+            return Ok(());
         }
-        let progressed = input.pos() != consumed_before || out.len() != produced_before;
-        if !input_left && !progressed && out.len() < out.capacity() {
+        let progressed = input.pos() != consumed_before || produced_bytes != 0;
+        if !input_left && !progressed && chunk_has_room {
             // Output space was available and the input is gone: the frame was cut short.
             return Err(compressed_error("invalid zstd frame: incomplete frame"));
         }
