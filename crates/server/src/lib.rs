@@ -8,6 +8,7 @@
 //! them to the [`route::table`], returns data (never answers) and publishes the next snapshot.
 //!
 //! - [`config`]: the one `Config`, every limit with its unit.
+//! - [`budget`]: the process-wide memory budget of registrations in flight.
 //! - [`error`]: typed errors (kind, source: peer / internal / config, cause, context).
 //! - [`net`]: a shard's start and accept loop, per-connection I/O (frames in, replies out).
 //! - [`shard`]: what each shard owns (snapshot cache, writer channel, limits, counters).
@@ -21,6 +22,7 @@
 //! - [`logging`]: the log subscriber (`logLevel`, `logFormat`) and the peer-warning limiter.
 //! - [`sys`]: every libc call and `unsafe` block, each with why it is sound.
 
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod logging;

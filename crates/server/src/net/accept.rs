@@ -38,6 +38,8 @@ pub struct ShardSetup {
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
+    /// The registration memory budget every shard shares.
+    pub budget: Arc<crate::budget::MemoryBudget>,
     /// "A new snapshot is out", from the writer.
     pub publish_signal: flume::Receiver<()>,
 }
@@ -60,6 +62,7 @@ pub async fn run(setup: ShardSetup) {
         in_flight: setup.in_flight,
         stopping: setup.stopping,
         metrics: setup.metrics,
+        budget: setup.budget,
     }));
     spawn_helpers(&state, setup.pokes, setup.publish_signal, setup.close_requests);
     accept_loop(listener, state).await

@@ -52,9 +52,10 @@ const CLIENT_MODULES: Table = &[
 
 /// Data flows one way: net (accept, connection) -> request (dispatch -> lookup, register,
 /// admin, watch; command and reply below them) -> shard::state -> route (writer -> table,
-/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config. Start-up
-/// (`server`) wires everything; metrics::http reads counters and the peer watch only.
+/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config, budget.
+/// Start-up (`server`) wires everything; metrics::http reads counters and the peer watch only.
 const SERVER_MODULES: Table = &[
+    ("budget", &[]),
     ("config", &["error"]),
     ("error", &[]),
     ("logging", &["config", "error"]),
@@ -65,6 +66,7 @@ const SERVER_MODULES: Table = &[
     (
         "net::accept",
         &[
+            "budget",
             "config",
             "metrics::counters",
             "net::connection",
@@ -112,7 +114,7 @@ const SERVER_MODULES: Table = &[
     ("request::lookup", &["route::snapshot", "shard::state"]),
     (
         "request::register",
-        &["request::command", "request::reply", "route", "route::table", "route::writer", "shard::state"],
+        &["budget", "request::command", "request::reply", "route", "route::table", "route::writer", "shard::state"],
     ),
     ("request::reply", &[]),
     ("request::watch", &["request::command", "route::snapshot", "shard::state"]),
@@ -141,6 +143,7 @@ const SERVER_MODULES: Table = &[
     (
         "server",
         &[
+            "budget",
             "config",
             "error",
             "metrics::counters",
@@ -156,7 +159,10 @@ const SERVER_MODULES: Table = &[
         ],
     ),
     ("shard", &[]),
-    ("shard::state", &["config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"]),
+    (
+        "shard::state",
+        &["budget", "config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"],
+    ),
     ("sys", &[]),
 ];
 
