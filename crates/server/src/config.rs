@@ -669,6 +669,8 @@ mod tests {
         let c = Config { registration_inflight_bytes_per_shard_max: 1024, ..Config::default() };
         let e = c.validate().unwrap_err();
         assert!(e.to_string().contains("registrationInflightBytesPerShardMax"), "{e}");
+        // The default admits one 1M-topic JSON registration (~200 MB, charged twice).
+        assert!(Config::default().registration_memory_bytes_max >= 2 * 200_000_000);
         let c = Config { registration_memory_bytes_max: 256 * MIB, ..Config::default() };
         let e = c.validate().unwrap_err();
         assert!(e.to_string().contains("registrationMemoryBytesMax"), "{e}");

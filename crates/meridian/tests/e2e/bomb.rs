@@ -160,6 +160,12 @@ fn concurrent_bombs_stay_within_the_budget_while_a_big_registration_succeeds() {
         assert_eq!(route_code(&mut good_conn, name), SUCCESS, "{name} is routable");
     }
     assert_eq!(remarks.len(), BOMB_CONNECTIONS * BOMBS_PER_CONNECTION);
+    let cluster = good_conn.call(&Request::new(GET_BROKER_CLUSTER_INFO));
+    let cluster = String::from_utf8_lossy(&cluster.body);
+    assert!(
+        cluster.contains("broker-good") && !cluster.contains("broker-bomb"),
+        "refused bombs changed nothing: {cluster}"
+    );
 
     let peak_bytes = peak.load(Ordering::Acquire).max(status_bytes(pid, "VmHWM:"));
     let growth_bytes = peak_bytes.saturating_sub(rss_before);
