@@ -37,6 +37,10 @@ pub struct Config {
     pub body_decompressed_bytes_max: u64,
     /// Frame bytes a shard may hold in registrations being read, decoded or applied.
     pub registration_inflight_bytes_per_shard_max: u64,
+    /// Memory the registrations being decoded or applied hold, on all shards together
+    /// (wire bytes, inflated bytes, decoded bodies); a registration that cannot fit waits a
+    /// few seconds for room, then is refused naming this key.
+    pub registration_memory_bytes_max: u64,
     /// Open connections per shard; the next one is closed at accept with a log line.
     pub connections_per_shard_max: usize,
     /// Route updates waiting for the writer; senders wait when it is full.
@@ -310,6 +314,11 @@ impl Default for Config {
             header_bytes_max: 256 * 1024,
             body_decompressed_bytes_max: 512 * MIB,
             registration_inflight_bytes_per_shard_max: 512 * MIB,
+            // A registration is charged twice its wire bytes up front: 2 x frameBytesMax, so
+            // the largest frame (a 1M-topic JSON body is ~200 MB) fits on its own, while the
+            // whole process never holds more than this for registrations, whatever its shard
+            // count: safe on a 2 GiB host.
+            registration_memory_bytes_max: 512 * MIB,
             connections_per_shard_max: 16_384,
             update_queue_len_max: 4_096,
             topics_max: 5_000_000,
@@ -447,6 +456,7 @@ impl Config {
             "registrationInflightBytesPerShardMax" => {
                 self.registration_inflight_bytes_per_shard_max = parse(key, value)?
             }
+            "registrationMemoryBytesMax" => self.registration_memory_bytes_max = parse(key, value)?,
             "connectionsPerShardMax" => self.connections_per_shard_max = parse(key, value)?,
             "updateQueueLenMax" => self.update_queue_len_max = parse(key, value)?,
             "topicsMax" => self.topics_max = parse(key, value)?,
@@ -560,6 +570,7 @@ impl Config {
             ("headerBytesMax".into(), self.header_bytes_max.to_string()),
             ("bodyDecompressedBytesMax".into(), self.body_decompressed_bytes_max.to_string()),
             ("registrationInflightBytesPerShardMax".into(), self.registration_inflight_bytes_per_shard_max.to_string()),
+            ("registrationMemoryBytesMax".into(), self.registration_memory_bytes_max.to_string()),
             ("connectionsPerShardMax".into(), self.connections_per_shard_max.to_string()),
             ("updateQueueLenMax".into(), self.update_queue_len_max.to_string()),
             ("topicsMax".into(), self.topics_max.to_string()),
@@ -628,6 +639,13 @@ impl Config {
             return fail(format!(
                 "registrationInflightBytesPerShardMax {} must be >= frameBytesMax {} (one largest registration must fit)",
                 self.registration_inflight_bytes_per_shard_max, self.frame_bytes_max
+            ));
+        }
+        if self.registration_memory_bytes_max < 2 * self.frame_bytes_max as u64 {
+            return fail(format!(
+                "registrationMemoryBytesMax {} must be >= 2 x frameBytesMax {} (a registration is charged \
+                 its wire bytes plus as much for decoding them, and the largest one must fit)",
+                self.registration_memory_bytes_max, self.frame_bytes_max
             ));
         }
         for (key, v) in [
@@ -742,6 +760,11 @@ mod tests {
         let c = Config { registration_inflight_bytes_per_shard_max: 1024, ..Config::default() };
         let e = c.validate().unwrap_err();
         assert!(e.to_string().contains("registrationInflightBytesPerShardMax"), "{e}");
+        // The default admits one 1M-topic JSON registration (~200 MB, charged twice).
+        assert!(Config::default().registration_memory_bytes_max >= 2 * 200_000_000);
+        let c = Config { registration_memory_bytes_max: 256 * MIB, ..Config::default() };
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("registrationMemoryBytesMax"), "{e}");
         let mut c = Config::default();
         c.header_bytes_max = c.frame_bytes_max;
         assert!(c.validate().unwrap_err().to_string().contains("headerBytesMax"));

@@ -9,6 +9,7 @@
 //!
 //! - [`config`]: the one `Config`, every limit with its unit.
 //! - [`auth`]: opt-in access control (request signatures, address allow-lists).
+//! - [`budget`]: the process-wide memory budget of registrations in flight.
 //! - [`error`]: typed errors (kind, source: peer / internal / config, cause, context).
 //! - [`net`]: a shard's start and accept loop, per-connection I/O (frames in, replies out).
 //! - [`shard`]: what each shard owns (snapshot cache, writer channel, limits, counters).
@@ -23,6 +24,7 @@
 //! - [`sys`]: every libc call and `unsafe` block, each with why it is sound.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod logging;

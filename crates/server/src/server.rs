@@ -179,6 +179,7 @@ pub fn start(config: Config) -> Result<Running, StartError> {
         stopping,
         connections_open: (0..config.shards).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         shard_metrics: (0..config.shards).map(|_| Arc::default()).collect(),
+        budget: crate::budget::MemoryBudget::new(config.registration_memory_bytes_max as usize),
     };
     let (updates_tx, updates_rx) = flume::bounded(config.update_queue_len_max);
     let mut wiring = ShardWiring::new(config.shards);
@@ -265,6 +266,8 @@ struct Shared {
     connections_open: Vec<Arc<AtomicUsize>>,
     shard_metrics: Vec<Arc<ShardMetrics>>,
     access: Arc<AccessControl>,
+    /// `registrationMemoryBytesMax`, one for the whole process.
+    budget: Arc<crate::budget::MemoryBudget>,
 }
 
 /// The channels between the shards and the writer and waker threads, one of each per shard.
@@ -375,6 +378,7 @@ fn start_shards(
             in_flight: shared.in_flight.clone(),
             stopping: shared.stopping.clone(),
             metrics: shared.shard_metrics[id].clone(),
+            budget: shared.budget.clone(),
             publish_signal,
             access: shared.access.clone(),
         };

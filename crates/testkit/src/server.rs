@@ -304,7 +304,12 @@ impl Server {
     /// Waits for the child to exit by itself (e.g. an abort on purpose); `None` if it is
     /// still running at `deadline`.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        poll_status(&mut self.child, deadline)
+        let start = std::time::Instant::now();
+        let status = poll_status(&mut self.child, deadline)?;
+        // The reader thread may still hold the last lines (seen under load: a test read the
+        // log of an exited server without its final lines): wait for it to reach EOF.
+        self.log.wait_closed(deadline.saturating_sub(start.elapsed()).max(Duration::from_secs(1)));
+        Some(status)
     }
 
     /// SIGKILL now (by PID) and reap: the connections reset, the port is free again.

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_cli;
+mod bomb;
 mod common;
 mod metrics;
 mod ops;

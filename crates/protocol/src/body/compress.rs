@@ -3,15 +3,18 @@
 //! `RegisterBrokerBody.encode(boolean compress)` / `decode`.
 //! Must not: allocate past `decompressed_bytes_max` before checking it, or touch route state.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::decode::{decode_data_version, from_object_slice, parse_lenient, AttributesJson, MappingInfoJson};
 use super::encode::{push_attributes, push_data_version, push_i32, push_mapping_info, push_str_array};
 use super::model::*;
 
-/// Growth step of decompression buffers: big enough to amortise, small enough that the
+/// First chunk of decompressed output: big enough to amortise, small enough that the
 /// allocation never runs far ahead of what the stream actually produced.
 const DECOMPRESS_CHUNK_BYTES: usize = 64 * 1024;
+/// Largest chunk: past it the output grows linearly, so one refused reservation leaves at
+/// most this much unused, and no doubling ever overshoots a budget.
+const DECOMPRESS_GROWTH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// zstd window bounds (log2 bytes). A frame without a pledged content size declares the
 /// level's window (8 MiB up to level 19) and the decoder reserves all of it, so the cap
 /// bounds the window from above but never below what ordinary levels need; 30 is zstd's
@@ -32,50 +35,145 @@ pub(super) fn decode_compressed_register_body(
     body: &[u8],
     version: i32,
     decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
 ) -> Result<RegisterBrokerBody, BodyError> {
     // Java brokers wrap the deflate stream in zlib; rocketmq-rust brokers send it raw.
     let zlib_wrapped = is_zlib_header(body);
-    let plain = inflate_capped(body, zlib_wrapped, decompressed_bytes_max)?;
-    decode_compressed_layout(&plain, version)
+    let plain = inflate_capped(body, zlib_wrapped, decompressed_bytes_max, gate)?;
+    let plain_bytes = plain.capacity();
+    let decoded = decode_compressed_layout(&plain, version, gate);
+    drop(plain);
+    gate.release(plain_bytes);
+    decoded
 }
 
-/// Inflates `body`, failing as soon as the output would pass `decompressed_bytes_max`;
-/// the output buffer never grows beyond that cap plus one byte.
+/// Decompressed bytes as they come: chunks that are charged before they are allocated and
+/// never reallocated. (Growing one buffer would copy it at every step, holding it twice for
+/// a moment, and an allocator may keep the freed copies for a while: a bomb refused at a
+/// 128 MiB budget could still cost several times that.) Chunks double from
+/// `DECOMPRESS_CHUNK_BYTES` to `DECOMPRESS_GROWTH_BYTES_MAX`, then stay at that size.
+struct ChunkedOutput {
+    chunks: Vec<Vec<u8>>,
+    len: usize,
+    /// One byte past the cap tells "exactly at the cap" from "over it".
+    output_bytes_limit: usize,
+    charged_bytes: usize,
+}
+
+impl ChunkedOutput {
+    fn new(decompressed_bytes_max: usize) -> ChunkedOutput {
+        ChunkedOutput {
+            chunks: Vec::new(),
+            len: 0,
+            output_bytes_limit: decompressed_bytes_max.saturating_add(1),
+            charged_bytes: 0,
+        }
+    }
+
+    /// The chunk to write into, with spare capacity: a new one, charged first, when the
+    /// last is full. Never more than `output_bytes_limit` in all.
+    fn spare(&mut self, gate: &mut dyn MemoryGate) -> Result<&mut Vec<u8>, BodyError> {
+        if self.chunks.last().is_none_or(|last| last.len() == last.capacity()) {
+            let last_capacity = self.chunks.last().map_or(0, Vec::capacity);
+            let chunk_bytes = (last_capacity * 2)
+                .clamp(DECOMPRESS_CHUNK_BYTES, DECOMPRESS_GROWTH_BYTES_MAX)
+                .min(self.output_bytes_limit.saturating_sub(self.len))
+                .max(1);
+            gate.reserve(chunk_bytes)?;
+            self.charged_bytes += chunk_bytes;
+            self.chunks.push(Vec::with_capacity(chunk_bytes));
+        }
+        Ok(self.chunks.last_mut().expect("a chunk was just ensured"))
+    }
+
+    /// Counts what the last write added.
+    fn wrote(&mut self, bytes: usize) {
+        self.len += bytes;
+    }
+
+    /// One contiguous buffer, charged (and then the chunks released) as it is built; its
+    /// capacity stays charged. A single chunk is returned as it is.
+    fn finish(mut self, gate: &mut dyn MemoryGate) -> Result<Vec<u8>, BodyError> {
+        if self.chunks.len() == 1 {
+            let chunk = self.chunks.pop().expect("one chunk");
+            // Charged at its capacity; `len` may be less.
+            gate.release(self.charged_bytes - chunk.capacity());
+            return Ok(chunk);
+        }
+        if let Err(e) = gate.reserve(self.len) {
+            gate.release(self.charged_bytes);
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in self.chunks.drain(..) {
+            out.extend_from_slice(&chunk);
+            gate.release(chunk.capacity());
+            self.charged_bytes -= chunk.capacity();
+        }
+        gate.release(self.charged_bytes);
+        Ok(out)
+    }
+
+    /// On failure: everything charged for the chunks is given back with them.
+    fn abandon(self, gate: &mut dyn MemoryGate) {
+        let charged_bytes = self.charged_bytes;
+        drop(self);
+        gate.release(charged_bytes);
+    }
+}
+
+/// Inflates `body`, failing as soon as the output would pass `decompressed_bytes_max` or
+/// the gate refuses the next chunk (see [`ChunkedOutput`]). On success the buffer's
+/// capacity stays charged (the caller releases it with the buffer); on failure everything
+/// charged here is released.
 pub(super) fn inflate_capped(
     body: &[u8],
     zlib_wrapped: bool,
     decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
 ) -> Result<Vec<u8>, BodyError> {
+    let mut out = ChunkedOutput::new(decompressed_bytes_max);
+    match inflate_chunks(body, zlib_wrapped, decompressed_bytes_max, gate, &mut out) {
+        Ok(()) => out.finish(gate),
+        Err(e) => {
+            out.abandon(gate);
+            Err(e)
+        }
+    }
+}
+
+fn inflate_chunks(
+    body: &[u8],
+    zlib_wrapped: bool,
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    out: &mut ChunkedOutput,
+) -> Result<(), BodyError> {
     use flate2::{Decompress, FlushDecompress, Status};
 
-    // One byte past the cap tells "exactly at the cap" from "over it".
-    let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
     let mut inflater = Decompress::new(zlib_wrapped);
-    let mut out: Vec<u8> = Vec::new();
     loop {
-        if out.len() == out.capacity() {
-            let grow_bytes = out.capacity().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
-            out.reserve_exact(grow_bytes);
-        }
         let consumed_bytes =
             usize::try_from(inflater.total_in()).expect("total_in never exceeds the input slice length");
-        let produced_before = out.len();
-        let status =
-            inflater.decompress_vec(&body[consumed_bytes..], &mut out, FlushDecompress::None).map_err(|e| {
-                compressed_error(format!(
-                    "invalid {} stream at input byte {consumed_bytes}: {e}",
-                    if zlib_wrapped { "zlib" } else { "raw deflate" }
-                ))
-            })?;
-        if out.len() > decompressed_bytes_max {
+        let chunk = out.spare(gate)?;
+        let produced_before = chunk.len();
+        // Writes into the spare capacity only: nothing is zero-filled first.
+        let status = inflater.decompress_vec(&body[consumed_bytes..], chunk, FlushDecompress::None).map_err(|e| {
+            compressed_error(format!(
+                "invalid {} stream at input byte {consumed_bytes}: {e}",
+                if zlib_wrapped { "zlib" } else { "raw deflate" }
+            ))
+        })?;
+        let produced_bytes = chunk.len() - produced_before;
+        out.wrote(produced_bytes);
+        if out.len > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
         match status {
-            Status::StreamEnd => return Ok(out),
+            Status::StreamEnd => return Ok(()),
             Status::Ok | Status::BufError => {
                 let consumed_now = inflater.total_in() as usize != consumed_bytes;
-                let produced_now = out.len() != produced_before;
-                if !consumed_now && !produced_now {
+                if !consumed_now && produced_bytes == 0 {
                     // Output space was available, so the inflater is starving for input.
                     return Err(compressed_error(format!(
                         "truncated {} stream after {} input bytes \
@@ -89,38 +187,75 @@ pub(super) fn inflate_capped(
     }
 }
 
-/// Decompresses a zstd frame with the same cap as [`inflate_capped`]; the window size is
-/// limited too, so a frame cannot make the decoder reserve more memory than the cap.
-pub(super) fn zstd_decompress_capped(body: &[u8], decompressed_bytes_max: usize) -> Result<Vec<u8>, BodyError> {
-    let zstd_error = |e: std::io::Error| compressed_error(format!("invalid zstd frame: {e}"));
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(zstd_error)?;
+/// Decompresses a zstd body (one frame or several in a row) with the same cap and the same
+/// charged chunks as [`inflate_capped`]. The window size is limited, and the decoder's own
+/// memory (its window buffer, which the output fills as it is produced) is charged as soon
+/// as the decoder reports it. Output goes straight into the chunks' spare capacity, which
+/// is never zero-filled.
+pub(super) fn zstd_decompress_capped(
+    body: &[u8],
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+) -> Result<Vec<u8>, BodyError> {
+    let mut out = ChunkedOutput::new(decompressed_bytes_max);
+    let mut context_charged_bytes = 0;
+    let decompressed = zstd_chunks(body, decompressed_bytes_max, gate, &mut out, &mut context_charged_bytes);
+    // The decoder is gone either way.
+    gate.release(context_charged_bytes);
+    match decompressed {
+        Ok(()) => out.finish(gate),
+        Err(e) => {
+            out.abandon(gate);
+            Err(e)
+        }
+    }
+}
+
+fn zstd_chunks(
+    body: &[u8],
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    out: &mut ChunkedOutput,
+    context_charged_bytes: &mut usize,
+) -> Result<(), BodyError> {
+    use zstd::zstd_safe::{get_error_name, DCtx, DParameter, InBuffer, OutBuffer};
+
+    let zstd_error = |code: usize| compressed_error(format!("invalid zstd frame: {}", get_error_name(code)));
+    let mut decoder = DCtx::try_create().ok_or_else(|| compressed_error("invalid zstd frame: no decoder memory"))?;
     // A legitimate encoder never needs a window larger than twice its content.
     let window_log =
         (usize::BITS - decompressed_bytes_max.leading_zeros() + 1).clamp(ZSTD_WINDOW_LOG_MIN, ZSTD_WINDOW_LOG_MAX);
-    decoder.window_log_max(window_log).map_err(zstd_error)?;
+    decoder.set_parameter(DParameter::WindowLogMax(window_log)).map_err(zstd_error)?;
 
-    let output_bytes_limit = decompressed_bytes_max.saturating_add(1);
-    // `out` is zero-filled once as it grows; `filled_bytes` is how much of it holds output.
-    // (Zero-filling the spare capacity before every read made 100k-topic bodies 2x slower.)
-    let mut out: Vec<u8> = Vec::new();
-    let mut filled_bytes = 0;
+    let mut input = InBuffer::around(body);
     loop {
-        if filled_bytes == out.len() {
-            let grow_bytes = out.len().max(DECOMPRESS_CHUNK_BYTES).min(output_bytes_limit - out.len());
-            out.resize(out.len() + grow_bytes, 0);
-        }
-        let read_bytes = match decoder.read(&mut out[filled_bytes..]) {
-            Ok(read_bytes) => read_bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(zstd_error(e)),
+        let consumed_before = input.pos();
+        let chunk = out.spare(gate)?;
+        let produced_before = chunk.len();
+        let hint = {
+            let mut output = OutBuffer::around_pos(chunk, produced_before);
+            decoder.decompress_stream(&mut output, &mut input).map_err(zstd_error)?
         };
-        filled_bytes += read_bytes;
-        if filled_bytes > decompressed_bytes_max {
+        let produced_bytes = chunk.len() - produced_before;
+        let chunk_has_room = chunk.len() < chunk.capacity();
+        out.wrote(produced_bytes);
+        let context_bytes = decoder.sizeof();
+        if context_bytes > *context_charged_bytes {
+            gate.reserve(context_bytes - *context_charged_bytes)?;
+            *context_charged_bytes = context_bytes;
+        }
+        if out.len > decompressed_bytes_max {
             return Err(BodyError::DecompressedTooLarge { decompressed_bytes_max });
         }
-        if read_bytes == 0 {
-            out.truncate(filled_bytes);
-            return Ok(out);
+        let input_left = input.pos() < body.len();
+        if hint == 0 && !input_left {
+            // The last frame ended exactly at the end of the body.
+            return Ok(());
+        }
+        let progressed = input.pos() != consumed_before || produced_bytes != 0;
+        if !input_left && !progressed && chunk_has_room {
+            // Output space was available and the input is gone: the frame was cut short.
+            return Err(compressed_error("invalid zstd frame: incomplete frame"));
         }
     }
 }
@@ -179,13 +314,23 @@ impl<'a> LayoutReader<'a> {
     }
 }
 
-pub(super) fn decode_compressed_layout(plain: &[u8], version: i32) -> Result<RegisterBrokerBody, BodyError> {
+/// Decodes the inflated layout. What the decoded body holds is charged to `gate` before it
+/// is allocated (the entry arrays by count, the strings by the bytes they come from) and
+/// stays charged: it lives as long as the body the caller receives.
+pub(super) fn decode_compressed_layout(
+    plain: &[u8],
+    version: i32,
+    gate: &mut dyn MemoryGate,
+) -> Result<RegisterBrokerBody, BodyError> {
     let mut reader = LayoutReader { bytes: plain, offset: 0 };
     let data_version_json = reader.read_bytes("dataVersion")?;
     let data_version =
         decode_data_version(data_version_json).map_err(|e| compressed_error(format!("dataVersion: {e}")))?;
 
     let topic_count = reader.read_count("topic count")?;
+    // Every string decoded from here on is at most as long as the bytes it is read from.
+    let strings_bytes = plain.len() - reader.offset;
+    gate.reserve(topic_count.saturating_mul(std::mem::size_of::<TopicConfig>()).saturating_add(strings_bytes))?;
     let mut topic_configs = Vec::with_capacity(topic_count);
     for topic_index in 0..topic_count {
         let encoded = reader.read_bytes("topic config")?;
@@ -208,6 +353,7 @@ pub(super) fn decode_compressed_layout(plain: &[u8], version: i32) -> Result<Reg
     // `RegisterBrokerBody.decode` does.
     if version >= VERSION_COMPRESSED_MAPPING_MIN {
         let mapping_count = reader.read_count("static-topic mapping count")?;
+        gate.reserve(mapping_count.saturating_mul(std::mem::size_of::<(String, TopicQueueMappingInfo)>()))?;
         topic_queue_mapping_infos.reserve(mapping_count);
         for _ in 0..mapping_count {
             let json = reader.read_bytes("static-topic mapping")?;

@@ -15,6 +15,8 @@
 mod compress;
 mod decode;
 mod encode;
+#[cfg(test)]
+mod gate_tests;
 mod model;
 pub mod scan;
 #[cfg(test)]
@@ -56,7 +58,7 @@ pub fn check_body_crc32(body: &[u8], crc32_expected: i32) -> Result<(), BodyErro
     }
 }
 
-/// Decodes a REGISTER_BROKER body sent with request `version`.
+/// Decodes a REGISTER_BROKER body sent with request `version`, charging nothing.
 ///
 /// Never inflates past `decompressed_bytes_max`. An empty body is an empty registration
 /// with a zero DataVersion, as in Java's `DefaultRequestProcessor.registerBroker`.
@@ -65,6 +67,21 @@ pub fn decode_register_body(
     version: i32,
     encoding: BodyEncoding,
     decompressed_bytes_max: usize,
+) -> Result<RegisterBrokerBody, BodyError> {
+    decode_register_body_metered(body, version, encoding, decompressed_bytes_max, &mut Unmetered)
+}
+
+/// [`decode_register_body`], charging to `gate` what the decode allocates beyond `body`
+/// itself, before it is allocated: each growth of an inflation buffer (released with the
+/// buffer) and an estimate of the decoded body (left charged: the caller holds the body).
+/// The estimate for JSON is the length of the JSON: every decoded entry comes from more
+/// bytes of JSON (its keys and punctuation) than its fields take once decoded.
+pub fn decode_register_body_metered(
+    body: &[u8],
+    version: i32,
+    encoding: BodyEncoding,
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
 ) -> Result<RegisterBrokerBody, BodyError> {
     if body.is_empty() {
         return Ok(RegisterBrokerBody::default());
@@ -78,15 +95,20 @@ pub fn decode_register_body(
             // (BrokerOuterAPI.registerBrokerAll), which a stock NameServer rejects; we
             // accept the body when it cannot be JSON and carries a valid zlib header.
             if version >= VERSION_REGISTER_BODY_MIN && !starts_like_json(body) && is_zlib_header(body) {
-                decode_compressed_register_body(body, version, decompressed_bytes_max)
+                decode_compressed_register_body(body, version, decompressed_bytes_max, gate)
             } else {
+                gate.reserve(body.len())?;
                 decode_register_body_json(body, version)
             }
         }
-        BodyEncoding::Compressed => decode_compressed_register_body(body, version, decompressed_bytes_max),
+        BodyEncoding::Compressed => decode_compressed_register_body(body, version, decompressed_bytes_max, gate),
         BodyEncoding::Zstd => {
-            let json = zstd_decompress_capped(body, decompressed_bytes_max)?;
-            decode_register_body_json(&json, version)
+            let json = zstd_decompress_capped(body, decompressed_bytes_max, gate)?;
+            let json_bytes = json.capacity();
+            let decoded = gate.reserve(json.len()).and_then(|()| decode_register_body_json(&json, version));
+            drop(json);
+            gate.release(json_bytes);
+            decoded
         }
     }
 }

@@ -181,6 +181,8 @@ pub enum BodyError {
     Compressed { detail: String },
     /// Decompression stopped because the output would pass the configured cap.
     DecompressedTooLarge { decompressed_bytes_max: usize },
+    /// The process-wide registration memory budget could not cover the next allocation.
+    MemoryBudgetExhausted { registration_memory_bytes_max: usize },
     /// Java's `MQVersion.value2Version` throws on a negative version before decoding.
     VersionNegative { version: i32 },
     /// The `bodyCrc32` header does not match the body.
@@ -201,6 +203,12 @@ impl fmt::Display for BodyError {
                 "decompressed body exceeds bodyDecompressedBytesMax {decompressed_bytes_max} \
                  bytes (raise bodyDecompressedBytesMax if this broker is legitimate)"
             ),
+            BodyError::MemoryBudgetExhausted { registration_memory_bytes_max } => write!(
+                f,
+                "registrations in flight would exceed registrationMemoryBytesMax \
+                 {registration_memory_bytes_max} bytes (retry later, or raise \
+                 registrationMemoryBytesMax if this broker is legitimate)"
+            ),
             BodyError::VersionNegative { version } => {
                 write!(f, "Failed to decode RegisterBrokerBody: negative request version {version}")
             }
@@ -211,6 +219,27 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
+
+/// Charges the memory a decode is about to hold (inflated bytes, decoded structures) to a
+/// budget, before it is allocated; a refusal stops the decode with that error.
+pub trait MemoryGate {
+    /// Charges `bytes` about to be allocated.
+    fn reserve(&mut self, bytes: usize) -> Result<(), BodyError>;
+    /// Gives back `bytes` charged earlier and freed since.
+    fn release(&mut self, bytes: usize);
+}
+
+/// A gate that charges nothing: for callers bounded otherwise (tools, tests, benches).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unmetered;
+
+impl MemoryGate for Unmetered {
+    fn reserve(&mut self, _bytes: usize) -> Result<(), BodyError> {
+        Ok(())
+    }
+
+    fn release(&mut self, _bytes: usize) {}
+}
 
 pub(super) fn json_error(body_name: &'static str, error: impl fmt::Display) -> BodyError {
     BodyError::Json { body_name, detail: error.to_string() }

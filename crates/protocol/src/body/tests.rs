@@ -28,7 +28,7 @@ fn hex(text: &str) -> Vec<u8> {
 }
 
 fn inflate_all(body: &[u8], zlib_wrapped: bool) -> Vec<u8> {
-    inflate_capped(body, zlib_wrapped, CAP_BYTES).expect("test stream inflates")
+    inflate_capped(body, zlib_wrapped, CAP_BYTES, &mut Unmetered).expect("test stream inflates")
 }
 
 fn deflate(plain: &[u8], zlib_wrapped: bool) -> Vec<u8> {

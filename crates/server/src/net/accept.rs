@@ -39,6 +39,8 @@ pub struct ShardSetup {
     pub in_flight: Arc<AtomicUsize>,
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
+    /// The registration memory budget every shard shares.
+    pub budget: Arc<crate::budget::MemoryBudget>,
     /// "A new snapshot is out", from the writer.
     pub publish_signal: flume::Receiver<()>,
     pub access: Arc<AccessControl>,
@@ -63,6 +65,7 @@ pub async fn run(setup: ShardSetup) {
         stopping: setup.stopping,
         metrics: setup.metrics,
         access: setup.access,
+        budget: setup.budget,
     }));
     spawn_helpers(&state, setup.pokes, setup.publish_signal, setup.close_requests);
     accept_loop(listener, state).await

@@ -1,9 +1,11 @@
 //! REGISTER_BROKER on the receiving shard: the body CRC check, the re-send fast path (a
-//! body seen before on this connection is not decoded again), decoding off the lookup
-//! path, then the writer call and the reply. Must not: touch the table.
+//! body seen before on this connection is not decoded again), the registration's charge to
+//! the process-wide memory budget, decoding off the lookup path, then the writer call and
+//! the reply. Must not: touch the table.
 
 use super::command::RegisterBrokerHeader;
 use super::reply::writer_gone;
+use crate::budget::Metered;
 use crate::route::table::RegisterBroker;
 use crate::route::writer::{RegisterReply, RegisterResult, RouteUpdate};
 use crate::route::ConnId;
@@ -12,11 +14,15 @@ use bytes::Bytes;
 use meridian_protocol::answer::Answer;
 use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody};
 use meridian_protocol::codes;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Registrations remembered per connection for the re-send fast path; a broker sending its
 /// topics in several chunks (split registration) re-sends each of them.
 pub const RECENT_REGISTRATIONS_MAX: usize = 8;
+/// How long a registration may wait for room in the memory budget before it is refused
+/// (others give bytes back as they finish or are refused). Well within a broker's
+/// registration timeout, so a refusal still reaches it.
+const BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 /// What a connection must remember after its requests: whether a broker registered on it,
 /// and the registrations it sent recently (for the re-send fast path).
@@ -124,10 +130,25 @@ async fn register_full(
 ) -> Answer {
     let limit = shard.config.body_decompressed_bytes_max as usize;
     let (encoding, version) = (h.encoding, seen.version);
-    // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
     let decode_started = Instant::now();
-    let decoded = shard.decode(body.len(), move || body::decode_register_body(&body, version, encoding, limit)).await;
-    let decoded = match decoded {
+    let decoded = match charge(shard, &body).await {
+        Some(mut metered) => {
+            let wire_bytes = body.len();
+            // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
+            let (decoded, mut metered) = shard
+                .decode(wire_bytes, move || {
+                    let decoded = body::decode_register_body_metered(&body, version, encoding, limit, &mut metered);
+                    (decoded, metered)
+                })
+                .await;
+            // The frame is freed with the closure; the decoded body stays charged until answered.
+            metered.return_unused();
+            body::MemoryGate::release(&mut metered, wire_bytes);
+            decoded.map(|decoded| (decoded, metered))
+        }
+        None => Err(shard.budget.exhausted()),
+    };
+    let (decoded, _charged) = match decoded {
         Ok(b) => {
             shard.metrics.registration_decoded(seen.body_bytes, decode_started.elapsed());
             b
@@ -176,6 +197,17 @@ async fn register_full(
         "REGISTER_BROKER answered"
     );
     answer
+}
+
+/// Reserves, waiting up to `BUDGET_WAIT`, the body's wire bytes (already in memory) plus as
+/// many again for the decode to draw on (the JSON estimate, or the first inflation steps):
+/// everything a registration holds beyond that is charged as it grows, without waiting.
+async fn charge(shard: &ShardState, body: &Bytes) -> Option<Metered> {
+    let wire_bytes = body.len();
+    let deadline = Instant::now() + BUDGET_WAIT;
+    let reservation =
+        shard.budget.reserve_waiting(wire_bytes.saturating_mul(2), deadline, glommio::timer::sleep).await?;
+    Some(Metered::new(reservation, wire_bytes))
 }
 
 /// The answer Java's registerBroker gives: for a slave whose master is known, the master's

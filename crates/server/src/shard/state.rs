@@ -6,6 +6,7 @@
 //! beyond the raw fds it tracks for the writer's close requests.
 
 use crate::auth::AccessControl;
+use crate::budget::MemoryBudget;
 use crate::config::Config;
 use crate::logging::WarnLimiter;
 use crate::metrics::counters::ShardMetrics;
@@ -34,6 +35,8 @@ pub struct ShardState {
     updates: flume::Sender<RouteUpdate>,
     /// Frame bytes of large requests being read, decoded or applied on this shard.
     pub inflight: glommio::sync::Semaphore,
+    /// What registrations in flight hold, on every shard (`registrationMemoryBytesMax`).
+    pub budget: Arc<MemoryBudget>,
     /// Written only by this shard (plain load + store, no RMW); read by the waker thread.
     pub connections_open: Arc<AtomicUsize>,
     /// One inline decode at a time: a queued batch of small registrations then delays a
@@ -70,6 +73,7 @@ pub struct ShardParts {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
     pub access: Arc<AccessControl>,
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl ShardState {
@@ -82,6 +86,7 @@ impl ShardState {
             snapshot: RefCell::new(arc_swap::Cache::new(parts.published)),
             updates: parts.updates,
             inflight: glommio::sync::Semaphore::new(parts.config.registration_inflight_bytes_per_shard_max),
+            budget: parts.budget,
             connections_open: parts.connections_open,
             decode_turn: glommio::sync::Semaphore::new(1),
             conn_seq: Cell::new(0),

@@ -52,12 +52,13 @@ const CLIENT_MODULES: Table = &[
 
 /// Data flows one way: net (accept, connection) -> request (dispatch -> lookup, register,
 /// admin, watch; command and reply below them) -> shard::state -> route (writer -> table,
-/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config (and auth,
-/// the access control shard::state holds, below it). Start-up
-/// (`server`) wires everything; metrics::http reads counters and the peer watch only.
+/// snapshot, events, kv, warm). Leaves: error, sys, metrics::counters, config, budget (and
+/// auth, the access control shard::state holds, below it). Start-up (`server`) wires
+/// everything; metrics::http reads counters and the peer watch only.
 const SERVER_MODULES: Table = &[
     ("auth", &["auth::accounts", "error"]),
     ("auth::accounts", &["error"]),
+    ("budget", &[]),
     ("config", &["auth", "error"]),
     ("error", &[]),
     ("logging", &["config", "error"]),
@@ -69,6 +70,7 @@ const SERVER_MODULES: Table = &[
         "net::accept",
         &[
             "auth",
+            "budget",
             "config",
             "metrics::counters",
             "net::connection",
@@ -116,7 +118,7 @@ const SERVER_MODULES: Table = &[
     ("request::lookup", &["route::snapshot", "shard::state"]),
     (
         "request::register",
-        &["request::command", "request::reply", "route", "route::table", "route::writer", "shard::state"],
+        &["budget", "request::command", "request::reply", "route", "route::table", "route::writer", "shard::state"],
     ),
     ("request::reply", &[]),
     ("request::watch", &["request::command", "route::snapshot", "shard::state"]),
@@ -149,6 +151,7 @@ const SERVER_MODULES: Table = &[
         &[
             "auth",
             "auth::accounts",
+            "budget",
             "config",
             "error",
             "metrics::counters",
@@ -166,7 +169,17 @@ const SERVER_MODULES: Table = &[
     ("shard", &[]),
     (
         "shard::state",
-        &["auth", "config", "logging", "metrics::counters", "route", "route::snapshot", "route::writer", "sys"],
+        &[
+            "auth",
+            "budget",
+            "config",
+            "logging",
+            "metrics::counters",
+            "route",
+            "route::snapshot",
+            "route::writer",
+            "sys",
+        ],
     ),
     ("sys", &[]),
 ];

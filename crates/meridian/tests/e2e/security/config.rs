@@ -57,6 +57,7 @@ const REFUSED: &[&str] = &[
     "peerCheckIntervalMs",
     "preemptTimerUs",
     "registrationInflightBytesPerShardMax",
+    "registrationMemoryBytesMax",
     "registrationRoundQuietMs",
     "replyWriteTimeoutMs",
     "scanNotActiveBrokerInterval",
