@@ -6,11 +6,10 @@
 //! registration is answered 0 and routable.
 
 use crate::common;
-use crate::common::builders::{crc32, register_request, route_code, topic};
+use crate::common::builders::{crc32, register_request, route_code, topic, zlib_zeros};
 use meridian_protocol::codes::{GET_BROKER_CLUSTER_INFO, REGISTER_BROKER, SUCCESS, SYSTEM_ERROR};
 use meridian_testkit::topics::topic_names;
 use meridian_testkit::{Client, Request, Server};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,25 +34,6 @@ const GOOD_TOPICS: usize = 100_000;
 /// Bounds every wait for an answer: a registration may wait 5 s for budget, then decode
 /// (unoptimised in tests) on a machine busy with other tests. Not a timing assertion.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A zlib stream of `mib` MiB of zeros, built from one compressed MiB repeated (each
-/// piece ends in a sync flush and refers only to itself), so it costs milliseconds and
-/// about 1 KiB of memory per inflated MiB.
-fn zlib_zeros(mib: usize) -> Vec<u8> {
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(&vec![0u8; 1 << 20]).expect("writing into a Vec");
-    encoder.flush().expect("writing into a Vec");
-    let piece = encoder.get_ref().clone();
-    let mut out = vec![0x78, 0xDA];
-    for _ in 0..mib {
-        out.extend_from_slice(&piece);
-    }
-    out.extend_from_slice(&[0x03, 0x00]); // final empty fixed-Huffman block
-    let total_bytes = (mib as u64) << 20;
-    let adler = (((total_bytes % 65521) as u32) << 16) | 1; // Adler-32 of zeros
-    out.extend_from_slice(&adler.to_be_bytes());
-    out
-}
 
 /// The same zeros as Meridian's opt-in zstd encoding: one small frame of a MiB of zeros,
 /// repeated (a body may hold several frames in a row).

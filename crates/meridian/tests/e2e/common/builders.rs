@@ -4,6 +4,7 @@
 use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
 use meridian_protocol::codes::{GET_ROUTEINFO_BY_TOPIC, REGISTER_BROKER, SUCCESS};
 use meridian_testkit::{Client, Request};
+use std::io::Write;
 
 /// `crc32(body) & 0x7fffffff`, as Java's UtilAll.crc32.
 pub fn crc32(body: &[u8]) -> u32 {
@@ -84,4 +85,23 @@ pub fn addrs_json(addrs: &[(i64, &str)], standard: bool) -> String {
         .map(|(id, addr)| if standard { format!("\"{id}\":\"{addr}\"") } else { format!("{id}:\"{addr}\"") })
         .collect();
     format!("{{{}}}", entries.join(","))
+}
+
+/// A zlib stream of `mib` MiB of zeros, built from one compressed MiB repeated (each
+/// piece ends in a sync flush and refers only to itself), so it costs milliseconds and
+/// about 1 KiB of memory per inflated MiB.
+pub fn zlib_zeros(mib: usize) -> Vec<u8> {
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&vec![0u8; 1 << 20]).expect("writing into a Vec");
+    encoder.flush().expect("writing into a Vec");
+    let piece = encoder.get_ref().clone();
+    let mut out = vec![0x78, 0xDA];
+    for _ in 0..mib {
+        out.extend_from_slice(&piece);
+    }
+    out.extend_from_slice(&[0x03, 0x00]); // final empty fixed-Huffman block
+    let total_bytes = (mib as u64) << 20;
+    let adler = (((total_bytes % 65521) as u32) << 16) | 1; // Adler-32 of zeros
+    out.extend_from_slice(&adler.to_be_bytes());
+    out
 }

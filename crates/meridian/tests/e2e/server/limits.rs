@@ -139,24 +139,6 @@ fn header_over_header_bytes_max_closes_the_connection() {
     assert_closed_by(&server, &route_frame_with_header_size(1025), "headerBytesMax 1024");
 }
 
-/// A zlib stream of `mib` MiB of zeros, built from one compressed MiB repeated (each
-/// piece ends in a sync flush and refers only to itself), so it costs milliseconds.
-fn zlib_zeros(mib: usize) -> Vec<u8> {
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(&vec![0u8; 1 << 20]).expect("writing into a Vec");
-    encoder.flush().expect("writing into a Vec");
-    let piece = encoder.get_ref().clone();
-    let mut out = vec![0x78, 0xDA];
-    for _ in 0..mib {
-        out.extend_from_slice(&piece);
-    }
-    out.extend_from_slice(&[0x03, 0x00]); // final empty fixed-Huffman block
-    let total_bytes = (mib as u64) << 20;
-    let adler = (((total_bytes % 65521) as u32) << 16) | 1; // Adler-32 of zeros
-    out.extend_from_slice(&adler.to_be_bytes());
-    out
-}
-
 #[test]
 fn deflate_bomb_is_refused_at_body_decompressed_bytes_max() {
     let server = common::server(&["bodyDecompressedBytesMax=1048576"]);
