@@ -124,26 +124,11 @@ impl AuthArgs {
     /// The credentials to sign with; `None` when no option asks for signing. Errors name
     /// the options or the file.
     pub fn credentials(&self) -> Result<Option<Credentials>, String> {
-        let keys_given = self.access_key.is_some() || self.secret_key.is_some();
-        if let Some(path) = &self.credentials {
-            if keys_given {
-                return Err("give either --credentials or --access-key with --secret-key, not both".to_string());
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
-            let credentials =
-                Credentials::from_properties(&text).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
-            return Ok(Some(credentials));
-        }
-        match (&self.access_key, &self.secret_key) {
-            (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
-                Ok(Some(Credentials::new(access_key.clone(), secret_key.clone())))
-            }
-            (None, None) => Ok(None),
-            _ => {
-                Err("--access-key and --secret-key go together, both non-empty (or use --credentials FILE)".to_string())
-            }
-        }
+        meridian_client::credentials_from_options(
+            self.access_key.as_deref(),
+            self.secret_key.as_deref(),
+            self.credentials.as_deref(),
+        )
     }
 }
 

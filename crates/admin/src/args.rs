@@ -58,23 +58,11 @@ impl CommonArgs {
     /// checked here, not by clap: clap's `requires` misfires on global options given on
     /// both sides of the verb.
     pub fn credentials(&self) -> Result<Option<Credentials>, String> {
-        let keys_given = self.access_key.is_some() || self.secret_key.is_some();
-        if let Some(path) = &self.credentials {
-            if keys_given {
-                return Err("give either --credentials or --access-key with --secret-key, not both".to_string());
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
-            let credentials =
-                Credentials::from_properties(&text).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
-            return Ok(Some(credentials));
-        }
-        Ok(match (&self.access_key, &self.secret_key) {
-            (Some(access_key), Some(secret_key)) => Some(Credentials::new(access_key.clone(), secret_key.clone())),
-            (Some(_), None) => return Err("--access-key needs --secret-key (or use --credentials FILE)".to_string()),
-            (None, Some(_)) => return Err("--secret-key needs --access-key".to_string()),
-            (None, None) => None,
-        })
+        meridian_client::credentials_from_options(
+            self.access_key.as_deref(),
+            self.secret_key.as_deref(),
+            self.credentials.as_deref(),
+        )
     }
 }
 

@@ -63,6 +63,31 @@ pub fn parse_namesrv_addrs(text: &str) -> Result<Vec<String>, AddrListError> {
     Ok(addrs)
 }
 
+/// The credentials a tool signs with, from `--access-key`/`--secret-key` or a `--credentials`
+/// properties file (`accessKey=`, `secretKey=`, optional `securityToken=`, as RocketMQ's tools
+/// read it); `None` when no option asks for signing. Errors name the options or the file.
+pub fn credentials_from_options(
+    access_key: Option<&str>,
+    secret_key: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<conn::Credentials>, String> {
+    if let Some(path) = file {
+        if access_key.is_some() || secret_key.is_some() {
+            return Err("give either --credentials or --access-key with --secret-key, not both".to_string());
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
+        let credentials = conn::Credentials::from_properties(&text)
+            .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+        return Ok(Some(credentials));
+    }
+    match (access_key, secret_key) {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Some(conn::Credentials::new(a, s))),
+        (None, None) => Ok(None),
+        _ => Err("--access-key and --secret-key go together, both non-empty (or use --credentials FILE)".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
