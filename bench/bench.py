@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,8 +33,13 @@ LOADGEN_BIN = os.path.join(RELEASE, "meridian-loadgen")
 PLOT_BIN = os.path.join(RELEASE, "meridian-bench-plot")
 RMQ_BIN_DEFAULT = os.path.join(ROOT, "target", "peers", "bin", "rocketmq-namesrv-rust")
 
-# Ports of the servers this driver starts: PORT_BASE + index (loopback only).
+# Ports of the servers this driver starts: PORT_BASE + index (loopback only), or a free port the
+# kernel picks when that one is taken (another server on the host must never be measured).
 PORT_BASE = 29870
+# Lines of a server's log quoted when it fails to start.
+SERVER_LOG_TAIL_LINES = 3
+# The account of the auth comparison (--auth): written into the run directory, never a real one.
+AUTH_ACCESS_KEY = "benchAccessKey"
 # How long a started server may take to accept connections.
 SERVER_READY_TIMEOUT_S = 15.0
 # How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
@@ -105,11 +111,15 @@ def machine_info(rmq_bin):
 
 
 class Server:
-    """One peer. kind: meridian | rmq-rust | ceiling | external (running already, not ours)."""
+    """One peer. kind: meridian | rmq-rust | ceiling | external (running already, not ours).
 
-    def __init__(self, name, kind, addr, pid=None, shards=None):
+    auth_of: for a Meridian with authentication on (--auth), the name of its auth-off twin; the
+    server then verifies every request and loadgen signs every request it sends there."""
+
+    def __init__(self, name, kind, addr, pid=None, shards=None, auth_of=None):
         self.name, self.kind, self.addr = name, kind, addr
         self.shards = shards  # Meridian only
+        self.auth_of = auth_of
         self.pid = pid  # known for started servers, optional for external ones
         self.proc = None
         self.command = None
@@ -119,15 +129,25 @@ class Server:
         return self.kind != "external"
 
     def start(self, args, run_dir, label):
+        """Starts the server and waits until it accepts; RuntimeError naming the reason (and the
+        tail of its log) if it cannot, with nothing of it left running."""
         if not self.started_by_us:
             return
-        assert self.proc is None, f"{self.name} already running"
+        self.stop()  # never two of ours at once, even after an earlier failure
         workdir = os.path.join(run_dir, f"{self.name}-{label}")
         os.makedirs(workdir, exist_ok=True)
         env = dict(os.environ)
         host, port = self.addr.rsplit(":", 1)
+        if port_in_use(host, int(port)):
+            raise RuntimeError(f"{self.addr} is already taken by a process the bench did not start")
         if self.kind == "meridian":
-            cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(self.shards)]
+            # Metrics off: the bench reads none, and the default metrics port may belong to a
+            # Meridian already running on the host.
+            cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(self.shards),
+                   "--set", "metricsListen=off"]
+            if self.auth_of:
+                cmd += ["--set", "authEnabled=true", "--set", f"authAccountsFile={args.auth_accounts}",
+                        "--set", "authBrokerRequests=true", "--set", "authReadRequests=true"]
         elif self.kind == "rmq-rust":
             env["ROCKETMQ_HOME"] = workdir
             cmd = [args.rmq_namesrv, "--listenPort", port, "--bindAddress", host]
@@ -135,21 +155,29 @@ class Server:
             cmd = [LOADGEN_BIN, "echo-server", "--listen", self.addr, "--threads", str(args.echo_threads), "-d", "1h"]
         cmd = ["taskset", "-c", args.server_cpus] + cmd  # taskset execs: the PID is the server's
         self.command = (f"ROCKETMQ_HOME={workdir} " if self.kind == "rmq-rust" else "") + " ".join(cmd)
-        logf = open(os.path.join(workdir, "server.log"), "wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        logf.close()
+        log_path = os.path.join(workdir, "server.log")
+        with open(log_path, "wb") as logf:
+            try:
+                self.proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
+            except OSError as e:
+                raise RuntimeError(f"cannot run {cmd[0]}: {e}") from None
         self.pid = self.proc.pid
         started_pids.append(self.pid)
         deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {workdir}/server.log")
+                code = self.proc.returncode
+                self.stop()
+                raise RuntimeError(f"exited with {code}: {log_tail(log_path)} ({os.path.relpath(log_path, ROOT)})")
             try:
                 socket.create_connection((host, int(port)), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not accepting on {self.addr} after {SERVER_READY_TIMEOUT_S}s")
+        self.stop()
+        raise RuntimeError(f"not accepting on {self.addr} after {SERVER_READY_TIMEOUT_S:.0f}s: "
+                           f"{log_tail(log_path)} ({os.path.relpath(log_path, ROOT)})")
 
     def stop(self):
         if self.proc is None:
@@ -157,6 +185,36 @@ class Server:
         stop_pid(self.proc)
         self.proc = None
         self.pid = None
+
+
+def log_tail(path):
+    """The last few non-empty lines of a server log, on one line, for a failure message."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "no log"
+    return " | ".join(lines[-SERVER_LOG_TAIL_LINES:])[-400:] or "empty log"
+
+
+def port_in_use(host, port):
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def pick_port(preferred):
+    """preferred when nothing listens on it or holds it bound, else a free port the kernel picks."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
 
 
 def stop_pid(proc):
@@ -197,6 +255,8 @@ def run_loadgen(args, run_dir, label, server, lg_args, timeout_s, on_stderr_line
         cmd += ["--cpus", args.loadgen_cpus]
     if server.pid:
         cmd += ["--pid", str(server.pid)]
+    if server.auth_of:
+        cmd += ["--credentials", args.auth_credentials]  # keeps the secret off the command line
     out_path = os.path.join(run_dir, f"{label}-{server.name}.out")
     with open(out_path, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
@@ -309,10 +369,12 @@ class Table:
     def render(self):
         names = [s.name for s in self.servers]
         peers = [s.name for s in self.servers if s.kind not in ("meridian", "ceiling")]
+        twins = [(s.name, s.auth_of) for s in self.servers if s.auth_of]
         has_ceiling = any(s.kind == "ceiling" for s in self.servers) and any(
             num(r["values"].get("ceiling")) is not None for r in self.rows
         )
-        header = ["scenario"] + names + [f"vs {p}" for p in peers] + (["of ceiling"] if has_ceiling else [])
+        header = (["scenario"] + names + [f"vs {p}" for p in peers] + (["of ceiling"] if has_ceiling else [])
+                  + ["auth vs off" if off == "meridian" else f"{on} vs {off}" for on, off in twins])
         lines = []
         losses = []
         body = []
@@ -324,6 +386,9 @@ class Table:
                 cells.append("-" if ratio is None else f"{ratio:.2f}")
                 if ratio is not None and ratio < 0.95 and p != "ceiling":
                     losses.append(f"{r['label'].strip()} vs {p}: {ratio:.2f}")
+            for on, off in twins:  # the same convention: < 1 = what authentication costs
+                ratio = ratio_of(r["values"].get(on), r["values"].get(off), r["better"])
+                cells.append("-" if ratio is None else f"{ratio:.2f}")
             body.append(cells)
         widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
         fmt_row = lambda row: "  ".join(  # noqa: E731
@@ -398,6 +463,7 @@ class Bench:
         self.runs = []  # every loadgen run: scenario, server, command, server command, result
         self.plots = []
         self.open_rate = None
+        self.start_failures = {}  # server name -> reasons it failed to start, in order
         self.replay = None  # stored runs when re-rendering a results JSON (--replay)
 
     def size(self, key):
@@ -418,8 +484,12 @@ class Bench:
             try:
                 server.start(self.args, self.run_dir, label)
             except RuntimeError as e:
-                log(f"  {label:<28} {server.name:<10} server failed to start: {e}")
-                yield server, None, f"server failed to start: {e}"
+                log(f"  {label:<28} {server.name:<13} server failed to start: {e}")
+                self.start_failures.setdefault(server.name, []).append(f"{label}: {e}")
+                self.runs.append({"scenario": label, "server": server.name, "server_command": server.command,
+                                  "loadgen_command": None, "error": f"server failed to start: {e}", "extra": {},
+                                  "server_rss_end_kib": None, "server_hwm_end_kib": None, "loadgen": None})
+                yield server, None, f"failed to start: {e}"
                 continue
             extra = before(server) if before else {}
             server_args = lg_args(server) if callable(lg_args) else lg_args
@@ -435,7 +505,7 @@ class Bench:
                               "server_rss_end_kib": server_rss[0], "server_hwm_end_kib": server_rss[1],
                               "loadgen": result})
             status = error or "ok"
-            log(f"  {label:<28} {server.name:<10} {time.monotonic() - t0:6.1f}s  {status}")
+            log(f"  {label:<28} {server.name:<13} {time.monotonic() - t0:6.1f}s  {status}")
             yield server, result, error
 
     def lookup_closed(self):
@@ -677,6 +747,8 @@ def parse_peers(text):
         addr, _, pid = rest.partition("/")
         if not re.fullmatch(r"[\d.]+:\d+", addr):
             sys.exit(f"bench: bad address in PEERS entry {item!r}")
+        if pid and (not pid.isdigit() or not os.path.exists(f"/proc/{pid}")):
+            sys.exit(f"bench: peer {name}: no process {pid} on this host (PEERS entry {item!r})")
         servers.append(Server(name, "external", addr, int(pid) if pid else None))
     return servers
 
@@ -695,6 +767,9 @@ def main():
                     help="Meridian --shards (default: CPUs - 1, one CPU is left to loadgen)")
     ap.add_argument("--also-shards", default=os.environ.get("ALSO_SHARDS", ""),
                     help="comma list of further Meridian --shards values, each run as its own server")
+    ap.add_argument("--auth", action="store_true", default=os.environ.get("AUTH", "0") not in ("", "0"),
+                    help="also run meridian-auth: the same build with authEnabled, authBrokerRequests and "
+                         "authReadRequests on, loadgen signing every request (default: $AUTH)")
     ap.add_argument("--echo-threads", type=int, default=1, help="echo-server --threads (the ceiling)")
     ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -710,18 +785,21 @@ def main():
     for binary in (MERIDIAN_BIN, LOADGEN_BIN) if replay is None else ():
         if not os.access(binary, os.X_OK):
             sys.exit(f"bench: missing {binary}; run `make bench` (it builds it)")
-    servers = [Server("meridian", "meridian", f"127.0.0.1:{PORT_BASE}", shards=args.shards)]
+    addr = lambda offset: f"127.0.0.1:{pick_port(PORT_BASE + offset)}"  # noqa: E731
+    servers = [Server("meridian", "meridian", addr(0), shards=args.shards)]
+    if args.auth:  # next to its twin, so the two runs of each scenario are back to back
+        servers.append(Server("meridian-auth", "meridian", addr(3), shards=args.shards, auth_of="meridian"))
     for i, n in enumerate(filter(None, args.also_shards.split(","))):
-        servers.append(Server(f"meridian-{n}sh", "meridian", f"127.0.0.1:{PORT_BASE + 10 + i}", shards=int(n)))
+        servers.append(Server(f"meridian-{n}sh", "meridian", addr(10 + i), shards=int(n)))
     if args.rmq_namesrv:
         if not os.access(args.rmq_namesrv, os.X_OK):
             sys.exit(f"bench: missing {args.rmq_namesrv}; run `make peer-namesrv` or pass --rmq-namesrv ''")
-        servers.append(Server("rmq-rust", "rmq-rust", f"127.0.0.1:{PORT_BASE + 1}"))
+        servers.append(Server("rmq-rust", "rmq-rust", addr(1)))
     servers += parse_peers(args.peers)
     if not args.no_ceiling:
-        servers.append(Server("ceiling", "ceiling", f"127.0.0.1:{PORT_BASE + 2}"))
+        servers.append(Server("ceiling", "ceiling", addr(2)))
     if replay is not None:
-        servers = [Server(s["name"], s["kind"], s["addr"]) for s in replay["servers"]]
+        servers = [Server(s["name"], s["kind"], s["addr"], auth_of=s.get("auth_of")) for s in replay["servers"]]
     for s in servers if replay is None else ():
         if s.kind == "external":
             host, port = s.addr.rsplit(":", 1)
@@ -737,6 +815,8 @@ def main():
     run_dir = os.path.join(ROOT, "target", "bench", f"{stamp}-{machine['commit']}" if replay is None else "replay")
     os.makedirs(run_dir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
+    if args.auth and replay is None:
+        write_auth_files(args, run_dir)
     placement = (f"servers: taskset -c {args.server_cpus} (Meridian --shards {args.shards}"
                  + "".join(f", meridian-{n}sh --shards {n}" for n in filter(None, args.also_shards.split(",")))
                  + "; "
@@ -748,11 +828,16 @@ def main():
         f"commit {machine['commit']}{' (dirty tree)' if machine['dirty'] else ''} | {machine['cpu_model']}, "
         f"{machine['cores']} CPUs | kernel {machine['kernel']} | {machine['rustc']} | "
         f"loadavg at start {' '.join(machine['loadavg_at_start'])}",
-        f"peers: " + ", ".join(f"{s.name} ({s.kind}{', ' + s.addr if s.kind == 'external' else ''})" for s in servers)
+        f"peers: " + ", ".join(f"{s.name} ({s.kind}, {s.addr})" for s in servers)
         + (f" | rocketmq-namesrv-rust {machine['rocketmq_namesrv_rust']}" if args.rmq_namesrv else ""),
         f"placement: {placement}",
         "ratios: >1 = Meridian better (throughput: meridian / peer; latency, time, memory: peer / meridian); "
         "'of ceiling' = the same ratio against loadgen's echo server",
+    ] + ([
+        "auth: meridian-auth = the same binary with authEnabled, authBrokerRequests and authReadRequests on "
+        "(every request verified), loadgen signing every request (--credentials); 'auth vs off' = "
+        "meridian-auth against meridian in the same convention (< 1 = what verification costs)",
+    ] if any(s.auth_of for s in servers) else []) + [
         f"every server is started fresh for every run; logs, loadgen JSON and output: {os.path.relpath(run_dir, ROOT)}",
     ]
     if replay is not None:
@@ -815,7 +900,7 @@ def main():
         "quick": args.quick, "interrupted": interrupted, "machine": machine,
         "elapsed_s": replay["elapsed_s"] if replay else round(elapsed, 1),
         "placement": placement, "header": header,
-        "servers": [{"name": s.name, "kind": s.kind, "addr": s.addr} for s in servers],
+        "servers": [{"name": s.name, "kind": s.kind, "addr": s.addr, "auth_of": s.auth_of} for s in servers],
         "tables": [t.to_json() for t in bench.tables], "tables_text": tables_text, "plots": bench.plots,
         "runs": bench.runs,
     }
@@ -831,7 +916,7 @@ def main():
             if c and c not in seen:
                 seen.add(c)
         log(f"  [{r['scenario']} / {r['server']}] {r['server_command'] or '(running peer)'}")
-        log(f"      {r['loadgen_command']}")
+        log(f"      {r['loadgen_command'] or '(no loadgen: ' + (r['error'] or 'not run') + ')'}")
     if os.access(PLOT_BIN, os.X_OK) and bench.plots:
         prefix = results_path[: -len(".json")]
         p = subprocess.run([PLOT_BIN, results_path, prefix], capture_output=True, text=True, timeout=120)
@@ -841,7 +926,25 @@ def main():
             log(f"plots skipped: {p.stderr.strip()}")
     else:
         log(f"plots skipped: {os.path.relpath(PLOT_BIN, ROOT)} not built (make bench builds it)")
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    if bench.start_failures:
+        for name, reasons in bench.start_failures.items():
+            log(f"bench: {name} failed to start in {len(reasons)} run(s); first: {reasons[0]}")
+        return 1
+    return 0
+
+
+def write_auth_files(args, run_dir):
+    """The server's accounts file and loadgen's credentials file of the --auth comparison; a fresh
+    secret per run, and only in the run directory."""
+    secret = secrets.token_hex(16)
+    args.auth_accounts = os.path.join(run_dir, "auth-accounts.properties")
+    args.auth_credentials = os.path.join(run_dir, "auth-credentials.properties")
+    for path, text in ((args.auth_accounts, f"{AUTH_ACCESS_KEY}={secret}\n"),
+                       (args.auth_credentials, f"accessKey={AUTH_ACCESS_KEY}\nsecretKey={secret}\n")):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(text)
 
 
 def cleanup_started(*_):
