@@ -163,17 +163,22 @@ fn sighup_reloads_the_accounts_file_and_does_not_stop_the_server() {
     let (server, _dir, file) = auth_server(&[]);
     let mut conn = server.client();
     assert_eq!(conn.call(&signed(put_kv("k", "1"), &alice())).code(), 0);
-    // Same size and modification time as before: the change poll cannot see it, only SIGHUP.
+    // Same size and modification time as before, renamed into place in one step: the change
+    // poll never sees a difference (nor a half-written file), only SIGHUP makes it re-read.
     let modified = std::fs::metadata(&file).and_then(|m| m.modified()).expect("the file's mtime");
-    std::fs::write(&file, "alice=s3crex\n").expect("rewriting the accounts file");
-    let f = std::fs::File::options().write(true).open(&file).expect("opening the accounts file");
-    f.set_modified(modified).expect("restoring the mtime");
+    let next = file.with_extension("next");
+    std::fs::write(&next, "alice=s3crex\n").expect("writing the new accounts file");
+    let f = std::fs::File::options().write(true).open(&next).expect("opening the new accounts file");
+    f.set_modified(modified).expect("giving it the old mtime");
     drop(f);
+    std::fs::rename(&next, &file).expect("renaming it into place");
     let rotated = Credentials::new("alice", "s3crex");
+    assert_eq!(conn.call(&signed(put_kv("k", "2"), &rotated)).code(), 16, "not re-read before the signal");
     // SAFETY: kill(2) on the PID of the child this test started and still owns.
     assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) }, 0);
-    assert!(server.wait_for_log("reloaded: 1 accounts", RELOAD_DEADLINE).is_some(), "{}", server.log_text());
-    assert_eq!(conn.call(&signed(put_kv("k", "2"), &rotated)).code(), 0, "the server still serves, new secret");
+    let reloaded = poll_until(RELOAD_DEADLINE, || conn.call(&signed(put_kv("k", "2"), &rotated)).code() == 0);
+    assert!(reloaded, "the new secret never took effect (or the server stopped); log:\n{}", server.log_text());
+    assert!(server.log_text().contains("reloaded: 1 accounts"), "{}", server.log_text());
     assert_refused(&conn.call(&signed(put_kv("k", "3"), &alice())), 16, "signature");
 }
 
