@@ -170,9 +170,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops waiting on target `index` (its change was refused).
-    pub fn cancel(&self, index: usize) {
-        self.cancels[index].set(true);
+    /// Stops waiting on every target whose change was refused: `answers` holds one answer
+    /// per target, in target order.
+    pub fn cancel_refused<T, E>(&self, answers: &[Result<T, E>]) {
+        for (cancel, answer) in self.cancels.iter().zip(answers) {
+            if answer.is_err() {
+                cancel.set(true);
+            }
+        }
     }
 }
 

@@ -329,11 +329,7 @@ async fn churn_join(
     }
     let running = probes.start(worker, topic, expect, started);
     let answers = sim.register(worker, "register.churn-join").await;
-    for (i, answer) in answers.iter().enumerate() {
-        if answer.is_err() {
-            running.cancel(i);
-        }
-    }
+    running.cancel_refused(&answers);
     let results = probes.finish(running).await;
     record_visibility(worker, "visible.churn-join", &worker.shared.targets, results);
     sim
@@ -359,11 +355,7 @@ async fn churn_leave(
     match leave {
         LeaveKind::Unregister => {
             let answers = sim.unregister(worker, "unregister.churn-leave").await;
-            for (i, answer) in answers.iter().enumerate() {
-                if answer.is_err() {
-                    running.cancel(i);
-                }
-            }
+            running.cancel_refused(&answers);
             sim.close();
         }
         LeaveKind::Close => sim.close(),
@@ -487,11 +479,7 @@ async fn timed_registration(
     let running = probe.map(|(topic, expect)| probes.start(worker, &topic, expect, Instant::now()));
     let answers = sim.register(worker, answer_hist).await;
     if let Some(running) = running {
-        for (i, answer) in answers.iter().enumerate() {
-            if answer.is_err() {
-                running.cancel(i);
-            }
-        }
+        running.cancel_refused(&answers);
         let results = probes.finish(running).await;
         record_visibility(worker, visible_hist, &worker.shared.targets, results);
     }
@@ -567,11 +555,7 @@ async fn register_group(
     }
     let running = probes.start(worker, &probe_topic, gone, Instant::now());
     let answers = master.unregister(worker, "unregister").await;
-    for (i, answer) in answers.iter().enumerate() {
-        if answer.is_err() {
-            running.cancel(i);
-        }
-    }
+    running.cancel_refused(&answers);
     let results = probes.finish(running).await;
     record_visibility(worker, "visible.unregister", &worker.shared.targets, results);
     master.close();
