@@ -56,11 +56,9 @@ pub async fn register_broker(
     effects: &mut Effects,
 ) -> Answer {
     let started = Instant::now();
-    // The connection's one CRC pass serves the bodyCrc32 check and the re-send fingerprint
-    // (`body::check_body_crc32` would hash a body of up to frameBytesMax a second time,
-    // on the executor, without yielding).
-    if h.body_crc32 != 0 && body_crc32 != h.body_crc32 {
-        let e = body::BodyError::Crc32Mismatch { crc32_expected: h.body_crc32, crc32_actual: body_crc32 };
+    // The connection's one CRC pass, made as the bytes arrived, serves the bodyCrc32 check
+    // and the re-send fingerprint: the body is never hashed twice.
+    if let Err(e) = body::check_body_crc32(h.body_crc32, body_crc32) {
         if shard.peer_warning_admitted() {
             tracing::warn!(broker = %h.broker_name, addr = %h.broker_addr, "REGISTER_BROKER refused: {e:?}");
         }
