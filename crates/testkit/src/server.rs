@@ -203,7 +203,7 @@ impl Server {
     /// `dataDir` is only reported by `dataDir()`; `temp` is removed when the server drops.
     pub fn start_command(mut command: Command, needle: &str, data_dir: PathBuf, temp: Option<TempDir>) -> Server {
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", command.get_program()));
+        let mut child = spawn(&mut command);
         let log = Log::drain(child.stderr.take().expect("stderr is piped"));
         let mut server = Server { child, addr: "0.0.0.0:0".parse().expect("literal"), log, data_dir, _temp: temp };
         let Some(line) = server.log.wait_for(needle, START_DEADLINE) else {
@@ -221,7 +221,7 @@ impl Server {
     pub fn run_expecting_exit(options: ServerOptions) -> Exited {
         let temp = TempDir::new("refused");
         let data_dir = options.data_dir.clone().unwrap_or_else(|| temp.path().into());
-        let mut child = options.command(&data_dir).spawn().expect("spawning the meridian binary");
+        let mut child = spawn(&mut options.command(&data_dir));
         let log = Log::drain(child.stderr.take().expect("stderr is piped"));
         let closed = log.wait_closed(START_DEADLINE);
         let status = if closed { poll_status(&mut child, START_DEADLINE) } else { None };
@@ -337,5 +337,22 @@ impl Drop for Server {
         // Child::kill sends SIGKILL to this child's PID only.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command`, retrying while exec fails with ETXTBSY. A test that copies the binary
+/// (to run it as another user) holds a write fd on the copy; a sibling test thread that
+/// forks at that moment carries the fd into its child until that child execs, and an exec
+/// of the copy in that window fails with "Text file busy". The window is milliseconds.
+pub fn spawn(command: &mut Command) -> Child {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawning {:?}: {e}", command.get_program()),
+        }
     }
 }
