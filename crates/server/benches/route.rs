@@ -34,7 +34,7 @@ fn loaded(names: &[String]) -> (RouteTable, RouteSnapshot) {
     for group in 0..GROUPS {
         common::register(&mut table, common::register_request(group, common::register_body(names, 1)));
     }
-    let snapshot = RouteSnapshot::empty().next(&mut table, &RouteBuildOptions::default(), None);
+    let snapshot = RouteSnapshot::empty().next(&mut table, &Arc::default(), None);
     assert_eq!(snapshot.topics.len(), names.len());
     (table, snapshot)
 }
@@ -47,7 +47,7 @@ fn bench_publish(
     iters: u64,
     mut change: impl FnMut(&mut RouteTable, u64),
 ) -> Duration {
-    let options = RouteBuildOptions::default();
+    let options = Arc::new(RouteBuildOptions::default());
     let mut elapsed = Duration::ZERO;
     for _ in 0..iters {
         change(table, snapshot.generation);

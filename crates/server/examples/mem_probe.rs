@@ -5,7 +5,7 @@
 //! `cargo run --release -p meridian-server --example mem_probe [TOPICS]` (default 100000).
 
 use meridian_protocol::body::{DataVersion, JsonFlavour, RegisterBrokerBody, TopicConfig};
-use meridian_server::route::snapshot::{RouteBuildOptions, RouteSnapshot};
+use meridian_server::route::snapshot::RouteSnapshot;
 use meridian_server::route::table::{RegisterBroker, RouteTable, TableLimits};
 use meridian_server::route::ConnId;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -73,7 +73,7 @@ fn main() {
     }
     let entries = (topics * 2) as isize;
     let table_bytes = live() - base;
-    let snapshot = RouteSnapshot::empty().next(&mut table, &RouteBuildOptions::default(), None);
+    let snapshot = RouteSnapshot::empty().next(&mut table, &Default::default(), None);
     let snapshot_bytes = live() - base - table_bytes;
     println!(
         "{entries} topic-on-broker entries: table {} B/entry, snapshot {} B/entry, together {} B/entry",

@@ -29,7 +29,7 @@ pub fn route_answer(snapshot: &RouteSnapshot, topic: &str, standard_json: bool, 
     if let Some(zone) = zone {
         // Java filters after encoding and re-encodes in the legacy flavour, whatever the version.
         let mut out = Vec::with_capacity(512);
-        route.model.zone_filtered(zone).encode(&mut out, JsonFlavour::Legacy);
+        route.model().zone_filtered(zone).encode(&mut out, JsonFlavour::Legacy);
         return Answer::ok(out);
     }
     let flavour = if standard_json { JsonFlavour::Standard } else { JsonFlavour::Legacy };

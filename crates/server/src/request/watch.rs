@@ -118,7 +118,7 @@ fn changes(
     let mut out: Option<Vec<u8>> = None;
     for (topic, held) in watched {
         let route = snapshot.route(topic);
-        let version = route.map_or(0, |r| r.version);
+        let version = route.as_ref().map_or(0, |r| r.version());
         if version == *held {
             continue;
         }

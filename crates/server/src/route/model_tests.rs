@@ -418,21 +418,19 @@ impl Model {
 fn table_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<RouteView> {
     let route = build_topic_route(table, topic, options)?;
     let queues: BTreeSet<_> = route
-        .model
         .queue_datas
         .iter()
         .map(|q| (q.broker_name.to_string(), q.read_queue_nums, q.write_queue_nums, q.perm, q.topic_sys_flag))
         .collect();
-    assert_eq!(queues.len(), route.model.queue_datas.len(), "{topic}: a broker name twice in queueDatas");
+    assert_eq!(queues.len(), route.queue_datas.len(), "{topic}: a broker name twice in queueDatas");
     let brokers: BTreeMap<_, _> = route
-        .model
         .broker_datas
         .iter()
         .map(|b| (b.broker_name.clone(), (b.cluster.clone(), b.broker_addrs.clone(), b.enable_acting_master)))
         .collect();
-    assert_eq!(brokers.len(), route.model.broker_datas.len(), "{topic}: a broker name twice in brokerDatas");
-    assert!(route.model.order_topic_conf.is_none(), "{topic}: orderTopicConf without orderMessageEnable");
-    assert!(route.model.filter_server_table.is_empty(), "{topic}: filter servers nobody registered");
+    assert_eq!(brokers.len(), route.broker_datas.len(), "{topic}: a broker name twice in brokerDatas");
+    assert!(route.order_topic_conf.is_none(), "{topic}: orderTopicConf without orderMessageEnable");
+    assert!(route.filter_server_table.is_empty(), "{topic}: filter servers nobody registered");
     Some((queues, brokers))
 }
 
@@ -483,13 +481,15 @@ fn check(
             (None, None) => {}
             (Some(published), Some(fresh)) => {
                 routes += 1;
-                assert_eq!(published.model, fresh.model, "snapshot model of {topic} is stale {}", at());
+                assert_eq!(published.model(), fresh, "snapshot model of {topic} is stale {}", at());
                 // The published answers were cached by earlier steps' checks if the route is
                 // unchanged since: a stale cache would show here.
                 for flavour in [JsonFlavour::Standard, JsonFlavour::Legacy] {
+                    let mut expected = Vec::new();
+                    fresh.encode(&mut expected, flavour);
                     assert_eq!(
-                        published.encoded(flavour),
-                        fresh.encoded(flavour),
+                        &published.encoded(flavour)[..],
+                        &expected[..],
                         "snapshot {flavour:?} JSON of {topic} {}",
                         at()
                     );
@@ -500,7 +500,9 @@ fn check(
             }
         }
     }
-    assert_eq!(snapshot.topics.len(), routes, "snapshot holds topics no fresh build has {}", at());
+    let table_routes = TOPICS.iter().filter(|t| build_topic_route(table, t, options).is_some()).count();
+    assert_eq!(routes, table_routes, "routes in the snapshot and in the table {}", at());
+    assert_eq!(snapshot.topics.len(), table.topic_count(), "snapshot and table topic counts {}", at());
 
     let brokers: Vec<&BrokerData> = table.brokers().values().map(|b| &**b).collect();
     let names: Vec<(&str, Vec<&str>)> =
@@ -511,6 +513,15 @@ fn check(
     assert_eq!(snapshot.cluster_info, cluster_info, "snapshot cluster info is stale {}", at());
 }
 
+/// Every topic's (route version, standard answer, legacy answer) in `snapshot`.
+fn answers(snapshot: &RouteSnapshot) -> Vec<Option<(u64, bytes::Bytes, bytes::Bytes)>> {
+    let answer = |t: &str| {
+        let r = snapshot.route(t)?;
+        Some((r.version(), r.encoded(JsonFlavour::Standard).clone(), r.encoded(JsonFlavour::Legacy).clone()))
+    };
+    TOPICS.iter().map(|t| answer(t)).collect()
+}
+
 fn fingerprint(body: &RegisterBrokerBody) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(format!("{body:?}")) | 1
@@ -519,7 +530,7 @@ fn fingerprint(body: &RegisterBrokerBody) -> u64 {
 fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
     let mut table = RouteTable::new(LIMITS);
     table.set_options(table_options);
-    let options = RouteBuildOptions { order_topic_conf: None, support_acting_master };
+    let options = Arc::new(RouteBuildOptions { order_topic_conf: None, support_acting_master });
     let mut model = Model {
         delete_topic_with_broker_registration: table_options.delete_topic_with_broker_registration,
         ..Model::default()
@@ -600,8 +611,18 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
         }
         // Notifications are checked elsewhere; drop them so they do not pile up.
         table.take_notifications();
-        snapshot = snapshot.next(&mut table, &options, None);
+        let previous = snapshot;
+        let answered_before = answers(&previous);
+        snapshot = previous.next(&mut table, &options, None);
         check(step, op, &table, &snapshot, &model, &options);
+        // The previous snapshot shares the new one's structure, yet answers as it did; and a
+        // route whose answer changed has a new version (what watchers compare).
+        assert_eq!(answers(&previous), answered_before, "snapshot changed after publication, step {step}");
+        for (topic, (before, now)) in TOPICS.iter().zip(answered_before.iter().zip(answers(&snapshot))) {
+            if let (Some(before), Some(now)) = (before, &now) {
+                assert!(before.0 != now.0 || before.1 == now.1, "{topic} changed at version {}, step {step}", now.0);
+            }
+        }
     }
 }
 

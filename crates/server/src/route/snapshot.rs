@@ -1,17 +1,22 @@
 //! Immutable `RouteSnapshot`s: what every reader shard answers lookups from.
 //!
-//! A snapshot holds, per topic, the route model (pointers to shared broker data, queue data)
-//! and its answer in each JSON flavour, encoded on first use and then kept with the route,
-//! which later snapshots share until the topic changes; plus the cluster-info answer and
-//! the few switches a lookup needs. It is built by the writer from the previous snapshot plus the
-//! table's recorded changes: the topic map is a persistent (structurally shared) map, so a
-//! publish costs what changed, not the table size. Never mutated after publication.
+//! A snapshot is the table's state as of one generation, shared rather than copied: the
+//! topic index (`table::index`, `Arc`-shared shards of `Arc`-shared topic entries), the
+//! broker groups, filter servers and static-topic mappings (each one `Arc`, copied by the
+//! writer only when it changes one), the answer switches, and the cluster-info answer. So
+//! there is one copy of the route state, and publishing costs O(shards) plus what changed.
+//! A route is assembled from those pieces when first asked for, and its encoded answer is
+//! kept with the topic's entry until the route changes. Never mutated after publication
+//! except those once-only answer cells.
 
-use super::table::{RouteTable, TopicName, MASTER_ID, PERM_WRITE};
+use super::table::{
+    BrokerAddrKey, BrokerQueues, FilterServers, Groups, Mappings, RouteTable, TopicEntry, TopicIndex, MASTER_ID,
+    PERM_WRITE,
+};
 use bytes::Bytes;
 use meridian_protocol::body::{self, BrokerData, JsonFlavour, QueueData, TopicQueueMappingInfo, TopicRouteView};
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Topics brokers use to sync acting-master membership; Java never rewrites their routes.
@@ -71,129 +76,8 @@ impl RouteModel {
     }
 }
 
-/// One topic's answer.
-///
-/// The encoded forms are filled on first lookup (by whichever shard asks first) rather than
-/// by the writer: a registration that changes 100k topics then costs the writer no encoding,
-/// and memory holds encoded answers only for topics clients ask for.
-#[derive(Debug)]
-pub struct TopicRoute {
-    pub model: RouteModel,
-    /// Generation of the snapshot that built this route: it changes exactly when the route
-    /// is rebuilt, which is what route watchers compare (0 until published).
-    pub version: u64,
-    /// For request version ≥ 401 or `acceptStandardJsonOnly=true`.
-    standard: OnceLock<Bytes>,
-    /// fastjson default form, for older clients.
-    legacy: OnceLock<Bytes>,
-}
-
-impl TopicRoute {
-    pub fn new(model: RouteModel) -> TopicRoute {
-        TopicRoute { model, version: 0, standard: OnceLock::new(), legacy: OnceLock::new() }
-    }
-
-    /// The answer body in `flavour`, encoded once per route.
-    pub fn encoded(&self, flavour: JsonFlavour) -> &Bytes {
-        let cell = match flavour {
-            JsonFlavour::Standard => &self.standard,
-            JsonFlavour::Legacy => &self.legacy,
-        };
-        cell.get_or_init(|| {
-            let mut out = Vec::with_capacity(256);
-            self.model.encode(&mut out, flavour);
-            Bytes::from(out)
-        })
-    }
-}
-
-/// Shards of a `TopicMap`. More shards: less copied per changed topic, more `Arc`s per
-/// publish (one refcount bump each).
-const TOPIC_MAP_SHARDS: usize = 256;
-
-type TopicShard = std::collections::HashMap<TopicName, Arc<TopicRoute>, foldhash::fast::RandomState>;
-
-/// The topic map of a snapshot: `TOPIC_MAP_SHARDS` hash maps, each shared (`Arc`) with the
-/// previous snapshot until a publish changes one of its topics, which copies that shard
-/// only. A persistent HAMT (im) was used before: it cost 336 bytes per topic in sparse
-/// fixed-size nodes, against about 30 here, and a lookup chased four nodes instead of one.
-/// The price: a changed topic copies its shard (table size / 256 entries), so publication
-/// cost grows with the table, slowly (about 60 µs per changed shard at 1M topics).
-#[derive(Debug, Clone)]
-pub struct TopicMap {
-    hasher: foldhash::fast::RandomState,
-    shards: Vec<Arc<TopicShard>>,
-    len: usize,
-}
-
-impl Default for TopicMap {
-    fn default() -> TopicMap {
-        let hasher = foldhash::fast::RandomState::default();
-        let shard = Arc::new(TopicShard::with_hasher(hasher.clone()));
-        TopicMap { hasher, shards: vec![shard; TOPIC_MAP_SHARDS], len: 0 }
-    }
-}
-
-impl TopicMap {
-    fn shard_of(&self, topic: &str) -> usize {
-        use std::hash::BuildHasher;
-        // High bits pick the shard; the shard's own table uses the same hash's low bits.
-        (self.hasher.hash_one(topic) >> 56) as usize % TOPIC_MAP_SHARDS
-    }
-
-    pub fn get(&self, topic: &str) -> Option<&Arc<TopicRoute>> {
-        self.shards[self.shard_of(topic)].get(topic)
-    }
-
-    pub fn insert(&mut self, topic: TopicName, route: Arc<TopicRoute>) {
-        let i = self.shard_of(&topic);
-        // Copies the shard only if an older snapshot still shares it.
-        if Arc::make_mut(&mut self.shards[i]).insert(topic, route).is_none() {
-            self.len += 1;
-        }
-    }
-
-    pub fn remove(&mut self, topic: &str) {
-        let i = self.shard_of(topic);
-        if !self.shards[i].contains_key(topic) {
-            return;
-        }
-        if Arc::make_mut(&mut self.shards[i]).remove(topic).is_some() {
-            self.len -= 1;
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Grows each shard once for the topics about to be inserted (a 100k-topic registration
-    /// would otherwise rehash every shard several times).
-    pub fn reserve_for<'t>(&mut self, topics: impl Iterator<Item = &'t str>) {
-        let mut per_shard = [0usize; TOPIC_MAP_SHARDS];
-        for topic in topics {
-            per_shard[self.shard_of(topic)] += 1;
-        }
-        for (shard, &n) in self.shards.iter_mut().zip(&per_shard) {
-            // Small batches: not worth copying a shared shard early (insert does it anyway).
-            if n >= 64 {
-                Arc::make_mut(shard).reserve(n);
-            }
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether both hold the very same shards (so no reader could tell them apart).
-    pub fn ptr_eq(&self, other: &TopicMap) -> bool {
-        self.shards.iter().zip(&other.shards).all(|(a, b)| Arc::ptr_eq(a, b))
-    }
-}
-
 /// Switches that shape route answers, owned by the writer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteBuildOptions {
     /// `orderMessageEnable`: ORDER_TOPIC_CONFIG values, by topic, go into `orderTopicConf`.
     pub order_topic_conf: Option<BTreeMap<String, String>>,
@@ -201,11 +85,71 @@ pub struct RouteBuildOptions {
     pub support_acting_master: bool,
 }
 
+/// What routes are assembled from besides the topic's own queue data: the broker groups,
+/// filter servers, static-topic mappings and answer switches. Borrowed from the table (by
+/// the writer) or from a snapshot (by readers).
+#[derive(Clone, Copy)]
+pub struct RouteSources<'a> {
+    pub groups: &'a Groups,
+    pub filter_servers: &'a FilterServers,
+    pub mappings: &'a Mappings,
+    pub options: &'a RouteBuildOptions,
+}
+
+impl<'a> RouteSources<'a> {
+    pub fn of_table(table: &'a RouteTable, options: &'a RouteBuildOptions) -> RouteSources<'a> {
+        RouteSources {
+            groups: table.groups_shared(),
+            filter_servers: table.filter_servers_shared(),
+            mappings: table.mappings_shared(),
+            options,
+        }
+    }
+}
+
+/// One topic's route in a snapshot. Assembled on demand; its answer in each JSON flavour is
+/// encoded by the first lookup that needs it and kept with the topic's entry, which later
+/// snapshots share until the route changes. So a registration that changes 100k topics
+/// costs the writer no route building or encoding, and memory holds answers only for
+/// topics clients ask for.
+pub struct Route<'s> {
+    topic: &'s str,
+    entry: &'s TopicEntry,
+    sources: RouteSources<'s>,
+}
+
+impl<'s> Route<'s> {
+    /// Generation of the snapshot that last changed this route: it changes exactly when the
+    /// route may have, which is what route watchers compare.
+    pub fn version(&self) -> u64 {
+        self.entry.version()
+    }
+
+    pub fn model(&self) -> RouteModel {
+        assemble(self.topic, self.entry.queues(), self.sources).expect("a published topic has a broker group")
+    }
+
+    /// The answer body in `flavour`, encoded once per route.
+    pub fn encoded(&self, flavour: JsonFlavour) -> &'s Bytes {
+        let cell = self.entry.answer_cell(flavour == JsonFlavour::Standard);
+        cell.get_or_init(|| {
+            let mut out = Vec::with_capacity(256);
+            self.model().encode(&mut out, flavour);
+            Box::new(Bytes::from(out))
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RouteSnapshot {
     /// Strictly increasing per publication.
     pub generation: u64,
-    pub topics: TopicMap,
+    /// The table's topic index as of this generation (shards shared, see `table::index`).
+    pub topics: TopicIndex,
+    groups: Arc<Groups>,
+    filter_servers: Arc<FilterServers>,
+    mappings: Arc<Mappings>,
+    options: Arc<RouteBuildOptions>,
     /// GET_BROKER_CLUSTER_INFO body (always the legacy flavour, as Java answers).
     pub cluster_info: Bytes,
     /// `needWaitForService`: route lookups answer "name server not ready" until then.
@@ -218,73 +162,94 @@ impl RouteSnapshot {
         body::encode_cluster_info(&mut cluster_info, &[], &[]);
         RouteSnapshot {
             generation: 0,
-            topics: TopicMap::default(),
+            topics: TopicIndex::default(),
+            groups: Arc::default(),
+            filter_servers: Arc::default(),
+            mappings: Arc::default(),
+            options: Arc::default(),
             cluster_info: Bytes::from(cluster_info),
             not_ready_until: None,
         }
     }
 
-    pub fn route(&self, topic: &str) -> Option<&Arc<TopicRoute>> {
-        self.topics.get(topic)
+    fn sources(&self) -> RouteSources<'_> {
+        RouteSources {
+            groups: &self.groups,
+            filter_servers: &self.filter_servers,
+            mappings: &self.mappings,
+            options: &self.options,
+        }
     }
 
-    /// Next generation: the previous snapshot with the table's recorded changes applied.
+    /// `None` = TOPIC_NOT_EXIST. A topic whose queue data names no registered group has no
+    /// route either (Java's pickupTopicRouteData answers null then).
+    pub fn route<'s>(&'s self, topic: &'s str) -> Option<Route<'s>> {
+        let entry = self.topics.get(topic)?;
+        let sources = self.sources();
+        entry.queues().keys().any(|name| sources.groups.contains_key(name)).then_some(Route { topic, entry, sources })
+    }
+
+    /// Next generation: the table's current state, shared, not copied (O(shards), plus the
+    /// cluster answer if the cluster view changed).
     pub fn next(
         &self,
         table: &mut RouteTable,
-        options: &RouteBuildOptions,
+        options: &Arc<RouteBuildOptions>,
         not_ready_until: Option<Instant>,
     ) -> RouteSnapshot {
+        let generation = table.pending_generation();
+        assert!(generation > self.generation, "generation {generation} after {}", self.generation);
         let changes = table.take_changes();
-        let mut next = self.clone();
-        next.generation = self.generation + 1;
-        next.not_ready_until = not_ready_until;
-        next.topics.reserve_for(changes.topics.iter().map(|t| &**t));
-        for topic in changes.topics {
-            match build_topic_route(table, &topic, options) {
-                Some(mut route) => {
-                    route.version = next.generation;
-                    next.topics.insert(topic, Arc::new(route));
-                }
-                None => {
-                    next.topics.remove(&topic);
-                }
-            }
+        RouteSnapshot {
+            generation,
+            topics: table.topic_index().clone(),
+            groups: table.groups_shared().clone(),
+            filter_servers: table.filter_servers_shared().clone(),
+            mappings: table.mappings_shared().clone(),
+            options: options.clone(),
+            cluster_info: if changes.cluster { build_cluster_info(table) } else { self.cluster_info.clone() },
+            not_ready_until,
         }
-        if changes.cluster {
-            next.cluster_info = build_cluster_info(table);
-        }
-        assert!(next.generation > self.generation, "generation {} after {}", next.generation, self.generation);
-        next
     }
 
     /// Whether a reader could tell `self` from `other`.
     pub fn same_content(&self, other: &RouteSnapshot) -> bool {
         self.topics.ptr_eq(&other.topics)
+            && Arc::ptr_eq(&self.groups, &other.groups)
+            && Arc::ptr_eq(&self.filter_servers, &other.filter_servers)
+            && Arc::ptr_eq(&self.mappings, &other.mappings)
+            && Arc::ptr_eq(&self.options, &other.options)
             && self.cluster_info == other.cluster_info
             && self.not_ready_until == other.not_ready_until
     }
 }
 
+/// Route assembly from the table as it is now (the writer's view; tests compare snapshots
+/// with it). `None` = TOPIC_NOT_EXIST.
+pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<RouteModel> {
+    assemble(topic, table.topic_queue_datas(topic)?, RouteSources::of_table(table, options))
+}
+
 /// Route assembly (Java's RouteInfoManager.pickupTopicRouteData); `None` = TOPIC_NOT_EXIST.
-pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOptions) -> Option<TopicRoute> {
-    let per_broker = table.topic_queue_datas(topic)?;
+fn assemble(topic: &str, per_broker: &BrokerQueues, sources: RouteSources<'_>) -> Option<RouteModel> {
     let queue_datas: Vec<QueueData> = per_broker.values().cloned().collect();
     let mut broker_datas: Vec<Arc<BrokerData>> = Vec::with_capacity(per_broker.len());
-    broker_datas.extend(per_broker.keys().filter_map(|name| table.broker_data(name)).cloned());
+    broker_datas.extend(per_broker.keys().filter_map(|name| sources.groups.get(name)).cloned());
     if broker_datas.is_empty() {
         return None;
     }
     let mut filter_server_table = Vec::new();
-    if table.has_filter_servers() {
+    if !sources.filter_servers.is_empty() {
         for bd in &broker_datas {
             for addr in bd.broker_addrs.values() {
-                if let Some(list) = table.filter_servers(&bd.cluster, addr) {
+                let key = BrokerAddrKey { cluster: bd.cluster.clone(), addr: addr.clone() };
+                if let Some(list) = sources.filter_servers.get(&key) {
                     filter_server_table.push((addr.clone(), list.clone()));
                 }
             }
         }
     }
+    let options = sources.options;
     if options.support_acting_master && !topic.starts_with(SYNC_BROKER_MEMBER_GROUP_PREFIX) {
         for bd in &mut broker_datas {
             if bd.broker_addrs.is_empty() || bd.broker_addrs.contains_key(&MASTER_ID) || !bd.enable_acting_master {
@@ -301,17 +266,17 @@ pub fn build_topic_route(table: &RouteTable, topic: &str, options: &RouteBuildOp
             }
         }
     }
-    let model = RouteModel {
+    Some(RouteModel {
         broker_datas,
         queue_datas,
         filter_server_table,
         order_topic_conf: options.order_topic_conf.as_ref().and_then(|m| m.get(topic).cloned()),
-        topic_queue_mapping_by_broker: table
-            .topic_mapping(topic)
+        topic_queue_mapping_by_broker: sources
+            .mappings
+            .get(topic)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
-    };
-    Some(TopicRoute::new(model))
+    })
 }
 
 fn build_cluster_info(table: &RouteTable) -> Bytes {

@@ -64,9 +64,9 @@ impl RouteTable {
         &self.filter_servers
     }
 
-    /// topic -> brokerName -> QueueData.
-    pub fn topic_entries(&self) -> impl ExactSizeIterator<Item = (&TopicName, &BrokerQueues)> {
-        self.topic_queue.iter()
+    /// topic -> brokerName -> QueueData (`topic_count` of them).
+    pub fn topic_entries(&self) -> impl Iterator<Item = (&TopicName, &BrokerQueues)> {
+        self.topic_queue.iter().map(|(name, entry)| (name, entry.queues()))
     }
 
     /// topic -> brokerName -> static-topic mapping.
@@ -110,7 +110,7 @@ impl RouteTable {
             }
         }
         for bd in image.brokers {
-            self.broker_addr.insert(bd.broker_name.clone(), Arc::new(bd));
+            self.groups_mut().insert(bd.broker_name.clone(), Arc::new(bd));
         }
         for saved in image.live {
             let timeout_ms =
@@ -131,17 +131,17 @@ impl RouteTable {
                 },
             );
         }
-        self.filter_servers.extend(image.filter_servers.into_iter().filter(|(_, list)| !list.is_empty()));
-        self.topic_queue.reserve(image.topics.len());
+        let filter_servers = image.filter_servers.into_iter().filter(|(_, list)| !list.is_empty());
+        Arc::make_mut(&mut self.filter_servers).extend(filter_servers);
+        self.topic_queue.reserve_for(image.topics.iter().map(|(t, _)| t.as_str()));
         for (topic, queues) in image.topics {
             for qd in queues {
                 self.put_queue_data(&topic, qd);
             }
         }
         for (topic, per_broker) in image.mappings {
-            let name = self.topic_name(&topic);
-            self.mapping.entry(topic).or_default().extend(per_broker);
-            self.changes.topics.insert(name);
+            Arc::make_mut(&mut self.mapping).entry(topic.clone()).or_default().extend(per_broker);
+            self.touch(&topic);
         }
         self.changes.cluster = true;
         self.debug_check_index();
@@ -195,8 +195,9 @@ mod tests {
         assert_eq!(t.provisional_count(), 1);
         let live = t.live_info("c1", "10.0.0.1:10911").unwrap();
         assert_eq!((live.last_update_ms, live.timeout_ms, live.conn), (5_000, 1_000, ConnId::NONE));
+        assert_eq!(t.changed_topics().len(), 2);
         let changes = t.take_changes();
-        assert!(changes.cluster && changes.topics.len() == 2);
+        assert!(changes.cluster && changes.topics);
         // No connection ties it: a close of any connection leaves it.
         assert!(t.connection_closed(ConnId(1)).is_empty());
         // A heartbeat confirms it; the normal expiry applies from there.

@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 mod image;
+mod index;
 mod queries;
 mod register;
 mod unregister;
 pub use image::{Restored, SavedLive, TableImage};
+pub use index::{TopicEntry, TopicIndex, INDEX_SHARDS};
 
 /// Hash maps keyed by peer-supplied names: foldhash (seeded per process) instead of SipHash,
 /// which was the largest single cost of applying a 60k-topic registration.
@@ -198,12 +200,20 @@ pub struct TableOptions {
     pub notify_min_broker_id_changed: bool,
 }
 
-/// What changed since the last `take_changes`.
-#[derive(Debug, Default)]
+/// What changed since the last `take_changes`: whether any topic's route did (each changed
+/// topic's entry carries the generation being built, see `index`), and the cluster view.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Changes {
-    pub topics: FastSet<TopicName>,
+    pub topics: bool,
     pub cluster: bool,
 }
+
+/// Broker groups by name. Behind an `Arc` that snapshots share; copied on a group change.
+pub type Groups = BTreeMap<String, Arc<BrokerData>>;
+/// Filter servers by broker address (`Arc`-shared with snapshots like `Groups`).
+pub type FilterServers = HashMap<BrokerAddrKey, Vec<String>>;
+/// topic -> brokerName -> static-topic mapping (`Arc`-shared with snapshots like `Groups`).
+pub type Mappings = HashMap<String, BTreeMap<String, TopicQueueMappingInfo>>;
 
 /// A NOTIFY_MIN_BROKER_ID_CHANGE (905) to send, one-way, to each target address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,21 +244,22 @@ const FLAG_UNIT_SUB: i32 = 2;
 
 pub struct RouteTable {
     limits: TableLimits,
-    /// topic -> brokerName -> QueueData.
-    topic_queue: FastMap<TopicName, BrokerQueues>,
-    /// brokerName -> BrokerData, shared with every route of the group's topics (an `Arc`
-    /// copied on write), so a route holds a pointer, not a copy.
-    broker_addr: BTreeMap<String, Arc<BrokerData>>,
+    /// topic -> brokerName -> QueueData, shared with snapshots (see `index`).
+    topic_queue: TopicIndex,
+    /// brokerName -> BrokerData; each group an `Arc` replaced on change, the map itself
+    /// shared with snapshots and copied only when a group changes.
+    broker_addr: Arc<Groups>,
     /// clusterName -> brokerNames.
     cluster_addr: BTreeMap<String, BTreeSet<String>>,
     live: HashMap<BrokerAddrKey, LiveInfo>,
-    filter_servers: HashMap<BrokerAddrKey, Vec<String>>,
-    /// topic -> brokerName -> static-topic mapping.
-    mapping: HashMap<String, BTreeMap<String, TopicQueueMappingInfo>>,
+    filter_servers: Arc<FilterServers>,
+    mapping: Arc<Mappings>,
     /// brokerName -> topics that have its QueueData: reverse index of `topic_queue`, so a
     /// broker change touches only its own topics.
     broker_topics: FastMap<String, FastSet<TopicName>>,
     changes: Changes,
+    /// The generation the next snapshot will have: entries changed now carry it.
+    stamp: u64,
     options: TableOptions,
     notifications: Vec<MinIdNotification>,
     /// What the last `register_broker` did to queue data (`last_topic_counts`).
@@ -267,14 +278,15 @@ impl RouteTable {
     pub fn new(limits: TableLimits) -> RouteTable {
         RouteTable {
             limits,
-            topic_queue: FastMap::default(),
-            broker_addr: BTreeMap::new(),
+            topic_queue: TopicIndex::default(),
+            broker_addr: Arc::default(),
             cluster_addr: BTreeMap::new(),
             live: HashMap::new(),
-            filter_servers: HashMap::new(),
-            mapping: HashMap::new(),
+            filter_servers: Arc::default(),
+            mapping: Arc::default(),
             broker_topics: FastMap::default(),
             changes: Changes::default(),
+            stamp: 1,
             options: TableOptions::default(),
             notifications: Vec::new(),
             last_topic_counts: TopicCounts::default(),
@@ -299,18 +311,56 @@ impl RouteTable {
     /// Marks a topic's route as changed for reasons outside the table (e.g. its
     /// orderTopicConf in the KV config).
     pub fn mark_topic_changed(&mut self, topic: &str) {
-        if let Some((name, _)) = self.topic_queue.get_key_value(topic) {
-            self.changes.topics.insert(name.clone());
-        }
+        self.touch(topic);
     }
 
     /// Marks every route as changed (a switch that shapes every answer was flipped).
     pub fn mark_all_topics_changed(&mut self) {
-        self.changes.topics.extend(self.topic_queue.keys().cloned());
+        let names: Vec<TopicName> = self.topic_queue.iter().map(|(n, _)| n.clone()).collect();
+        for name in names {
+            self.touch(&name);
+        }
     }
 
+    /// What changed since the last call; the generation being built is then published as
+    /// `generation()` and later changes carry the next one.
     pub fn take_changes(&mut self) -> Changes {
+        self.stamp += 1;
         std::mem::take(&mut self.changes)
+    }
+
+    /// The generation of the next snapshot: what `take_changes` will hand over.
+    pub fn pending_generation(&self) -> u64 {
+        self.stamp
+    }
+
+    /// Topics whose route changed since the last `take_changes` (O(table); tests and checks).
+    pub fn changed_topics(&self) -> FastSet<TopicName> {
+        self.topic_queue.changed_in(self.stamp).into_iter().cloned().collect()
+    }
+
+    /// The shared pieces a snapshot holds.
+    pub fn topic_index(&self) -> &TopicIndex {
+        &self.topic_queue
+    }
+
+    pub fn groups_shared(&self) -> &Arc<Groups> {
+        &self.broker_addr
+    }
+
+    pub fn filter_servers_shared(&self) -> &Arc<FilterServers> {
+        &self.filter_servers
+    }
+
+    pub fn mappings_shared(&self) -> &Arc<Mappings> {
+        &self.mapping
+    }
+
+    /// Marks `topic`'s route as changed (its entry is replaced; absent topics: nothing).
+    fn touch(&mut self, topic: &str) {
+        if self.topic_queue.get_mut(topic, self.stamp).is_some() {
+            self.changes.topics = true;
+        }
     }
 
     pub fn topic_count(&self) -> usize {
@@ -327,7 +377,7 @@ impl RouteTable {
     }
 
     pub fn topic_queue_datas(&self, topic: &str) -> Option<&BrokerQueues> {
-        self.topic_queue.get(topic)
+        self.topic_queue.get(topic).map(|e| e.queues())
     }
 
     pub fn broker_data(&self, broker_name: &str) -> Option<&Arc<BrokerData>> {
@@ -359,57 +409,50 @@ impl RouteTable {
     }
 
     fn mark_broker_topics(&mut self, broker_name: &str) {
-        if let Some(topics) = self.broker_topics.get(broker_name) {
-            self.changes.topics.extend(topics.iter().cloned());
+        let Some(topics) = self.broker_topics.get(broker_name) else { return };
+        for topic in topics {
+            self.topic_queue.touch(topic, self.stamp);
         }
+        self.changes.topics |= !topics.is_empty();
     }
 
-    /// The table's shared name of `topic`, allocating it only for a new topic.
-    fn topic_name(&self, topic: &str) -> TopicName {
-        match self.topic_queue.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(topic),
-        }
+    /// The group map for a change (copied if a snapshot shares it).
+    fn groups_mut(&mut self) -> &mut Groups {
+        Arc::make_mut(&mut self.broker_addr)
     }
 
     fn put_queue_data(&mut self, topic: &str, qd: QueueData) -> Put {
+        // Look before writing: an unchanged topic must not copy its shard or entry.
+        if let Some(entry) = self.topic_queue.get(topic) {
+            if entry.queues().get(&qd.broker_name) == Some(&qd) {
+                return Put::Same;
+            }
+        }
         let broker_name = qd.broker_name.clone();
-        let (name, put) = match self.topic_queue.entry_ref(topic) {
-            hashbrown::hash_map::EntryRef::Occupied(mut entry) => {
-                let put = match entry.get().get(&qd.broker_name) {
-                    Some(old) if *old == qd => return Put::Same,
-                    Some(_) => Put::Changed,
-                    None => Put::Added,
-                };
-                entry.get_mut().insert(qd);
-                (entry.key().clone(), put)
-            }
-            hashbrown::hash_map::EntryRef::Vacant(entry) => {
-                let mut queues = BrokerQueues::default();
-                queues.insert(qd);
-                let name = TopicName::from(topic);
-                entry.insert_entry_with_key(name.clone(), queues);
-                (name, Put::Added)
-            }
-        };
+        let (opened, _) = self.topic_queue.get_or_insert_mut(topic, || TopicName::from(topic), self.stamp);
+        self.changes.topics = true;
+        if opened.entry.queues_mut().insert(qd).is_some() {
+            return Put::Changed;
+        }
+        let name = opened.name.clone();
         match self.broker_topics.get_mut(&*broker_name) {
             Some(topics) => {
-                topics.insert(name.clone());
+                topics.insert(name);
             }
             None => {
                 let mut topics = FastSet::default();
-                topics.insert(name.clone());
+                topics.insert(name);
                 self.broker_topics.insert(broker_name.to_string(), topics);
             }
         }
-        self.changes.topics.insert(name);
-        put
+        Put::Added
     }
 
     /// Asserts that the reverse index matches `topic_queue` (debug builds only: O(table)).
     fn debug_check_index(&self) {
         if cfg!(debug_assertions) {
-            for (topic, per_broker) in &self.topic_queue {
+            for (topic, entry) in self.topic_queue.iter() {
+                let per_broker = entry.queues();
                 assert!(!per_broker.is_empty(), "topic {topic} kept with no queue data");
                 for name in per_broker.keys() {
                     assert!(

@@ -52,20 +52,33 @@ impl RouteTable {
 
     /// Removes one broker name's queue data from a topic, dropping the topic if it empties.
     pub(super) fn remove_queue_data(&mut self, topic: &str, broker_name: &str) -> bool {
-        let name = self.topic_name(topic);
-        let Some(per_broker) = self.topic_queue.get_mut(topic) else { return false };
-        if per_broker.remove(broker_name).is_none() {
+        if !self.topic_queue.get(topic).is_some_and(|e| e.queues().contains_key(broker_name)) {
             return false;
         }
-        if per_broker.is_empty() {
-            self.topic_queue.remove(topic);
-        }
+        self.drop_queue_data(topic, broker_name);
         if let Some(topics) = self.broker_topics.get_mut(broker_name) {
             topics.remove(topic);
         }
-        self.changes.topics.insert(name);
         self.mark_topics_not_intact(broker_name);
         true
+    }
+
+    /// Removes `broker_name`'s queue data from `topic` (dropping a topic left with none);
+    /// the reverse index is the caller's.
+    pub(super) fn drop_queue_data(&mut self, topic: &str, broker_name: &str) {
+        let Some(opened) = self.topic_queue.get_mut(topic, self.stamp) else { return };
+        opened.entry.queues_mut().remove(broker_name);
+        if opened.entry.queues().is_empty() {
+            self.topic_queue.remove(topic);
+        }
+        self.changes.topics = true;
+    }
+
+    /// Sets the permission of `broker_name`'s queue data of `topic`, which must exist.
+    pub(super) fn set_perm(&mut self, topic: &str, broker_name: &str, perm: i32) {
+        let opened = self.topic_queue.get_mut(topic, self.stamp).expect("caller found the topic");
+        opened.entry.queues_mut().get_mut(broker_name).expect("caller found the queue data").perm = perm;
+        self.changes.topics = true;
     }
 
     /// Step 10a: topics this broker no longer reports lose its queue data; returns how many.
@@ -92,8 +105,11 @@ impl RouteTable {
                 }
             }
             None => {
-                let names: Vec<String> =
-                    self.topic_queue.get(topic).map(|m| m.keys().map(str::to_string).collect()).unwrap_or_default();
+                let names: Vec<String> = self
+                    .topic_queue
+                    .get(topic)
+                    .map(|e| e.queues().keys().map(str::to_string).collect())
+                    .unwrap_or_default();
                 for name in names {
                     self.remove_queue_data(topic, &name);
                 }
@@ -108,12 +124,11 @@ impl RouteTable {
             self.broker_topics.get(broker_name).map(|t| t.iter().cloned().collect()).unwrap_or_default();
         let mut count = 0;
         for topic in topics {
-            let Some(qd) = self.topic_queue.get_mut(&topic).and_then(|m| m.get_mut(broker_name)) else { continue };
+            let Some(old) = self.topic_queue.get(&topic).and_then(|e| e.queues().get(broker_name)) else { continue };
             count += 1;
-            let perm = if wipe { qd.perm & !PERM_WRITE } else { PERM_READ | PERM_WRITE };
-            if qd.perm != perm {
-                qd.perm = perm;
-                self.changes.topics.insert(topic);
+            let perm = if wipe { old.perm & !PERM_WRITE } else { PERM_READ | PERM_WRITE };
+            if old.perm != perm {
+                self.set_perm(&topic, broker_name, perm);
             }
         }
         count
@@ -121,7 +136,7 @@ impl RouteTable {
 
     /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER: every topic with queue data.
     pub fn all_topics(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.topic_queue.keys().map(|t| &**t).collect();
+        let mut v: Vec<&str> = self.topic_queue.iter().map(|(t, _)| &**t).collect();
         v.sort_unstable();
         v
     }
@@ -131,7 +146,7 @@ impl RouteTable {
         let mut set: BTreeSet<&str> = BTreeSet::new();
         for name in self.cluster_addr.get(cluster).into_iter().flatten() {
             for topic in self.broker_topics.get(name).into_iter().flatten() {
-                if self.topic_queue.get(topic).is_some_and(|m| m.contains_key(name)) {
+                if self.topic_queue.get(topic).is_some_and(|e| e.queues().contains_key(name)) {
                     set.insert(&**topic);
                 }
             }
@@ -156,8 +171,8 @@ impl RouteTable {
         let mut v: Vec<&str> = self
             .topic_queue
             .iter()
-            .filter(|(_, per_broker)| {
-                let Some(qd) = per_broker.values().next() else { return false };
+            .filter(|(_, entry)| {
+                let Some(qd) = entry.queues().values().next() else { return false };
                 let flag = qd.topic_sys_flag;
                 match which {
                     UnitList::Unit => flag & FLAG_UNIT != 0,

@@ -47,15 +47,18 @@ impl RouteTable {
         if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
             return RegisterOutcome::NeedFullBody;
         }
-        let new_topics =
-            req.body.topic_configs.iter().filter(|t| !self.topic_queue.contains_key(t.topic_name.as_str())).count();
+        let configs = &req.body.topic_configs;
+        let is_new: Vec<bool> = configs.iter().map(|t| !self.topic_queue.contains_key(&t.topic_name)).collect();
+        let new_topics = is_new.iter().filter(|n| **n).count();
         if let Some(outcome) = self.refusal(&req, &key, new_topics) {
             return outcome;
         }
         // Grow the maps once for a big registration instead of rehashing 100k entries
-        // several times over.
-        self.topic_queue.reserve(new_topics);
-        self.changes.topics.reserve(req.body.topic_configs.len());
+        // several times over (only shards that gain topics: the others stay shared).
+        if new_topics >= 64 {
+            let new_names = configs.iter().zip(&is_new).filter(|(_, n)| **n).map(|(t, _)| t.topic_name.as_str());
+            self.topic_queue.reserve_for(new_names);
+        }
         if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
             topics.reserve(req.body.topic_configs.len().saturating_sub(topics.len()));
         }
@@ -122,18 +125,19 @@ impl RouteTable {
         // Steps 2–3.
         let old_version_broker = req.enable_acting_master.is_none();
         let mut register_first = false;
-        let stored = self.broker_addr.entry(req.broker_name.clone()).or_insert_with(|| {
-            register_first = true;
-            Arc::new(BrokerData {
+        let stored = self.broker_addr.get(&req.broker_name);
+        register_first |= stored.is_none();
+        // Changed on a copy: routes share the stored `Arc`, which is replaced only on a change.
+        let mut bd = match stored {
+            Some(stored) => BrokerData::clone(stored),
+            None => BrokerData {
                 cluster: req.cluster_name.clone(),
                 broker_name: req.broker_name.clone(),
                 broker_addrs: BTreeMap::new(),
                 enable_acting_master: false,
                 zone_name: None,
-            })
-        });
-        // Changed on a copy: routes share the stored `Arc`, which is replaced only on a change.
-        let mut bd = BrokerData::clone(stored);
+            },
+        };
         // Step 4 (before any change to the group).
         let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| req.broker_id < *min);
         bd.enable_acting_master = !old_version_broker && req.enable_acting_master == Some(true);
@@ -147,10 +151,10 @@ impl RouteTable {
         let is_master = req.broker_id == MASTER_ID;
         let min_id = *bd.broker_addrs.keys().next().expect("just inserted an address");
         let is_prime_slave = !old_version_broker && !is_master && req.broker_id == min_id;
-        let broker_changed = bd != **stored;
+        let broker_changed = stored.is_none_or(|stored| bd != **stored);
         let enable_acting_master = bd.enable_acting_master;
         if broker_changed {
-            *stored = Arc::new(bd);
+            self.groups_mut().insert(req.broker_name.clone(), Arc::new(bd));
             self.changes.cluster = true;
             self.mark_broker_topics(&req.broker_name);
         }
@@ -166,8 +170,9 @@ impl RouteTable {
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
         let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
         for tc in &req.body.topic_configs {
-            let has_queue =
-                || self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|m| m.contains_key(&req.broker_name));
+            let has_queue = || {
+                self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))
+            };
             if group.register_first || dv_changed || !has_queue() {
                 let mut perm = tc.perm;
                 if group.is_prime_slave && group.enable_acting_master {
@@ -189,11 +194,10 @@ impl RouteTable {
         }
         if dv_changed || group.register_first {
             for (topic, info) in &req.body.topic_queue_mapping_infos {
-                let per_broker = self.mapping.entry(topic.clone()).or_default();
-                if per_broker.get(&info.bname) != Some(info) {
+                if self.mapping.get(topic).and_then(|m| m.get(&info.bname)) != Some(info) {
+                    let per_broker = Arc::make_mut(&mut self.mapping).entry(topic.clone()).or_default();
                     per_broker.insert(info.bname.clone(), info.clone());
-                    let name = self.topic_name(topic);
-                    self.changes.topics.insert(name);
+                    self.touch(topic);
                 }
             }
         }
@@ -229,9 +233,10 @@ impl RouteTable {
         );
         if let Some(list) = req.body.filter_server_list.take() {
             let changed = if list.is_empty() {
-                self.filter_servers.remove(&key).is_some()
+                self.filter_servers.contains_key(&key) && Arc::make_mut(&mut self.filter_servers).remove(&key).is_some()
             } else {
-                self.filter_servers.insert(key, list.clone()).as_ref() != Some(&list)
+                self.filter_servers.get(&key) != Some(&list)
+                    && Arc::make_mut(&mut self.filter_servers).insert(key, list.clone()).as_ref() != Some(&list)
             };
             if changed {
                 self.mark_broker_topics(&req.broker_name);

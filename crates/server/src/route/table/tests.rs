@@ -100,7 +100,7 @@ fn assert_gone(table: &RouteTable, name: &str, gone_addrs: &[&str]) {
         assert!(table.live_info(CLUSTER, addr).is_none(), "{addr} still live");
         assert!(table.filter_servers(CLUSTER, addr).is_none(), "{addr} still has filter servers");
     }
-    for topic in table.topic_queue.keys() {
+    for (topic, _) in table.topic_queue.iter() {
         let per_broker = table.topic_queue_datas(topic).expect("listed topic");
         assert!(!per_broker.contains_key(name), "{topic} still has queue data of {name}");
     }
@@ -123,14 +123,15 @@ fn master_registration_fills_every_table() {
     check(&t, "T1", Some(&[("broker-a", 4, 6)]));
     check(&t, "T2", Some(&[("broker-a", 4, 6)]));
     assert_eq!((t.topic_count(), t.live_count()), (2, 1));
+    assert_eq!(t.changed_topics(), FastSet::from_iter([TopicName::from("T1"), TopicName::from("T2")]));
     let changes = t.take_changes();
-    assert!(changes.cluster);
-    assert_eq!(changes.topics, FastSet::from_iter([TopicName::from("T1"), TopicName::from("T2")]));
+    assert!(changes.cluster && changes.topics);
 
     // The same registration again changes nothing a reader can see.
     assert_eq!(t.register_broker(r, ConnId(7), 2_000), accepted());
+    assert!(t.changed_topics().is_empty());
     let changes = t.take_changes();
-    assert!(!changes.cluster && changes.topics.is_empty(), "{changes:?}");
+    assert!(!changes.cluster && !changes.topics, "{changes:?}");
     assert_eq!(t.live_info(CLUSTER, A0).map(|l| l.last_update_ms), Some(2_000));
 }
 
@@ -251,7 +252,7 @@ fn one_topic_first_registration_is_refused_without_changes() {
     assert!(t.brokers().is_empty() && t.clusters().is_empty());
     assert_eq!((t.topic_count(), t.live_count()), (0, 0));
     let changes = t.take_changes();
-    assert!(!changes.cluster && changes.topics.is_empty());
+    assert!(!changes.cluster && !changes.topics);
 
     // A full registration first; then one-topic registrations of that id are fine.
     assert_eq!(t.register_broker(reg("broker-a", 0, A0, dv(2), &two_topics()), ConnId(1), 0), accepted());
@@ -286,8 +287,11 @@ fn unregister_removes_the_broker_from_every_table() {
     check(&t, "TA", None);
     check(&t, "TS", Some(&[("broker-b", 2, 6)]));
     assert_eq!(t.clusters().get(CLUSTER).map(|s| s.len()), Some(1));
+    // TA went (checked above); TS lost broker-a's queue data.
+    let changed = t.changed_topics();
+    assert!(changed.contains("TS"), "{changed:?}");
     let changes = t.take_changes();
-    assert!(changes.cluster && changes.topics.contains("TA") && changes.topics.contains("TS"), "{changes:?}");
+    assert!(changes.cluster && changes.topics);
 
     t.unregister(&[unregister("broker-b", 0, B0)]);
     assert_gone(&t, "broker-b", &[B0]);
@@ -298,7 +302,7 @@ fn unregister_removes_the_broker_from_every_table() {
     t.take_changes();
     t.unregister(&[unregister("ghost", 0, "10.9.9.9:1")]);
     let changes = t.take_changes();
-    assert!(!changes.cluster && changes.topics.is_empty());
+    assert!(!changes.cluster && !changes.topics);
 }
 
 #[test]

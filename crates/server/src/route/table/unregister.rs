@@ -12,10 +12,13 @@ impl RouteTable {
         for r in batch {
             let key = BrokerAddrKey { cluster: r.cluster_name.clone(), addr: r.broker_addr.clone() };
             self.live.remove(&key);
-            if self.filter_servers.remove(&key).is_some() {
+            if self.filter_servers.contains_key(&key) {
+                Arc::make_mut(&mut self.filter_servers).remove(&key);
                 self.mark_broker_topics(&r.broker_name);
             }
-            let Some(bd) = self.broker_addr.get_mut(&r.broker_name).map(Arc::make_mut) else { continue };
+            // Changed on a copy: snapshots share the stored group until it is replaced.
+            let Some(stored) = self.broker_addr.get(&r.broker_name) else { continue };
+            let mut bd = BrokerData::clone(stored);
             let min_id_changed = bd.broker_addrs.keys().next().is_some_and(|min| r.broker_id == *min);
             // Java matches by address, not by the requested id.
             let before = bd.broker_addrs.len();
@@ -39,7 +42,7 @@ impl RouteTable {
                 self.mark_broker_topics(&r.broker_name);
             }
             if now_empty {
-                self.broker_addr.remove(&r.broker_name);
+                self.groups_mut().remove(&r.broker_name);
                 if let Some(names) = self.cluster_addr.get_mut(&r.cluster_name) {
                     names.remove(&r.broker_name);
                     if names.is_empty() {
@@ -49,6 +52,9 @@ impl RouteTable {
                 self.changes.cluster = true;
                 removed.push(r.broker_name.clone());
             } else {
+                if shrunk {
+                    self.groups_mut().insert(r.broker_name.clone(), Arc::new(bd));
+                }
                 self.notifications.extend(notification);
                 reduced.push(r.broker_name.clone());
             }
@@ -60,13 +66,7 @@ impl RouteTable {
             }
             let Some(topics) = self.broker_topics.remove(&name) else { continue };
             for topic in topics {
-                if let Some(per_broker) = self.topic_queue.get_mut(&topic) {
-                    per_broker.remove(&name);
-                    if per_broker.is_empty() {
-                        self.topic_queue.remove(&topic);
-                    }
-                }
-                self.changes.topics.insert(topic);
+                self.drop_queue_data(&topic, &name);
             }
         }
         // Step 5: an acting-master group that lost its master stops taking writes.
@@ -78,11 +78,9 @@ impl RouteTable {
             let topics: Vec<TopicName> =
                 self.broker_topics.get(&name).map(|t| t.iter().cloned().collect()).unwrap_or_default();
             for topic in topics {
-                if let Some(qd) = self.topic_queue.get_mut(&topic).and_then(|m| m.get_mut(&name)) {
-                    if qd.perm & PERM_WRITE != 0 {
-                        qd.perm &= !PERM_WRITE;
-                        self.changes.topics.insert(topic);
-                    }
+                let perm = self.topic_queue.get(&topic).and_then(|e| e.queues().get(&name)).map(|q| q.perm);
+                if let Some(perm) = perm.filter(|p| p & PERM_WRITE != 0) {
+                    self.set_perm(&topic, &name, perm & !PERM_WRITE);
                 }
             }
         }

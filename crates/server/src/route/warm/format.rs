@@ -137,7 +137,7 @@ impl Out {
     fn topics(&mut self, table: &RouteTable) {
         let out = self;
         let topics = table.topic_entries();
-        out.count(topics.len());
+        out.count(table.topic_count());
         // Broker names by first appearance. Queue data share one name `Arc` per registration of
         // a broker, so the few distinct pointers are looked up first (no string hashing).
         let mut names: FastMap<&str, u32> = FastMap::default();

@@ -9,6 +9,7 @@ use crate::error::{PersistError, PersistTarget};
 use crate::persist;
 use crate::route::kv::{KvLimits, KvPutError, NAMESPACE_ORDER_TOPIC_CONFIG};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 fn owned(topics: Vec<&str>) -> Vec<String> {
     topics.into_iter().map(str::to_string).collect()
@@ -83,7 +84,7 @@ impl Writer {
 
     fn kv_changed(&mut self, namespace: &str, key: &str) {
         if namespace == NAMESPACE_ORDER_TOPIC_CONFIG && self.build.order_topic_conf.is_some() {
-            self.build.order_topic_conf = Some(self.order_topic_conf());
+            Arc::make_mut(&mut self.build).order_topic_conf = Some(self.order_topic_conf());
             self.table.mark_topic_changed(key);
         }
     }

@@ -221,7 +221,7 @@ pub struct Writer {
     metrics: Arc<WriterMetrics>,
     published_signals: Vec<flume::Sender<()>>,
     started_at: Instant,
-    build: RouteBuildOptions,
+    build: Arc<RouteBuildOptions>,
     /// Warnings about peers (refused registrations): bounded per window.
     peer_warnings: WarnLimiter,
     /// Periodic and final route saves for a warm restart (`warmRestart` on).
@@ -260,7 +260,7 @@ impl Writer {
             metrics: setup.metrics,
             published_signals: setup.published_signals,
             started_at: setup.started_at,
-            build: RouteBuildOptions::default(),
+            build: Arc::default(),
             peer_warnings: WarnLimiter::new("route writer"),
             warm: None,
             rounds: Rounds::default(),
@@ -302,7 +302,7 @@ impl Writer {
         {
             self.table.mark_all_topics_changed();
         }
-        self.build = build;
+        self.build = Arc::new(build);
     }
 
     fn order_topic_conf(&self) -> BTreeMap<String, String> {
