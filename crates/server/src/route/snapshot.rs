@@ -186,7 +186,13 @@ impl RouteSnapshot {
     pub fn route<'s>(&'s self, topic: &'s str) -> Option<Route<'s>> {
         let entry = self.topics.get(topic)?;
         let sources = self.sources();
-        entry.queues().keys().any(|name| sources.groups.contains_key(name)).then_some(Route { topic, entry, sources })
+        // An encoded answer proves the route exists: the check is made until one is cached.
+        let answered = entry.answer_cell(true).get().is_some() || entry.answer_cell(false).get().is_some();
+        (answered || entry.queues().keys().any(|name| sources.groups.contains_key(name))).then_some(Route {
+            topic,
+            entry,
+            sources,
+        })
     }
 
     /// Next generation: the table's current state, shared, not copied (O(shards), plus the

@@ -23,8 +23,24 @@ use std::sync::Arc;
 /// re-registration changing 100 topics copies ≤ 40k slots.
 pub const INDEX_SHARDS: usize = 4096;
 
-type Slot = (TopicName, Arc<TopicEntry>);
+/// The topic's hash is kept with it: growing a shard then moves slots without touching the
+/// names (a pointer chase per topic), and a probe compares names only on a full-hash match.
+#[derive(Clone)]
+struct Slot {
+    hash: u64,
+    name: TopicName,
+    entry: Arc<TopicEntry>,
+}
+
 type Shard = hashbrown::HashTable<Slot>;
+
+fn same(hash: u64, topic: &str) -> impl Fn(&Slot) -> bool + '_ {
+    move |s| s.hash == hash && *s.name == *topic
+}
+
+fn rehash(s: &Slot) -> u64 {
+    s.hash
+}
 
 /// One topic: its queue data, the generation that last changed it, and its answers.
 #[derive(Debug)]
@@ -121,7 +137,7 @@ impl TopicIndex {
 
     pub fn get_key_value(&self, topic: &str) -> Option<(&TopicName, &Arc<TopicEntry>)> {
         let (hash, i) = self.locate(topic);
-        self.shards[i].find(hash, |(name, _)| **name == *topic).map(|(n, e)| (n, e))
+        self.shards[i].find(hash, same(hash, topic)).map(|s| (&s.name, &s.entry))
     }
 
     pub fn contains_key(&self, topic: &str) -> bool {
@@ -133,10 +149,10 @@ impl TopicIndex {
     pub fn get_mut(&mut self, topic: &str, stamp: u64) -> Option<EntryMut<'_>> {
         let (hash, i) = self.locate(topic);
         // Look before copying: a topic that is absent must not copy its shard.
-        self.shards[i].find(hash, |(name, _)| **name == *topic)?;
+        self.shards[i].find(hash, same(hash, topic))?;
         let shard = Arc::make_mut(&mut self.shards[i]);
-        let (name, slot) = shard.find_mut(hash, |(name, _)| **name == *topic).expect("found above");
-        Some(EntryMut { name, entry: fresh(slot, stamp) })
+        let slot = shard.find_mut(hash, same(hash, topic)).expect("found above");
+        Some(EntryMut { name: &slot.name, entry: fresh(&mut slot.entry, stamp) })
     }
 
     /// Like `get_mut`, creating an empty entry (named by `name()`, called only then) if
@@ -148,18 +164,17 @@ impl TopicIndex {
         stamp: u64,
     ) -> (EntryMut<'_>, bool) {
         let (hash, i) = self.locate(topic);
-        let hasher = &self.hasher;
         let shard = Arc::make_mut(&mut self.shards[i]);
-        match shard.entry(hash, |(n, _)| **n == *topic, |(n, _)| hasher.hash_one(&**n)) {
+        match shard.entry(hash, same(hash, topic), rehash) {
             hashbrown::hash_table::Entry::Occupied(o) => {
-                let (name, slot) = o.into_mut();
-                (EntryMut { name, entry: fresh(slot, stamp) }, false)
+                let slot = o.into_mut();
+                (EntryMut { name: &slot.name, entry: fresh(&mut slot.entry, stamp) }, false)
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 self.len += 1;
                 let entry = Arc::new(TopicEntry::new(BrokerQueues::default(), stamp));
-                let (name, slot) = v.insert((name(), entry)).into_mut();
-                (EntryMut { name, entry: Arc::get_mut(slot).expect("just made") }, true)
+                let slot = v.insert(Slot { hash, name: name(), entry }).into_mut();
+                (EntryMut { name: &slot.name, entry: Arc::get_mut(&mut slot.entry).expect("just made") }, true)
             }
         }
     }
@@ -171,12 +186,12 @@ impl TopicIndex {
 
     pub fn remove(&mut self, topic: &str) -> Option<TopicName> {
         let (hash, i) = self.locate(topic);
-        self.shards[i].find(hash, |(name, _)| **name == *topic)?;
+        self.shards[i].find(hash, same(hash, topic))?;
         let shard = Arc::make_mut(&mut self.shards[i]);
-        let entry = shard.find_entry(hash, |(name, _)| **name == *topic).ok()?;
-        let ((name, _), _) = entry.remove();
+        let entry = shard.find_entry(hash, same(hash, topic)).ok()?;
+        let (slot, _) = entry.remove();
         self.len -= 1;
-        Some(name)
+        Some(slot.name)
     }
 
     /// Grows each shard once for the topics about to be inserted (a 100k-topic registration
@@ -186,17 +201,16 @@ impl TopicIndex {
         for topic in topics {
             per_shard[self.locate(topic).1] += 1;
         }
-        let hasher = &self.hasher;
         for (shard, &n) in self.shards.iter_mut().zip(&per_shard) {
             if n >= 8 {
-                Arc::make_mut(shard).reserve(n as usize, |(name, _)| hasher.hash_one(&**name));
+                Arc::make_mut(shard).reserve(n as usize, rehash);
             }
         }
     }
 
     /// Every topic, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&TopicName, &Arc<TopicEntry>)> {
-        self.shards.iter().flat_map(|s| s.iter().map(|(n, e)| (n, e)))
+        self.shards.iter().flat_map(|s| s.iter().map(|s| (&s.name, &s.entry)))
     }
 
     /// Topics changed in generation `stamp` (tests; O(table)).

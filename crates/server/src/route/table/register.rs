@@ -48,19 +48,20 @@ impl RouteTable {
             return RegisterOutcome::NeedFullBody;
         }
         let configs = &req.body.topic_configs;
-        let is_new: Vec<bool> = configs.iter().map(|t| !self.topic_queue.contains_key(&t.topic_name)).collect();
-        let new_topics = is_new.iter().filter(|n| **n).count();
+        // New topics are counted (a probe per topic) only if they could pass topicsMax.
+        let new_topics = if self.topic_queue.len() + configs.len() > self.limits.topics_max {
+            configs.iter().filter(|t| !self.topic_queue.contains_key(&t.topic_name)).count()
+        } else {
+            0
+        };
         if let Some(outcome) = self.refusal(&req, &key, new_topics) {
             return outcome;
         }
-        // Grow the maps once for a big registration instead of rehashing 100k entries
-        // several times over (only shards that gain topics: the others stay shared).
-        if new_topics >= 64 {
-            let new_names = configs.iter().zip(&is_new).filter(|(_, n)| **n).map(|(t, _)| t.topic_name.as_str());
-            self.topic_queue.reserve_for(new_names);
-        }
-        if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
-            topics.reserve(req.body.topic_configs.len().saturating_sub(topics.len()));
+        // Into an empty table (a start), grow each shard once instead of doubling it several
+        // times; elsewhere growth is cheap (slots keep their hash) and a reservation would
+        // copy shards that snapshots share.
+        if self.topic_queue.is_empty() && configs.len() >= 64 {
+            self.topic_queue.reserve_for(configs.iter().map(|t| t.topic_name.as_str()));
         }
         let group = self.update_group(&req, &key);
         if group.writes_topics() {
@@ -165,6 +166,16 @@ impl RouteTable {
     fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
         if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
             self.last_topic_counts.removed = self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+        }
+        // The reverse index grows once (a set doubling to 100k would rehash every name).
+        let reported = req.body.topic_configs.len();
+        match self.broker_topics.get_mut(&req.broker_name) {
+            Some(topics) => topics.reserve(reported.saturating_sub(topics.len())),
+            None if reported > 0 => {
+                let topics = FastSet::with_capacity_and_hasher(reported, Default::default());
+                self.broker_topics.insert(req.broker_name.clone(), topics);
+            }
+            None => {}
         }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
