@@ -14,7 +14,7 @@ use meridian_protocol::header::{Header, HeaderOut};
 use meridian_server::config::Config;
 use meridian_server::request::command::Command;
 use meridian_server::route::snapshot::{build_topic_route, RouteBuildOptions, RouteModel, RouteSnapshot};
-use meridian_server::route::table::RouteTable;
+use meridian_server::route::table::{RegisterBroker, RouteTable};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -39,19 +39,22 @@ fn loaded(names: &[String]) -> (RouteTable, RouteSnapshot) {
     (table, snapshot)
 }
 
-/// Times `RouteSnapshot::next` after `change(iteration)` (untimed) recorded changes in the
-/// table. Dropping the previous snapshot is not timed either: readers drop it, not the writer.
+/// Times what the writer pays for a registration made by `prepare(generation)` (untimed):
+/// applying it to the table (which copies the shards and entries it changes that the last
+/// snapshot shares) and `RouteSnapshot::next`. Dropping the previous snapshot is not timed:
+/// readers drop it, not the writer.
 fn bench_publish(
     table: &mut RouteTable,
     snapshot: &mut RouteSnapshot,
     iters: u64,
-    mut change: impl FnMut(&mut RouteTable, u64),
+    mut prepare: impl FnMut(u64) -> RegisterBroker,
 ) -> Duration {
     let options = Arc::new(RouteBuildOptions::default());
     let mut elapsed = Duration::ZERO;
     for _ in 0..iters {
-        change(table, snapshot.generation);
+        let req = prepare(snapshot.generation);
         let start = Instant::now();
+        common::register(table, req);
         let next = snapshot.next(table, &options, None);
         elapsed += start.elapsed();
         *snapshot = next;
@@ -70,11 +73,11 @@ fn bench_snapshot_publish(c: &mut Criterion) {
         // An incremental registration (topic update): one topic flips between 8 and 16 queues.
         group.bench_function(format!("one_topic_changed/{}_topics", count_label(count)), |b| {
             b.iter_custom(|iters| {
-                bench_publish(&mut table, &mut snapshot, iters, |table, generation| {
+                bench_publish(&mut table, &mut snapshot, iters, |generation| {
                     let queue_nums = if generation % 2 == 0 { 16 } else { 8 };
                     let mut body = common::register_body(&[], 2 + generation as i64);
                     body.topic_configs.push(common::topic_config(&names[0], queue_nums));
-                    common::register(table, common::register_request(0, body));
+                    common::register_request(0, body)
                 })
             })
         });
@@ -91,13 +94,54 @@ fn bench_snapshot_publish(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function(format!("all_topics_changed/{}_topics", count_label(count)), |b| {
         b.iter_custom(|iters| {
-            bench_publish(&mut table, &mut snapshot, iters, |table, generation| {
+            bench_publish(&mut table, &mut snapshot, iters, |generation| {
                 let mut body = bodies[generation as usize % 2].clone();
                 body.data_version.counter = 10 + generation as i64;
-                common::register(table, common::register_request(0, body));
+                common::register_request(0, body)
             })
         })
     });
+    group.finish();
+}
+
+/// A whole registration as the writer applies it (table + publish) at N topics: the first
+/// one into an empty table, and a re-send with a new data version and 1% of topics changed.
+fn bench_register(c: &mut Criterion) {
+    let mut group = c.benchmark_group("register_apply");
+    let options = Arc::new(RouteBuildOptions::default());
+    for &count in topic_counts() {
+        let names = common::topic_names(count);
+        if count >= TOPIC_COUNT_LARGE_MIN {
+            group.sample_size(10);
+        }
+        group.throughput(Throughput::Elements(count as u64));
+        let first = common::register_body(&names, 1);
+        group.bench_function(format!("first/{}_topics", count_label(count)), |b| {
+            b.iter_batched(
+                || (common::table(&common::config()), common::register_request(0, first.clone())),
+                |(mut table, req)| {
+                    common::register(&mut table, req);
+                    let snapshot = RouteSnapshot::empty().next(&mut table, &options, None);
+                    (table, snapshot) // dropped untimed
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        let (mut table, mut snapshot) = loaded(&names);
+        group.bench_function(format!("resend_1pct_changed/{}_topics", count_label(count)), |b| {
+            b.iter_custom(|iters| {
+                bench_publish(&mut table, &mut snapshot, iters, |generation| {
+                    let mut body = common::register_body(&names, 10 + generation as i64);
+                    let step = 100;
+                    let flip = (generation as usize) % step;
+                    for t in body.topic_configs.iter_mut().skip(flip).step_by(step) {
+                        t.perm = if generation % 2 == 0 { 4 } else { 6 };
+                    }
+                    common::register_request(0, body)
+                })
+            })
+        });
+    }
     group.finish();
 }
 
@@ -223,5 +267,5 @@ fn bench_lookup_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_snapshot_publish, bench_route_encode, bench_lookup_path);
+criterion_group!(benches, bench_snapshot_publish, bench_register, bench_route_encode, bench_lookup_path);
 criterion_main!(benches);

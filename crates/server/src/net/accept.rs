@@ -86,6 +86,9 @@ fn spawn_helpers(
     let publish_state = state.clone();
     glommio::spawn_local(async move {
         while publish_signal.recv_async().await.is_ok() {
+            // Move this shard's cached snapshot on, idle or not, so the writer (which
+            // keeps replaced snapshots until no shard holds them) frees the old one.
+            publish_state.with_snapshot(|_| ());
             publish_state.snapshot_published.notify(usize::MAX);
         }
     })

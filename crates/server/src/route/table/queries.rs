@@ -66,10 +66,16 @@ impl RouteTable {
     /// Removes `broker_name`'s queue data from `topic` (dropping a topic left with none);
     /// the reverse index is the caller's.
     pub(super) fn drop_queue_data(&mut self, topic: &str, broker_name: &str) {
-        let Some(opened) = self.topic_queue.get_mut(topic, self.stamp) else { return };
-        opened.entry.queues_mut().remove(broker_name);
-        if opened.entry.queues().is_empty() {
+        let Some(entry) = self.topic_queue.get(topic) else { return };
+        let queues = entry.queues();
+        if queues.len() == 1 && queues.contains_key(broker_name) {
+            // Its last queue data: the topic goes, without a new entry first.
             self.topic_queue.remove(topic);
+        } else if queues.contains_key(broker_name) {
+            let opened = self.topic_queue.get_mut(topic, self.stamp).expect("found above");
+            opened.entry.queues_mut().remove(broker_name);
+        } else {
+            return;
         }
         self.changes.topics = true;
     }

@@ -39,7 +39,10 @@ impl RouteTable {
                     });
             if shrunk {
                 self.changes.cluster = true;
-                self.mark_broker_topics(&r.broker_name);
+                // A group that goes loses its queue data below, which replaces those entries.
+                if !now_empty {
+                    self.mark_broker_topics(&r.broker_name);
+                }
             }
             if now_empty {
                 self.groups_mut().remove(&r.broker_name);

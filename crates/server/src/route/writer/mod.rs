@@ -10,7 +10,7 @@
 
 use super::kv::{KvStore, NAMESPACE_ORDER_TOPIC_CONFIG};
 use super::rounds::{Round, RoundEnd, Rounds};
-use super::snapshot::{RouteBuildOptions, SnapshotCell};
+use super::snapshot::{RouteBuildOptions, RouteSnapshot, SnapshotCell};
 use super::table::{
     MinIdNotification, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, UnitList, Unregister,
 };
@@ -29,6 +29,8 @@ mod admin;
 
 /// Updates applied before one publication; bounds reply latency under a storm.
 pub const BATCH_LEN_MAX: usize = 1024;
+/// How soon the writer looks again at replaced snapshots shards may still hold.
+const RETIRED_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One-shot reply channel.
 pub type Reply<T> = flume::Sender<T>;
@@ -228,6 +230,9 @@ pub struct Writer {
     warm: Option<warm::WarmRestart>,
     /// Open registration rounds, one line each when they close.
     rounds: Rounds,
+    /// Replaced snapshots a shard may still hold; freed by `drop_retired` (at most one
+    /// per shard plus the last few publications).
+    retired: Vec<Arc<RouteSnapshot>>,
 }
 
 enum Pending {
@@ -264,6 +269,7 @@ impl Writer {
             peer_warnings: WarnLimiter::new("route writer"),
             warm: None,
             rounds: Rounds::default(),
+            retired: Vec::new(),
         };
         w.apply_switches();
         // A warm restart loads the saved routes before the first snapshot is published.
@@ -319,6 +325,7 @@ impl Writer {
             let wake = self.peer_warnings.flush_due().map_or(next_scan, |due| due.min(next_scan));
             let wake = self.warm.as_ref().map_or(wake, |warm| wake.min(warm.next_due()));
             let wake = self.next_round_deadline().map_or(wake, |due| wake.min(due));
+            let wake = if self.retired.is_empty() { wake } else { wake.min(Instant::now() + RETIRED_CHECK_INTERVAL) };
             let timeout = wake.saturating_duration_since(Instant::now());
             match self.updates.recv_timeout(timeout) {
                 Ok(first) => {
@@ -340,6 +347,7 @@ impl Writer {
                 self.scan();
                 next_scan = Instant::now() + scan_interval;
             }
+            self.drop_retired();
             let (generation, now_ms) = (self.published.load().generation, self.now_ms());
             if let Some(warm) = &mut self.warm {
                 warm.tick(&self.table, generation, now_ms);
@@ -569,14 +577,23 @@ impl Writer {
         }
     }
 
+    /// Frees replaced snapshots that no shard holds any more. Whoever drops the last
+    /// reference to a snapshot frees what only it holds (after a 1M-topic broker leaves,
+    /// a million entries, ~150 ms): here that is the writer, after its replies, never a
+    /// shard between two lookups.
+    fn drop_retired(&mut self) {
+        self.retired.retain(|snapshot| Arc::strong_count(snapshot) > 1);
+    }
+
     fn publish(&mut self) {
-        let current = self.published.load();
+        let current = self.published.load_full();
         let not_ready_until = self.not_ready_until();
         let next = current.next(&mut self.table, &self.build, not_ready_until);
         if next.same_content(&current) {
             return; // nothing a reader can see changed
         }
         self.published.store(Arc::new(next));
+        self.retired.push(current);
         for signal in &self.published_signals {
             // Full: a signal is already pending, which covers this snapshot too.
             let _ = signal.try_send(());
