@@ -31,7 +31,9 @@ pub(super) async fn worker_main(id: usize, shared: Arc<Shared>, plan: Arc<Plan>)
     let _guard = FinishGuard(worker.clone());
     worker.start_reporter();
     match plan.kind {
-        Kind::Register { repeat, change_fraction } => register_scenario(&worker, &plan, repeat, change_fraction).await,
+        Kind::Register { repeat, change_fraction, visibility } => {
+            register_scenario(&worker, &plan, repeat, change_fraction, visibility).await
+        }
         _ => load_scenario(&worker, &plan).await,
     }
 }
@@ -434,8 +436,8 @@ async fn close_idle(worker: &Rc<Worker>, plan: &Plan, idle: &mut Vec<RpcConn>) {
 }
 
 /// register: per broker group, one big first registration, `repeat` re-sends, then an
-/// unregister, each timed to the answer and until visible on every target.
-async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, change_fraction: f64) {
+/// unregister, each timed to the answer and (with `visibility`) until visible on every target.
+async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, change_fraction: f64, visibility: bool) {
     let (Some(workload), Some(brokers)) = (&plan.workload, &plan.brokers) else { return };
     let (id, threads) = (worker.id, worker.shared.threads);
     let targets = worker.shared.targets.clone();
@@ -458,7 +460,8 @@ async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, c
                 worker.shared.note(format!("--duration ended before every broker group registered (worker {id})"));
                 break;
             }
-            register_group(worker, workload, brokers, probes, group, repeat, change_fraction, end).await;
+            let rounds = Rounds { repeat, change_fraction, visibility, end };
+            register_group(worker, workload, brokers, probes, group, &rounds).await;
         }
         probes.close();
     }
@@ -485,24 +488,32 @@ async fn timed_registration(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What each broker group of the register scenario does: `repeat` re-sends with
+/// `change_fraction` changed, visibility probes or not, until `end` at the latest.
+#[derive(Clone, Copy)]
+struct Rounds {
+    repeat: u32,
+    change_fraction: f64,
+    visibility: bool,
+    end: Instant,
+}
+
 async fn register_group(
     worker: &Rc<Worker>,
     workload: &Arc<Workload>,
     brokers: &Arc<BrokerPlan>,
     probes: &mut Probes,
     group: u32,
-    repeat: u32,
-    change_fraction: f64,
-    end: Instant,
+    rounds: &Rounds,
 ) {
+    let Rounds { repeat, change_fraction, visibility, end } = *rounds;
     let g = &workload.groups[group as usize];
     let mut master = BrokerSim::new(brokers.clone(), group, 0);
     let mut slaves: Vec<BrokerSim> =
         (1..g.instances.len()).map(|instance| BrokerSim::new(brokers.clone(), group, instance)).collect();
     let probe_topic = workload.topic_names[*g.topics.last().expect("a group hosts >= 2 topics") as usize].clone();
     let gone = Expect::Absent { broker: g.name.clone() };
-    let absent = probes.check_now(worker, &probe_topic, &gone).await;
+    let absent = if visibility { probes.check_now(worker, &probe_topic, &gone).await } else { Vec::new() };
     if absent.iter().any(|a| !a) {
         worker
             .metrics
@@ -521,7 +532,7 @@ async fn register_group(
         worker,
         &mut master,
         probes,
-        Some((probe_topic.clone(), present)),
+        visibility.then(|| (probe_topic.clone(), present)),
         "register.first",
         "visible.first",
     )
@@ -538,7 +549,7 @@ async fn register_group(
         for slave in slaves.iter_mut() {
             slave.change(change_fraction);
         }
-        let probe = changed.first().map(|&t| {
+        let probe = changed.first().filter(|_| visibility).map(|&t| {
             let queues = master.table.queue_nums(workload, t);
             let expect = Expect::Present { broker: g.name.clone(), read_queue_nums: queues };
             (workload.topic_names[t as usize].clone(), expect)
@@ -553,11 +564,15 @@ async fn register_group(
         slave.unregister(worker, "unregister").await;
         slave.close();
     }
-    let running = probes.start(worker, &probe_topic, gone, Instant::now());
-    let answers = master.unregister(worker, "unregister").await;
-    running.cancel_refused(&answers);
-    let results = probes.finish(running).await;
-    record_visibility(worker, "visible.unregister", &worker.shared.targets, results);
+    if visibility {
+        let running = probes.start(worker, &probe_topic, gone, Instant::now());
+        let answers = master.unregister(worker, "unregister").await;
+        running.cancel_refused(&answers);
+        let results = probes.finish(running).await;
+        record_visibility(worker, "visible.unregister", &worker.shared.targets, results);
+    } else {
+        master.unregister(worker, "unregister").await;
+    }
     master.close();
 }
 
