@@ -469,22 +469,29 @@ async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, c
 }
 
 /// Sends one registration while probes wait for `probe` to show; records both times.
+/// Without `visible_hist` (--answers-only) the probes poll only until the answer and record
+/// nothing: the client does the same work while the frame is in flight as against any server.
 async fn timed_registration(
     worker: &Rc<Worker>,
     sim: &mut BrokerSim,
     probes: &mut Probes,
     probe: Option<(String, Expect)>,
     answer_hist: &str,
-    visible_hist: &str,
+    visible_hist: Option<&str>,
 ) {
     // Encoding happens before the clock starts: the server's time is what is measured.
     sim.body_bytes(worker).await;
     let running = probe.map(|(topic, expect)| probes.start(worker, &topic, expect, Instant::now()));
     let answers = sim.register(worker, answer_hist).await;
     if let Some(running) = running {
-        running.cancel_refused(&answers);
+        match visible_hist {
+            Some(_) => running.cancel_refused(&answers),
+            None => running.cancel_all(),
+        }
         let results = probes.finish(running).await;
-        record_visibility(worker, visible_hist, &worker.shared.targets, results);
+        if let Some(hist) = visible_hist {
+            record_visibility(worker, hist, &worker.shared.targets, results);
+        }
     }
 }
 
@@ -532,9 +539,9 @@ async fn register_group(
         worker,
         &mut master,
         probes,
-        visibility.then(|| (probe_topic.clone(), present)),
+        Some((probe_topic.clone(), present)),
         "register.first",
-        "visible.first",
+        visibility.then_some("visible.first"),
     )
     .await;
     for slave in slaves.iter_mut() {
@@ -549,13 +556,14 @@ async fn register_group(
         for slave in slaves.iter_mut() {
             slave.change(change_fraction);
         }
-        let probe = changed.first().filter(|_| visibility).map(|&t| {
+        let probe = changed.first().map(|&t| {
             let queues = master.table.queue_nums(workload, t);
             let expect = Expect::Present { broker: g.name.clone(), read_queue_nums: queues };
             (workload.topic_names[t as usize].clone(), expect)
         });
         let hist = if changed.is_empty() { "register.resend-unchanged" } else { "register.resend-changed" };
-        timed_registration(worker, &mut master, probes, probe, hist, "visible.resend").await;
+        let visible = visibility.then_some("visible.resend");
+        timed_registration(worker, &mut master, probes, probe, hist, visible).await;
         for slave in slaves.iter_mut() {
             slave.register(worker, "register.slave").await;
         }
