@@ -140,7 +140,16 @@ class Server:
 
     def start(self, args, run_dir, label):
         """Starts the server and waits until it accepts; RuntimeError naming the reason (and the
-        tail of its log) if it cannot, with nothing of it left running."""
+        tail of its log) if it cannot, with nothing of it left running. A Meridian whose free
+        metrics port was taken in the meantime is started once more on another."""
+        try:
+            self.start_once(args, run_dir, label)
+        except RuntimeError as e:
+            if self.kind != "meridian" or "cannot listen for metrics" not in str(e):
+                raise
+            self.start_once(args, run_dir, label)
+
+    def start_once(self, args, run_dir, label):
         if not self.started_by_us:
             return
         self.stop()  # never two of ours at once, even after an earlier failure
