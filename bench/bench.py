@@ -2,7 +2,8 @@
 """bench/bench.py: the driver of `make bench` (see bench/README.md).
 
 Runs every scenario against every server in turn (Meridian, rocketmq-rust's NameServer, any
-already-running peer given by address, and loadgen's echo server as the ceiling), with the same
+already-running peer given by address, and loadgen's echo server as the lookup ceiling and the
+registration floor), with the same
 loadgen settings and the same CPU sets, then prints one ratio table per scenario and writes
 bench/results/<date>-<commit>.json (every loadgen figure, machine, commit, exact commands) and
 PNG plots (drawn by the meridian-bench-plot crate).
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -44,6 +46,11 @@ AUTH_ACCESS_KEY = "benchAccessKey"
 SERVER_READY_TIMEOUT_S = 15.0
 # How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
 SERVER_STOP_TIMEOUT_S = 5.0
+# How long a /metrics scrape of a bench Meridian may take.
+METRICS_SCRAPE_TIMEOUT_S = 10.0
+# Registration stages the server times (histograms meridian_registration_<stage>_seconds), in
+# the order a registration passes them; see bench/README.md, "Where registration time goes".
+REGISTRATION_STAGES = ("receive", "inflate", "scan", "apply", "publish")
 # Interval of RSS samples (memory scenario).
 RSS_SAMPLE_INTERVAL_S = 0.1
 # A Java NameServer refuses frames above 16 MiB (~80k topics); 60k topics is the largest size
@@ -111,7 +118,9 @@ def machine_info(rmq_bin):
 
 
 class Server:
-    """One peer. kind: meridian | rmq-rust | ceiling | external (running already, not ours).
+    """One peer. kind: meridian | rmq-rust | ceiling | floor | external (running already, not ours).
+    ceiling and floor are both loadgen's echo server: the lookup ceiling, and the registration
+    floor (it receives a registration, checks its CRC32 and answers, see bench/README.md).
 
     auth_of: for a Meridian with authentication on (--auth), the name of its auth-off twin; the
     server then verifies every request and loadgen signs every request it sends there."""
@@ -123,6 +132,7 @@ class Server:
         self.pid = pid  # known for started servers, optional for external ones
         self.proc = None
         self.command = None
+        self.metrics_addr = None  # a started Meridian's /metrics address (a free loopback port)
 
     @property
     def started_by_us(self):
@@ -130,7 +140,16 @@ class Server:
 
     def start(self, args, run_dir, label):
         """Starts the server and waits until it accepts; RuntimeError naming the reason (and the
-        tail of its log) if it cannot, with nothing of it left running."""
+        tail of its log) if it cannot, with nothing of it left running. A Meridian whose free
+        metrics port was taken in the meantime is started once more on another."""
+        try:
+            self.start_once(args, run_dir, label)
+        except RuntimeError as e:
+            if self.kind != "meridian" or "cannot listen for metrics" not in str(e):
+                raise
+            self.start_once(args, run_dir, label)
+
+    def start_once(self, args, run_dir, label):
         if not self.started_by_us:
             return
         self.stop()  # never two of ours at once, even after an earlier failure
@@ -141,10 +160,11 @@ class Server:
         if port_in_use(host, int(port)):
             raise RuntimeError(f"{self.addr} is already taken by a process the bench did not start")
         if self.kind == "meridian":
-            # Metrics off: the bench reads none, and the default metrics port may belong to a
-            # Meridian already running on the host.
+            # Metrics on a free loopback port the kernel picks (the registration stages are read
+            # from them), never the default port, which may belong to a Meridian already running.
+            self.metrics_addr = f"127.0.0.1:{free_port()}"
             cmd = [MERIDIAN_BIN, "--listen", self.addr, "--data-dir", workdir, "--shards", str(self.shards),
-                   "--set", "metricsListen=off"]
+                   "--set", f"metricsListen={self.metrics_addr}"]
             if self.auth_of:
                 cmd += ["--set", "authEnabled=true", "--set", f"authAccountsFile={args.auth_accounts}",
                         "--set", "authBrokerRequests=true", "--set", "authReadRequests=true"]
@@ -203,6 +223,42 @@ def port_in_use(host, port):
         return True
     except OSError:
         return False
+
+
+def free_port():
+    """A loopback port nothing holds now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape_stages(server):
+    """{stage: [sum_s, count]} of the registration stage histograms of a started Meridian's
+    /metrics; {} for any other server, or with the reason under "error" if the scrape fails."""
+    if server.kind != "meridian" or not server.metrics_addr:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://{server.metrics_addr}/metrics", timeout=METRICS_SCRAPE_TIMEOUT_S) as r:
+            text = r.read().decode("utf-8", "replace")
+    except OSError as e:
+        return {"error": f"/metrics at {server.metrics_addr}: {e}"}
+    stages = {}
+    for line in text.splitlines():
+        m = re.match(r"meridian_registration_(\w+)_seconds_(sum|count) (\S+)$", line)
+        if m and m.group(1) in REGISTRATION_STAGES:
+            stages.setdefault(m.group(1), [0.0, 0])[0 if m.group(2) == "sum" else 1] = float(m.group(3))
+    return stages
+
+
+def stage_means(before, after):
+    """{stage: (mean seconds per registration, registrations)} between two scrapes; a stage
+    with no registration between them maps to (None, 0)."""
+    means = {}
+    for stage in REGISTRATION_STAGES:
+        (s0, n0), (s1, n1) = before.get(stage, [0.0, 0]), after.get(stage, [0.0, 0])
+        n = int(n1 - n0)
+        means[stage] = ((s1 - s0) / n if n > 0 else None, n)
+    return means
 
 
 def pick_port(preferred):
@@ -368,7 +424,7 @@ class Table:
 
     def render(self):
         names = [s.name for s in self.servers]
-        peers = [s.name for s in self.servers if s.kind not in ("meridian", "ceiling")]
+        peers = [s.name for s in self.servers if s.kind not in ("meridian", "ceiling", "floor")]
         twins = [(s.name, s.auth_of) for s in self.servers if s.auth_of]
         has_ceiling = any(s.kind == "ceiling" for s in self.servers) and any(
             num(r["values"].get("ceiling")) is not None for r in self.rows
@@ -429,6 +485,10 @@ def fmt(value, unit):
     if isinstance(value, dict):
         if "skip" in value:
             return f"skip[{value['skip']}]"
+        if "na" in value:
+            return "n/a"
+        if "n" in value:
+            return f"{fmt(value['value'], unit)} ({value['n']})"
         if "flag" in value:
             return f"{fmt(value['value'], unit)} !{value['flag']}"
         return str(value)
@@ -467,10 +527,14 @@ class Bench:
         self.replay = None  # stored runs when re-rendering a results JSON (--replay)
 
     def size(self, key):
+        if key == "register_topics" and self.args.register_topics:
+            return [int(x) for x in self.args.register_topics.split(",") if x]
         return SIZES[key][self.quick]
 
-    def each(self, label, lg_args, timeout_s, servers=None, before=None, on_line=None):
-        """Runs one loadgen per server (fresh server each time); yields (server, result, error)."""
+    def each(self, label, lg_args, timeout_s, servers=None, before=None, on_line=None, after=None):
+        """Runs one loadgen per server (fresh server each time); yields (server, result, error).
+        before(server) and after(server) (called with the server still running, after loadgen)
+        return dicts stored as the run's "extra"."""
         for server in servers or self.servers:
             if self.replay is not None:
                 stored = [r for r in self.replay if r["scenario"] == label and r["server"] == server.name]
@@ -497,6 +561,8 @@ class Bench:
                 self.args, self.run_dir, label, server, server_args, timeout_s, on_line(server) if on_line else None
             )
             server_rss = rss_kib(server.pid) if server.pid else (None, None)
+            if after:
+                extra.update(after(server))
             server.stop()
             errors = [e for e in (error, unexpected_errors(result)) if e]
             error = "; ".join(errors) if errors else None
@@ -595,15 +661,25 @@ class Bench:
         return vals["rps"]
 
     def register(self):
-        servers = [s for s in self.servers if s.kind != "ceiling"]
+        # The echo server takes part as the floor: it receives each registration, checks its
+        # CRC32 and answers, so every NameServer's answer time reads as a multiple of it.
+        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
+        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
+        meridians = [s for s in servers if s.kind == "meridian"]
         t = Table("big registration: 1 broker, realistic topic names, first registration then one unchanged "
-                  "re-send, then unregister; times until answered and until visible to lookups", servers)
+                  "re-send, then unregister; times until answered and until visible to lookups"
+                  + ("; floor = loadgen's echo server: receives the frame, checks its CRC32, answers "
+                     "(its lookups are fixed, so 'visible' is n/a)" if floors else ""), servers)
+        stages = Table("where registration time goes: the server's own stage times (/metrics before and after each "
+                       "run), mean per registration of the run (in brackets: how many the stage timed; the run's "
+                       "unchanged re-send is received and applied but not scanned)", meridians)
         for topics in self.size("register_topics"):
             label = f"register-{topics // 1000}k"
             timeout_s = 120 if topics <= 100_000 else 600
             lg = ["register", "--topics", str(topics), "--topic-names", "realistic", "--brokers", "1", "--repeat", "1",
                   "-d", f"{timeout_s}s", "--register-timeout", f"{timeout_s}s", "-q"]
             vals = {r: {} for r in ("answer", "visible", "resend", "unreg", "hwm")}
+            stage_vals = {r: {} for r in REGISTRATION_STAGES + ("client",)}
             run_servers = []
             for s in servers:
                 if s.kind == "external" and topics > EXTERNAL_REGISTER_TOPICS_MAX:
@@ -613,22 +689,33 @@ class Bench:
                         v[s.name] = cell
                 else:
                     run_servers.append(s)
-            for server, result, error in self.each(label, lg, timeout_s + 60, servers=run_servers):
+            lg_for = lambda s: lg + (["--answers-only"] if s.kind == "floor" else [])  # noqa: E731
+            scrape = lambda s: {"stages": scrape_stages(s)} if s.kind == "meridian" else {}  # noqa: E731
+            after = lambda s: {"stages_after": scrape_stages(s)} if s.kind == "meridian" else {}  # noqa: E731
+            for server, result, error in self.each(label, lg_for, timeout_s + 60, servers=run_servers,
+                                                   before=scrape, after=after):
                 first, visible = event(result, "register.first"), event(result, "visible.first")
+                if server.kind == "meridian":
+                    self.fill_stages(stages, stage_vals, server, first)
+                if server.kind == "floor" and first:
+                    visible = {"na": 1}  # nothing to see: its lookups are fixed
                 if not first or not visible:
                     cell = t.skip(f"{server.name} {topics} topics: {error or 'registration not answered or not visible'}")
                     for v in vals.values():
                         v[server.name] = cell
                     continue
                 vals["answer"][server.name] = first["p50_us"]
-                vals["visible"][server.name] = visible["p50_us"]
+                vals["visible"][server.name] = visible if "na" in visible else visible["p50_us"]
                 resend = event(result, "register.resend-unchanged")
                 # The first registration was measured; a later step that failed gets its own cell.
                 vals["resend"][server.name] = resend["p50_us"] if resend else t.skip(
                     f"{server.name} {topics} topics: no re-send answered{': ' + error if error else ''}")
                 unreg = event(result, "visible.unregister")
-                vals["unreg"][server.name] = unreg["p50_us"] if unreg else t.skip(
-                    f"{server.name} {topics} topics: unregister not visible{': ' + error if error else ''}")
+                if server.kind == "floor":
+                    vals["unreg"][server.name] = {"na": 1}
+                else:
+                    vals["unreg"][server.name] = unreg["p50_us"] if unreg else t.skip(
+                        f"{server.name} {topics} topics: unregister not visible{': ' + error if error else ''}")
                 hwm = self.runs[-1]["server_hwm_end_kib"]
                 vals["hwm"][server.name] = hwm / 1024 if hwm else t.skip(f"{server.name}: RSS unknown (no PID)")
             n = f"{topics // 1000}k" if topics < 1_000_000 else f"{topics // 1_000_000}M"
@@ -637,7 +724,34 @@ class Bench:
             t.row(f"  {n} unchanged re-send", "us", "lower", vals["resend"])
             t.row(f"  {n} unregister visible", "us", "lower", vals["unreg"])
             t.row(f"  {n} server peak RSS", "MiB", "lower", vals["hwm"])
+            if floors:
+                for key, what in (("answer", "answered"), ("resend", "re-send")):
+                    floor = num(vals[key].get("floor"))
+                    multiples = {s.name: num(vals[key].get(s.name)) / floor for s in servers
+                                 if floor and num(vals[key].get(s.name)) is not None}
+                    t.row(f"  {n} {what} / floor", "x", None, multiples)
+            for stage in REGISTRATION_STAGES:
+                stages.row(f"{n} {stage}" if stage == REGISTRATION_STAGES[0] else f"  {n} {stage}", "us", None,
+                           stage_vals[stage])
+            stages.row(f"  {n} answered (client, first)", "us", None, stage_vals["client"])
         self.tables.append(t)
+        if meridians:
+            self.tables.append(stages)
+
+    def fill_stages(self, t, vals, server, first):
+        """The stage cells of one Meridian run: mean ms per registration from the scrapes
+        stored with the run (so --replay shows them too)."""
+        extra = self.runs[-1]["extra"] if self.runs and self.runs[-1]["server"] == server.name else {}
+        before, after = extra.get("stages"), extra.get("stages_after")
+        failed = next((x["error"] for x in (before, after) if x and "error" in x), None)
+        if failed or not before or not after:
+            cell = t.skip(f"{server.name}: {failed or 'no /metrics scrape'}")
+            for v in vals.values():
+                v[server.name] = cell
+            return
+        for stage, (mean_s, count) in stage_means(before, after).items():
+            vals[stage][server.name] = {"value": mean_s * 1e6, "n": count} if count else {"na": 1}
+        vals["client"][server.name] = first["p50_us"] if first else None
 
     def storm(self):
         if not self.open_rate:
@@ -758,7 +872,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short durations and smaller sizes (< 3 min)")
     ap.add_argument("--peers", default=os.environ.get("PEERS", ""), help="running peers: name=host:port[/pid] ...")
     ap.add_argument("--rmq-namesrv", default=RMQ_BIN_DEFAULT, help="rocketmq-namesrv-rust binary ('' to leave out)")
-    ap.add_argument("--no-ceiling", action="store_true", help="leave out loadgen's echo server")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="leave out loadgen's echo server (the lookup ceiling and the registration floor)")
     ap.add_argument("--server-cpus", default=f"0-{(os.cpu_count() or 1) - 1}", help="taskset CPU list of every server")
     ap.add_argument("--loadgen-cpus", default="", help="loadgen --cpus (default: unpinned, 1 thread)")
     # loadgen runs on the same machine and needs about one CPU at full load; the ceiling (echo
@@ -772,6 +887,9 @@ def main():
                          "authReadRequests on, loadgen signing every request (default: $AUTH)")
     ap.add_argument("--echo-threads", type=int, default=1, help="echo-server --threads (the ceiling)")
     ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory")
+    ap.add_argument("--register-topics", default="",
+                    help="comma list of registration sizes in topics (default: 60000,100000 quick; "
+                         "60000,100000,1000000 full)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--replay", default="", help="re-render tables and plots of a results JSON (measures nothing)")
     args = ap.parse_args()
@@ -780,6 +898,7 @@ def main():
         with open(args.replay) as f:
             replay = json.load(f)
         args.quick = replay["quick"]
+        args.register_topics = ",".join(str(n) for n in replay.get("register_topics", []))
         args.peers, args.rmq_namesrv, args.no_ceiling = "", "", True  # servers come from the file
 
     for binary in (MERIDIAN_BIN, LOADGEN_BIN) if replay is None else ():
@@ -832,7 +951,8 @@ def main():
         + (f" | rocketmq-namesrv-rust {machine['rocketmq_namesrv_rust']}" if args.rmq_namesrv else ""),
         f"placement: {placement}",
         "ratios: >1 = Meridian better (throughput: meridian / peer; latency, time, memory: peer / meridian); "
-        "'of ceiling' = the same ratio against loadgen's echo server",
+        "'of ceiling' = the same ratio against loadgen's echo server; 'answered / floor' = a registration's answer "
+        "time as a multiple of the same echo server's (it receives the frame, checks its CRC32 and answers)",
     ] + ([
         "auth: meridian-auth = the same binary with authEnabled, authBrokerRequests and authReadRequests on "
         "(every request verified), loadgen signing every request (--credentials); 'auth vs off' = "
@@ -898,6 +1018,7 @@ def main():
         results_path = os.path.abspath(args.replay)
     results = {
         "quick": args.quick, "interrupted": interrupted, "machine": machine,
+        "register_topics": bench.size("register_topics"),
         "elapsed_s": replay["elapsed_s"] if replay else round(elapsed, 1),
         "placement": placement, "header": header,
         "servers": [{"name": s.name, "kind": s.kind, "addr": s.addr, "auth_of": s.auth_of} for s in servers],

@@ -322,6 +322,12 @@ pub struct RegisterArgs {
     /// Re-sends after the first registration (each with --change-fraction of the topics changed).
     #[arg(long, default_value_t = 3)]
     pub repeat: u32,
+    /// Time the answers only: probes poll while each registration is in flight (the same
+    /// client work as against any server) but stop at its answer and record nothing, and
+    /// the broker is not checked to be unknown at the start. For a server whose lookups do
+    /// not show registrations, such as `echo-server` (the registration floor).
+    #[arg(long)]
+    pub answers_only: bool,
 }
 
 #[derive(Args, Debug, Clone, Serialize)]

@@ -1,10 +1,13 @@
 //! `echo-server`: the trivial NameServer stand-in used to measure loadgen's own ceiling.
 //! Every GET_ROUTEINFO_BY_TOPIC gets one fixed, pre-encoded route answer (a one-group
-//! route, like Meridian's answer for a topic of `lookup`'s first broker); every other
-//! request gets a bare SUCCESS. Oneway requests get nothing.
+//! route, like Meridian's answer for a topic of `lookup`'s first broker); a REGISTER_BROKER
+//! gets, once its whole frame is in, the CRC32 check of its body (hashed as the bytes
+//! arrive, as Meridian does) and the answer Meridian gives a master: the registration
+//! floor, the wire cost no NameServer can beat. Every other request gets a bare SUCCESS.
+//! Oneway requests get nothing.
 //!
-//! It does the least a server can: find the opaque, copy bytes. Must not: keep any state
-//! beyond its connections.
+//! It does the least a server can: find the opaque, copy bytes, hash a registration. Must
+//! not: decode a body, or keep any state beyond its connections.
 
 use crate::cli::EchoArgs;
 use crate::net::{Conn, ReadBuf};
@@ -12,9 +15,9 @@ use crate::runtime::{self, Placement};
 use crate::scenario::parse_targets;
 use crate::wire;
 use glommio::net::{TcpListener, TcpStream};
-use meridian_protocol::body::{encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
-use meridian_protocol::frame::{SerializeType, HEADER_WORD_BYTES};
-use meridian_protocol::header::{Header, FLAG_ONEWAY};
+use meridian_protocol::body::{self, encode_topic_route, BrokerData, JsonFlavour, QueueData, TopicRouteView};
+use meridian_protocol::frame::{self, SerializeType, HEADER_LEN_FIELD_MAX, HEADER_WORD_BYTES, LENGTH_PREFIX_BYTES};
+use meridian_protocol::header::{Header, HeaderOut, FLAG_ONEWAY};
 use meridian_protocol::{codes, perm};
 use std::collections::BTreeMap;
 use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
@@ -66,6 +69,90 @@ fn push_answer(out: &mut Vec<u8>, opaque: i32, body: &[u8]) {
     out.extend_from_slice(digits.as_bytes());
     out.extend_from_slice(HEADER_TAIL);
     out.extend_from_slice(body);
+}
+
+/// Appends the answer to a REGISTER_BROKER whose body has CRC32 `body_crc32`: Meridian's
+/// answer to a master (SUCCESS, `"extFields":{}`, no body) when the header's `bodyCrc32`
+/// matches or is absent, else Meridian's refusal (SYSTEM_ERROR with the reason).
+fn push_register_answer(out: &mut Vec<u8>, opaque: i32, serialize_type: SerializeType, header: &[u8], body_crc32: i32) {
+    let expected = Header::decode(serialize_type, header)
+        .ok()
+        .and_then(|h| h.ext("bodyCrc32").and_then(|v| v.parse::<i32>().ok()))
+        .unwrap_or(0);
+    let refusal = body::check_body_crc32(expected, body_crc32).err().map(|e| e.to_string());
+    let code = if refusal.is_some() { codes::SYSTEM_ERROR } else { codes::SUCCESS };
+    let mut header_out = Vec::with_capacity(128);
+    HeaderOut::response(code, opaque, refusal.as_deref(), Some(&[])).encode(SerializeType::Json, &mut header_out);
+    frame::encode(out, SerializeType::Json, &header_out, &[]);
+}
+
+/// The body CRC32 of the REGISTER_BROKER frame at the front of a connection's read buffer,
+/// hashed as its bytes arrive (as Meridian's connection does), so the check costs nothing
+/// after the frame's last byte. Offsets are from the front of the unread bytes, which a
+/// buffer compaction keeps.
+#[derive(Default)]
+struct FrontCrc {
+    /// The front frame's body range once its header is buffered and names REGISTER_BROKER.
+    body: Option<std::ops::Range<usize>>,
+    /// The front frame's header is buffered and names another request (or none).
+    other: bool,
+    /// (code, opaque, oneway) of the front frame once its header is buffered: read once.
+    fields: Option<(i32, i32, bool)>,
+    hasher: crc32fast::Hasher,
+    /// Body bytes hashed so far end here.
+    done: usize,
+}
+
+impl FrontCrc {
+    /// Hashes what arrived of the front frame's body since the last call; `unread` starts
+    /// with that frame.
+    fn update(&mut self, unread: &[u8]) {
+        if self.other {
+            return;
+        }
+        let body = match &self.body {
+            Some(body) => body.clone(),
+            None => {
+                if unread.len() < LENGTH_PREFIX_BYTES + HEADER_WORD_BYTES {
+                    return;
+                }
+                let frame_bytes =
+                    u32::from_be_bytes([unread[0], unread[1], unread[2], unread[3]]) as usize + LENGTH_PREFIX_BYTES;
+                let word = u32::from_be_bytes([unread[4], unread[5], unread[6], unread[7]]);
+                let header_start = LENGTH_PREFIX_BYTES + HEADER_WORD_BYTES;
+                let header_end = header_start + (word & HEADER_LEN_FIELD_MAX) as usize;
+                if header_end > frame_bytes {
+                    self.other = true; // malformed: wire::next_frame refuses it
+                    return;
+                }
+                if unread.len() < header_end {
+                    return;
+                }
+                let serialize_type = if word >> 24 == 0 { SerializeType::Json } else { SerializeType::RocketMq };
+                self.fields = request_fields(serialize_type, &unread[header_start..header_end]);
+                match self.fields {
+                    Some((codes::REGISTER_BROKER, _, _)) => {
+                        self.done = header_end;
+                        self.body.insert(header_end..frame_bytes).clone()
+                    }
+                    _ => {
+                        self.other = true;
+                        return;
+                    }
+                }
+            }
+        };
+        let end = unread.len().min(body.end);
+        if self.done < end {
+            self.hasher.update(&unread[self.done..end]);
+            self.done = end;
+        }
+    }
+
+    /// The CRC32 of a REGISTER_BROKER body hashed whole, as `bodyCrc32` carries it.
+    fn finish(self) -> i32 {
+        body::crc32_field(self.hasher.finalize())
+    }
 }
 
 /// A tiny integer formatter (no allocation).
@@ -138,20 +225,28 @@ async fn serve(stream: TcpStream, route: Arc<Vec<u8>>) {
     let Ok(conn) = Conn::from_stream(stream, peer) else { return };
     let mut buf = ReadBuf::default();
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut front = FrontCrc::default();
     loop {
         match conn.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
         loop {
+            front.update(buf.unread());
             let consumed = match wire::next_frame(buf.unread()) {
                 Ok(Some((frame, frame_bytes))) => {
-                    let Some((code, opaque, oneway)) = request_fields(frame.serialize_type, frame.header) else {
+                    let fields = front.fields.or_else(|| request_fields(frame.serialize_type, frame.header));
+                    let Some((code, opaque, oneway)) = fields else {
                         return;
                     };
-                    if !oneway {
-                        let body: &[u8] = if code == codes::GET_ROUTEINFO_BY_TOPIC { &route } else { &[] };
-                        push_answer(&mut out, opaque, body);
+                    let crc = std::mem::take(&mut front);
+                    match (oneway, code) {
+                        (true, _) => {}
+                        (false, codes::REGISTER_BROKER) => {
+                            push_register_answer(&mut out, opaque, frame.serialize_type, frame.header, crc.finish())
+                        }
+                        (false, codes::GET_ROUTEINFO_BY_TOPIC) => push_answer(&mut out, opaque, &route),
+                        (false, _) => push_answer(&mut out, opaque, &[]),
                     }
                     frame_bytes
                 }
@@ -262,6 +357,58 @@ mod tests {
             assert_eq!(mine, theirs, "opaque {opaque}");
         }
         assert!(wire::check_route(&body, ["lg-broker-0"]).is_ok());
+    }
+
+    /// A REGISTER_BROKER frame with `body`, its header claiming `crc`.
+    fn register_frame(serialize_type: SerializeType, body: &[u8], crc: i32) -> Vec<u8> {
+        let style = wire::RequestStyle { version: 479, serialize_type };
+        let mut frame = Vec::new();
+        let crc = crc.to_string();
+        let ext = [("brokerName", "b"), ("bodyCrc32", crc.as_str())];
+        wire::encode_request(&mut frame, style, codes::REGISTER_BROKER, 77, false, &ext, body);
+        frame
+    }
+
+    #[test]
+    fn a_registration_is_hashed_as_it_arrives_and_answered_like_meridian_does() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let crc = body::body_crc32(&body);
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            let frame = register_frame(serialize_type, &body, crc);
+            // Bytes arrive in pieces of every size, from 1 to 64 KiB.
+            for piece in [1, 7, 1000, 65_536] {
+                let mut front = FrontCrc::default();
+                let mut arrived = 0;
+                while wire::next_frame(&frame[..arrived]).unwrap().is_none() {
+                    arrived = (arrived + piece).min(frame.len());
+                    front.update(&frame[..arrived]);
+                }
+                assert_eq!(arrived, frame.len());
+                assert_eq!(front.finish(), crc, "{serialize_type:?}, pieces of {piece}");
+            }
+            let header_end = frame.len() - body.len();
+            let mut mine = Vec::new();
+            push_register_answer(&mut mine, 77, serialize_type, &frame[8..header_end], crc);
+            let mut header = Vec::new();
+            HeaderOut::response(codes::SUCCESS, 77, None, Some(&[])).encode(SerializeType::Json, &mut header);
+            let mut theirs = Vec::new();
+            meridian_protocol::frame::encode(&mut theirs, SerializeType::Json, &header, &[]);
+            assert_eq!(mine, theirs, "{serialize_type:?}");
+            // A body that does not match its bodyCrc32 is refused, as Meridian refuses it.
+            let mut refused = Vec::new();
+            push_register_answer(&mut refused, 77, serialize_type, &frame[8..header_end], crc ^ 1);
+            let (answer, _) = wire::next_frame(&refused).unwrap().unwrap();
+            let h = Header::decode(answer.serialize_type, answer.header).unwrap();
+            assert_eq!((h.code, h.opaque), (codes::SYSTEM_ERROR, 77));
+            assert_eq!(h.remark.as_deref(), Some("crc32 not match"));
+        }
+        // Frames of other requests are not hashed.
+        let mut front = FrontCrc::default();
+        let mut lookup = Vec::new();
+        let style = wire::RequestStyle { version: 479, serialize_type: SerializeType::Json };
+        wire::encode_request(&mut lookup, style, 105, 1, false, &[("topic", "T")], b"xyz");
+        front.update(&lookup);
+        assert!(front.other && front.body.is_none());
     }
 
     #[test]

@@ -179,6 +179,13 @@ impl Running {
             }
         }
     }
+
+    /// Stops waiting on every target.
+    pub fn cancel_all(&self) {
+        for cancel in &self.cancels {
+            cancel.set(true);
+        }
+    }
 }
 
 #[cfg(test)]

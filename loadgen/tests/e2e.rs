@@ -435,6 +435,18 @@ fn echo_server_answers_every_lookup() {
 }
 
 #[test]
+fn echo_server_answers_registrations_as_the_floor() {
+    let server = echo();
+    // Large enough to arrive in many reads; the echo server checks each body's CRC32.
+    let args = ["register", "--topics", "3000", "--brokers", "1", "--repeat", "1", "--answers-only", "-q"];
+    let (_, document) = run_loadgen(&server, &args);
+    assert_eq!(event_count(&document, "register.first"), 1);
+    assert_eq!(event_count(&document, "register.resend-unchanged"), 1);
+    assert_eq!(event_count(&document, "visible.first"), 0, "--answers-only probes nothing");
+    assert_eq!(document["errors_unexpected"], 0);
+}
+
+#[test]
 fn remote_targets_are_refused_without_allow_remote() {
     let output = Command::new(loadgen_bin())
         .args(["lookup", "-n", "10.255.255.1:9876", "--duration", "1s"])

@@ -26,7 +26,7 @@ const FD_SPARE: u64 = 64;
 
 pub(super) enum Kind {
     Lookup,
-    Register { repeat: u32, change_fraction: f64 },
+    Register { repeat: u32, change_fraction: f64, visibility: bool },
     Storm,
     Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
@@ -356,7 +356,7 @@ fn scenario_shape<'a>(
     let (kind, load, phases, schedule) = match command {
         Command::Lookup(a) => (Kind::Lookup, Some(&a.load), vec![("load", Duration::ZERO)], calm),
         Command::Register(a) => (
-            Kind::Register { repeat: a.repeat, change_fraction: cluster.change_fraction },
+            Kind::Register { repeat: a.repeat, change_fraction: cluster.change_fraction, visibility: !a.answers_only },
             None,
             vec![("register", Duration::ZERO)],
             calm,

@@ -31,7 +31,9 @@ pub(super) async fn worker_main(id: usize, shared: Arc<Shared>, plan: Arc<Plan>)
     let _guard = FinishGuard(worker.clone());
     worker.start_reporter();
     match plan.kind {
-        Kind::Register { repeat, change_fraction } => register_scenario(&worker, &plan, repeat, change_fraction).await,
+        Kind::Register { repeat, change_fraction, visibility } => {
+            register_scenario(&worker, &plan, repeat, change_fraction, visibility).await
+        }
         _ => load_scenario(&worker, &plan).await,
     }
 }
@@ -434,8 +436,8 @@ async fn close_idle(worker: &Rc<Worker>, plan: &Plan, idle: &mut Vec<RpcConn>) {
 }
 
 /// register: per broker group, one big first registration, `repeat` re-sends, then an
-/// unregister, each timed to the answer and until visible on every target.
-async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, change_fraction: f64) {
+/// unregister, each timed to the answer and (with `visibility`) until visible on every target.
+async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, change_fraction: f64, visibility: bool) {
     let (Some(workload), Some(brokers)) = (&plan.workload, &plan.brokers) else { return };
     let (id, threads) = (worker.id, worker.shared.threads);
     let targets = worker.shared.targets.clone();
@@ -458,7 +460,8 @@ async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, c
                 worker.shared.note(format!("--duration ended before every broker group registered (worker {id})"));
                 break;
             }
-            register_group(worker, workload, brokers, probes, group, repeat, change_fraction, end).await;
+            let rounds = Rounds { repeat, change_fraction, visibility, end };
+            register_group(worker, workload, brokers, probes, group, &rounds).await;
         }
         probes.close();
     }
@@ -466,43 +469,58 @@ async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, c
 }
 
 /// Sends one registration while probes wait for `probe` to show; records both times.
+/// Without `visible_hist` (--answers-only) the probes poll only until the answer and record
+/// nothing: the client does the same work while the frame is in flight as against any server.
 async fn timed_registration(
     worker: &Rc<Worker>,
     sim: &mut BrokerSim,
     probes: &mut Probes,
     probe: Option<(String, Expect)>,
     answer_hist: &str,
-    visible_hist: &str,
+    visible_hist: Option<&str>,
 ) {
     // Encoding happens before the clock starts: the server's time is what is measured.
     sim.body_bytes(worker).await;
     let running = probe.map(|(topic, expect)| probes.start(worker, &topic, expect, Instant::now()));
     let answers = sim.register(worker, answer_hist).await;
     if let Some(running) = running {
-        running.cancel_refused(&answers);
+        match visible_hist {
+            Some(_) => running.cancel_refused(&answers),
+            None => running.cancel_all(),
+        }
         let results = probes.finish(running).await;
-        record_visibility(worker, visible_hist, &worker.shared.targets, results);
+        if let Some(hist) = visible_hist {
+            record_visibility(worker, hist, &worker.shared.targets, results);
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What each broker group of the register scenario does: `repeat` re-sends with
+/// `change_fraction` changed, visibility probes or not, until `end` at the latest.
+#[derive(Clone, Copy)]
+struct Rounds {
+    repeat: u32,
+    change_fraction: f64,
+    visibility: bool,
+    end: Instant,
+}
+
 async fn register_group(
     worker: &Rc<Worker>,
     workload: &Arc<Workload>,
     brokers: &Arc<BrokerPlan>,
     probes: &mut Probes,
     group: u32,
-    repeat: u32,
-    change_fraction: f64,
-    end: Instant,
+    rounds: &Rounds,
 ) {
+    let Rounds { repeat, change_fraction, visibility, end } = *rounds;
     let g = &workload.groups[group as usize];
     let mut master = BrokerSim::new(brokers.clone(), group, 0);
     let mut slaves: Vec<BrokerSim> =
         (1..g.instances.len()).map(|instance| BrokerSim::new(brokers.clone(), group, instance)).collect();
     let probe_topic = workload.topic_names[*g.topics.last().expect("a group hosts >= 2 topics") as usize].clone();
     let gone = Expect::Absent { broker: g.name.clone() };
-    let absent = probes.check_now(worker, &probe_topic, &gone).await;
+    let absent = if visibility { probes.check_now(worker, &probe_topic, &gone).await } else { Vec::new() };
     if absent.iter().any(|a| !a) {
         worker
             .metrics
@@ -523,7 +541,7 @@ async fn register_group(
         probes,
         Some((probe_topic.clone(), present)),
         "register.first",
-        "visible.first",
+        visibility.then_some("visible.first"),
     )
     .await;
     for slave in slaves.iter_mut() {
@@ -544,7 +562,8 @@ async fn register_group(
             (workload.topic_names[t as usize].clone(), expect)
         });
         let hist = if changed.is_empty() { "register.resend-unchanged" } else { "register.resend-changed" };
-        timed_registration(worker, &mut master, probes, probe, hist, "visible.resend").await;
+        let visible = visibility.then_some("visible.resend");
+        timed_registration(worker, &mut master, probes, probe, hist, visible).await;
         for slave in slaves.iter_mut() {
             slave.register(worker, "register.slave").await;
         }
@@ -553,11 +572,15 @@ async fn register_group(
         slave.unregister(worker, "unregister").await;
         slave.close();
     }
-    let running = probes.start(worker, &probe_topic, gone, Instant::now());
-    let answers = master.unregister(worker, "unregister").await;
-    running.cancel_refused(&answers);
-    let results = probes.finish(running).await;
-    record_visibility(worker, "visible.unregister", &worker.shared.targets, results);
+    if visibility {
+        let running = probes.start(worker, &probe_topic, gone, Instant::now());
+        let answers = master.unregister(worker, "unregister").await;
+        running.cancel_refused(&answers);
+        let results = probes.finish(running).await;
+        record_visibility(worker, "visible.unregister", &worker.shared.targets, results);
+    } else {
+        master.unregister(worker, "unregister").await;
+    }
     master.close();
 }
 

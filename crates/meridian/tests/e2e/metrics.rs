@@ -3,6 +3,7 @@
 
 use crate::common;
 use crate::common::builders::*;
+use meridian_protocol::body;
 use meridian_protocol::codes::{REGISTER_BROKER, SUCCESS, TOPIC_NOT_EXIST, UNREGISTER_BROKER};
 use meridian_testkit::{poll_until, Client, Request, Server, POLL_DEADLINE};
 
@@ -153,6 +154,46 @@ fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
     assert!(value(&text, "process_resident_memory_bytes") > 1e6);
     assert!(value(&text, "process_open_fds") >= 5.0);
     drop((a, c, d));
+}
+
+#[test]
+fn registration_stages_are_timed_per_registration() {
+    let server = common::server(&[]);
+    let mut conn = server.client();
+    // A body larger than the 64 KiB read buffer: its arrival is timed (receive), then scanned.
+    let names: Vec<String> = (0..3_000).map(|i| format!("stage_topic_{i:05}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let big = register("c1", "broker-big", 10951, &names);
+    assert!(big.body.len() > 64 * 1024, "{} bytes", big.body.len());
+    registered(&mut conn, &big);
+    // A small compressed body: inflated, then scanned; too small for a receive time.
+    let mut compressed = Vec::new();
+    body::encode_register_body_compressed(
+        &mut compressed,
+        &register_body(1, &[topic("Z1", 4, 6), topic("Z2", 4, 6)]),
+        479,
+        true,
+    );
+    let small = Request::new(REGISTER_BROKER)
+        .ext("brokerName", "broker-z")
+        .ext("brokerAddr", "127.0.0.1:10961")
+        .ext("clusterName", "c1")
+        .ext("brokerId", 0)
+        .ext("haServerAddr", "127.0.0.1:10962")
+        .ext("compressed", "true")
+        .ext("bodyCrc32", crc32(&compressed))
+        .body(compressed);
+    registered(&mut conn, &small);
+
+    let text = scrape(&server);
+    for (stage, count) in [("receive", 1.0), ("inflate", 1.0), ("scan", 2.0), ("apply", 2.0), ("publish", 2.0)] {
+        let name = format!("meridian_registration_{stage}_seconds");
+        assert_eq!(value(&text, &format!("{name}_count")), count, "{name}");
+        assert!(value(&text, &format!("{name}_sum")) > 0.0, "{name}");
+        assert_eq!(value(&text, &format!("{name}_bucket{{le=\"+Inf\"}}")), count, "{name}");
+    }
+    // Decode is still inflate and scan together.
+    assert_eq!(value(&text, "meridian_registration_decode_seconds_count"), 2.0);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! Must not: allocate past `decompressed_bytes_max` before checking it, or touch route state.
 
 use std::io::Write;
+use std::time::Instant;
 
 use super::decode::{decode_data_version, from_object_slice, parse_lenient, AttributesJson, MappingInfoJson};
 use super::encode::{push_attributes, push_data_version, push_i32, push_mapping_info, push_str_array};
@@ -36,12 +37,17 @@ pub(super) fn decode_compressed_register_body(
     version: i32,
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
+    stages: &mut DecodeStages,
 ) -> Result<RegisterBrokerBody, BodyError> {
     // Java brokers wrap the deflate stream in zlib; rocketmq-rust brokers send it raw.
     let zlib_wrapped = is_zlib_header(body);
+    let inflate_started = Instant::now();
     let plain = inflate_capped(body, zlib_wrapped, decompressed_bytes_max, gate)?;
+    let scan_started = Instant::now();
+    stages.inflate = Some(scan_started - inflate_started);
     let plain_bytes = plain.capacity();
     let decoded = decode_compressed_layout(&plain, version, gate);
+    stages.scan = scan_started.elapsed();
     drop(plain);
     gate.release(plain_bytes);
     decoded

@@ -208,5 +208,12 @@ fn legitimate_bodies_decode_the_same_and_leave_their_estimate_charged() {
         // The zstd decoder's own state (its window: 2 MiB at level 3) comes on top.
         let decoder_bytes = if encoding == BodyEncoding::Zstd { 3 * MIB } else { 0 };
         assert!(gate.peak_bytes <= 3 * json.len() + decoder_bytes, "{encoding:?}: peak {}", gate.peak_bytes);
+        // The timed decode gives the same body and says which stages ran.
+        let mut stages = DecodeStages::default();
+        let mut gate = CountingGate::new(64 * MIB);
+        let timed = decode_register_body_timed(wire, 479, encoding, 64 * MIB, &mut gate, &mut stages).unwrap();
+        assert_eq!(timed, metered, "{encoding:?}");
+        assert_eq!(stages.inflate.is_some(), encoding != BodyEncoding::Json, "{encoding:?}: {stages:?}");
+        assert!(stages.scan > std::time::Duration::ZERO, "{encoding:?}: {stages:?}");
     }
 }

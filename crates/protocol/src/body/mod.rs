@@ -31,6 +31,7 @@ pub use model::*;
 
 use compress::{decode_compressed_register_body, is_zlib_header, zstd_decompress_capped};
 use decode::decode_register_body_json;
+use std::time::Instant;
 
 /// CRC-32 (IEEE) of the body exactly as sent, masked to 31 bits like Java's
 /// `UtilAll.crc32`, so it fits the positive range of the `bodyCrc32` header.
@@ -80,6 +81,19 @@ pub fn decode_register_body_metered(
     decompressed_bytes_max: usize,
     gate: &mut dyn MemoryGate,
 ) -> Result<RegisterBrokerBody, BodyError> {
+    decode_register_body_timed(body, version, encoding, decompressed_bytes_max, gate, &mut DecodeStages::default())
+}
+
+/// [`decode_register_body_metered`], also noting in `stages` how long inflating (if the
+/// body is compressed) and scanning the plain bytes took. The result is the same.
+pub fn decode_register_body_timed(
+    body: &[u8],
+    version: i32,
+    encoding: BodyEncoding,
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    stages: &mut DecodeStages,
+) -> Result<RegisterBrokerBody, BodyError> {
     if body.is_empty() {
         return Ok(RegisterBrokerBody::default());
     }
@@ -92,17 +106,26 @@ pub fn decode_register_body_metered(
             // (BrokerOuterAPI.registerBrokerAll), which a stock NameServer rejects; we
             // accept the body when it cannot be JSON and carries a valid zlib header.
             if version >= VERSION_REGISTER_BODY_MIN && !starts_like_json(body) && is_zlib_header(body) {
-                decode_compressed_register_body(body, version, decompressed_bytes_max, gate)
+                decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages)
             } else {
+                let scan_started = Instant::now();
                 gate.reserve(body.len())?;
-                decode_register_body_json(body, version)
+                let decoded = decode_register_body_json(body, version);
+                stages.scan = scan_started.elapsed();
+                decoded
             }
         }
-        BodyEncoding::Compressed => decode_compressed_register_body(body, version, decompressed_bytes_max, gate),
+        BodyEncoding::Compressed => {
+            decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages)
+        }
         BodyEncoding::Zstd => {
+            let inflate_started = Instant::now();
             let json = zstd_decompress_capped(body, decompressed_bytes_max, gate)?;
+            let scan_started = Instant::now();
+            stages.inflate = Some(scan_started - inflate_started);
             let json_bytes = json.capacity();
             let decoded = gate.reserve(json.len()).and_then(|()| decode_register_body_json(&json, version));
+            stages.scan = scan_started.elapsed();
             drop(json);
             gate.release(json_bytes);
             decoded

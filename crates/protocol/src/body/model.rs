@@ -14,6 +14,15 @@ pub const VERSION_REGISTER_BODY_MIN: i32 = 37;
 /// Version ordinal (V5_0_0) from which the compressed layout carries static-topic mappings.
 pub const VERSION_COMPRESSED_MAPPING_MIN: i32 = 413;
 
+/// Where one registration decode spent its time, filled by `decode_register_body_timed`:
+/// `inflate` (decompression, `None` for a plain JSON body) and `scan` (decoding the plain
+/// bytes into a `RegisterBrokerBody`). Only durations: measuring changes no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecodeStages {
+    pub inflate: Option<std::time::Duration>,
+    pub scan: std::time::Duration,
+}
+
 /// A broker's topic-config version. Equality is field-by-field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DataVersion {

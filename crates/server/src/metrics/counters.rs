@@ -3,6 +3,7 @@
 //! lock, no shared cache line between writers. `http` sums them over shards on a scrape.
 //! Must not: take a lock or allocate on the request path; know about HTTP or route state.
 
+use meridian_protocol::body::DecodeStages;
 use meridian_protocol::codes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -151,6 +152,12 @@ pub struct ShardMetrics {
     pub(super) registration_body_bytes: AtomicU64,
     pub(super) registrations_unread: AtomicU64,
     pub(super) registration_decode: Histogram,
+    /// A registration's stages on the shard (see `bench/README.md`, "where registration
+    /// time goes"): the frame's arrival (large frames only), decompression (compressed
+    /// bodies only) and decoding of the plain bytes.
+    pub(super) registration_receive: Histogram,
+    pub(super) registration_inflate: Histogram,
+    pub(super) registration_scan: Histogram,
     /// Route watches (43701) held now: a gauge written by the shard only.
     pub(super) watches_held: AtomicU64,
     /// Requests refused by access control, by `REFUSAL_REASONS`.
@@ -168,6 +175,9 @@ impl Default for ShardMetrics {
             registration_body_bytes: AtomicU64::new(0),
             registrations_unread: AtomicU64::new(0),
             registration_decode: Histogram::default(),
+            registration_receive: Histogram::default(),
+            registration_inflate: Histogram::default(),
+            registration_scan: Histogram::default(),
             watches_held: AtomicU64::new(0),
             requests_refused: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -204,10 +214,20 @@ impl ShardMetrics {
         add(&self.connections_closed[cause as usize], 1);
     }
 
-    /// A registration body read in full and decoded.
-    pub fn registration_decoded(&self, body_bytes: usize, elapsed: Duration) {
+    /// A registration body read in full and decoded in `elapsed`, `stages` of it.
+    pub fn registration_decoded(&self, body_bytes: usize, elapsed: Duration, stages: DecodeStages) {
         add(&self.registration_body_bytes, body_bytes as u64);
         self.registration_decode.record(elapsed);
+        if let Some(inflate) = stages.inflate {
+            self.registration_inflate.record(inflate);
+        }
+        self.registration_scan.record(stages.scan);
+    }
+
+    /// A REGISTER_BROKER frame too large for the read buffer arrived, from its first byte
+    /// to its last in `elapsed`.
+    pub fn registration_received(&self, elapsed: Duration) {
+        self.registration_receive.record(elapsed);
     }
 
     /// A re-sent registration recognised by its bytes and not decoded again.
@@ -232,6 +252,8 @@ pub struct WriterMetrics {
     pub(super) updates: AtomicU64,
     pub(super) batch_apply: Histogram,
     pub(super) publish: Histogram,
+    /// Publishes after a batch that held at least one registration.
+    pub(super) registration_publish: Histogram,
     pub(super) registration_apply: Histogram,
     pub(super) registrations_refused: AtomicU64,
     pub(super) registration_chunks: AtomicU64,
@@ -246,11 +268,15 @@ pub struct WriterMetrics {
 }
 
 impl WriterMetrics {
-    pub fn batch(&self, updates: usize, apply: Duration, publish: Duration) {
+    /// A batch of `updates`, `registrations` of them REGISTER_BROKER, applied and published.
+    pub fn batch(&self, updates: usize, registrations: usize, apply: Duration, publish: Duration) {
         add(&self.batches, 1);
         add(&self.updates, updates as u64);
         self.batch_apply.record(apply);
         self.publish.record(publish);
+        if registrations > 0 {
+            self.registration_publish.record(publish);
+        }
     }
 
     pub fn registration_applied(&self, elapsed: Duration, refused: bool) {

@@ -229,11 +229,36 @@ impl Metrics {
             "Time to decompress and parse a REGISTER_BROKER body.",
             shards.iter().map(|s| &s.registration_decode),
         )?;
+        for (name, help, parts) in [
+            (
+                "meridian_registration_receive_seconds",
+                "Time from the first byte to the last of a REGISTER_BROKER frame larger than the read buffer.",
+                shards.iter().map(|s| &s.registration_receive).collect::<Vec<_>>(),
+            ),
+            (
+                "meridian_registration_inflate_seconds",
+                "Time to decompress a compressed REGISTER_BROKER body.",
+                shards.iter().map(|s| &s.registration_inflate).collect(),
+            ),
+            (
+                "meridian_registration_scan_seconds",
+                "Time to decode a REGISTER_BROKER body's plain bytes (after any decompression).",
+                shards.iter().map(|s| &s.registration_scan).collect(),
+            ),
+        ] {
+            histogram(enc, name, help, parts)?;
+        }
         histogram(
             enc,
             "meridian_registration_apply_seconds",
             "Time for the route writer to apply one REGISTER_BROKER to the table.",
             [&w.registration_apply],
+        )?;
+        histogram(
+            enc,
+            "meridian_registration_publish_seconds",
+            "Time to build and publish the route snapshot after a batch holding a REGISTER_BROKER.",
+            [&w.registration_publish],
         )?;
         counter(
             enc,

@@ -136,6 +136,8 @@ struct InFrame<'s> {
     body_crc32: i32,
     /// Held by a large frame until it is handled (the shard's in-flight byte semaphore).
     _permit: Option<glommio::sync::Permit<'s>>,
+    /// A large frame's receive time, from its first byte to its last (see `read_large_frame`).
+    received: Option<Duration>,
 }
 
 /// The header of the whole frame `whole` (`frame_bytes` long) and its body's range.
@@ -174,7 +176,7 @@ impl ReadBuffer {
         self.start += frame_bytes;
         // Bodies this small (at most the 64 KiB buffer) cost microseconds to hash.
         let body_crc32 = body::body_crc32(&body);
-        Ok(Some(InFrame { header, body, body_crc32, _permit: None }))
+        Ok(Some(InFrame { header, body, body_crc32, _permit: None, received: None }))
     }
 
     /// Reads more bytes into the buffer (`None`), or, when the frame at its front is larger
@@ -195,7 +197,7 @@ impl ReadBuffer {
             self.grow();
         }
         if let Some(frame_bytes) = frame_bytes.filter(|&n| n > self.buf.len()) {
-            let (whole, body_crc32, permit) =
+            let (whole, body_crc32, permit, received) =
                 read_large_frame(stream, shard, &self.buf[..self.end], frame_bytes).await?;
             (self.start, self.end) = (0, 0);
             if let Err(FrameError::Invalid(why)) = frame::check(&whole, config.frame_bytes_max, config.header_bytes_max)
@@ -204,7 +206,7 @@ impl ReadBuffer {
             }
             let (header, body) = decode_header(&whole, frame_bytes)?;
             let body = whole.slice(body);
-            return Ok(Some(InFrame { header, body, body_crc32, _permit: permit }));
+            return Ok(Some(InFrame { header, body, body_crc32, _permit: permit, received: Some(received) }));
         }
         match stream.read(&mut self.buf[self.end..]).await {
             Ok(0) if self.end == 0 => Err(CloseReason::PeerClosed),
@@ -280,8 +282,11 @@ impl Session<'_> {
         out: &mut Replies<'_>,
     ) -> Result<(), CloseReason> {
         // The permit is held until the request is handled; the body moves on to dispatch.
-        let InFrame { header, body, body_crc32, _permit } = frame;
+        let InFrame { header, body, body_crc32, _permit, received } = frame;
         let (conn, header) = (self.conn, &header);
+        if let (codes::REGISTER_BROKER, Some(received)) = (header.code, received) {
+            shard.metrics.registration_received(received);
+        }
         if header.is_response() {
             // Java logs and drops answers nobody asked for; we never send requests.
             tracing::debug!(conn = conn.0, "ignoring a response frame (opaque {})", header.opaque);
@@ -379,13 +384,16 @@ impl Drop for Replies<'_> {
 /// Reads a frame larger than the read buffer into a buffer of its own, holding permits of
 /// the shard's in-flight byte semaphore (returned with the frame) for large frames. The
 /// body's CRC32 is computed as the bytes arrive, so a registration's check costs nothing
-/// after its last byte.
+/// after its last byte. Also returns how long the frame took to arrive: from this call,
+/// made as soon as the frames before it in the read that brought its length prefix (its
+/// first bytes, unless the prefix itself was split) are handled, to its last byte.
 async fn read_large_frame<'s>(
     stream: &mut TcpStream,
     shard: &'s ShardState,
     buffered: &[u8],
     frame_bytes: usize,
-) -> Result<(Bytes, i32, Option<glommio::sync::Permit<'s>>), CloseReason> {
+) -> Result<(Bytes, i32, Option<glommio::sync::Permit<'s>>, Duration), CloseReason> {
+    let started = std::time::Instant::now();
     let config = &shard.config;
     let permit = if frame_bytes >= LARGE_FRAME_BYTES_MIN {
         Some(
@@ -415,7 +423,7 @@ async fn read_large_frame<'s>(
             Err(e) => return Err(read_failed(e, config)),
         }
     }
-    Ok((Bytes::from(whole), crc.finish(), permit))
+    Ok((Bytes::from(whole), crc.finish(), permit, started.elapsed()))
 }
 
 /// Bytes hashed between two chances for other tasks to run (about 25 µs of CRC).

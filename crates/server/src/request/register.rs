@@ -12,7 +12,7 @@ use crate::route::ConnId;
 use crate::shard::state::ShardState;
 use bytes::Bytes;
 use meridian_protocol::answer::Answer;
-use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody};
+use meridian_protocol::body::{self, DataVersion, DecodeStages, RegisterBrokerBody};
 use meridian_protocol::codes;
 use std::time::{Duration, Instant};
 
@@ -135,8 +135,10 @@ async fn register_full(
             // Decoding may take tens of milliseconds; `decode` keeps it from holding up lookups.
             let (decoded, mut metered) = shard
                 .decode(wire_bytes, move || {
-                    let decoded = body::decode_register_body_metered(&body, version, encoding, limit, &mut metered);
-                    (decoded, metered)
+                    let mut stages = DecodeStages::default();
+                    let decoded =
+                        body::decode_register_body_timed(&body, version, encoding, limit, &mut metered, &mut stages);
+                    (decoded.map(|decoded| (decoded, stages)), metered)
                 })
                 .await;
             // The frame is freed with the closure; the decoded body stays charged until answered.
@@ -147,9 +149,9 @@ async fn register_full(
         None => Err(shard.budget.exhausted()),
     };
     let (decoded, _charged) = match decoded {
-        Ok(b) => {
-            shard.metrics.registration_decoded(seen.body_bytes, decode_started.elapsed());
-            b
+        Ok(((decoded, stages), charged)) => {
+            shard.metrics.registration_decoded(seen.body_bytes, decode_started.elapsed(), stages);
+            (decoded, charged)
         }
         Err(e) => {
             if shard.peer_warning_admitted() {

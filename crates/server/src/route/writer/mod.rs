@@ -408,7 +408,8 @@ impl Writer {
         self.flush_unregisters(&mut unregisters);
         let applied_at = Instant::now();
         self.publish();
-        self.metrics.batch(pending.len(), applied_at - started, applied_at.elapsed());
+        let registrations = pending.iter().filter(|p| matches!(p, Pending::Register(..))).count();
+        self.metrics.batch(pending.len(), registrations, applied_at - started, applied_at.elapsed());
         self.record_table_sizes();
         tracing::debug!(
             updates = pending.len(),
