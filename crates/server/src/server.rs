@@ -386,6 +386,7 @@ fn start_shards(
         // are honoured): one executor per core, so a shard's connections and its snapshot
         // copy stay in one core's cache. The writer thread is not pinned.
         let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpus[id % cpus.len()]))
+            .blocking_thread_pool_placement(decode_thread_placement(&cpus))
             .name(&format!("meridian-shard-{id}"))
             .io_memory(config.io_memory_bytes_per_shard)
             .preempt_timer(Duration::from_micros(config.preempt_timer_us))
@@ -487,5 +488,15 @@ impl Running {
             }
             std::thread::sleep(DRAIN_POLL);
         }
+    }
+}
+
+/// The shard's blocking thread (big registration decodes) may run on any CPU this process
+/// may use, like the writer: pinned to its shard's CPU it shared that CPU with the shard's
+/// lookups and ran 2-3x slower while another core idled.
+fn decode_thread_placement(cpus: &[usize]) -> glommio::PoolPlacement {
+    match glommio::CpuSet::online().map(|set| set.filter(|l| cpus.contains(&l.cpu))) {
+        Ok(set) if !set.is_empty() => glommio::PoolPlacement::Fenced(1, set),
+        _ => glommio::PoolPlacement::Unbound(1),
     }
 }
