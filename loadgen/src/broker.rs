@@ -127,6 +127,12 @@ impl BrokerSim {
         (Rc::new(body), Rc::new(ext))
     }
 
+    /// Drops the encoded body kept for the current data version (a scale run holds a
+    /// thousand brokers and re-encodes each on its turn, as its body changes anyway).
+    pub fn release_body(&mut self) {
+        self.encoded = None;
+    }
+
     /// Encodes the next registration ahead, so that its timing is the server's, and returns
     /// its size. 0 in split mode: there every chunk is built and encoded as it is sent, with
     /// the data version of that moment, as the Java broker does.
