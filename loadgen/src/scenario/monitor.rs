@@ -346,7 +346,8 @@ fn report(
     let cpu_to = cpu_load_end.clone().unwrap_or_else(|| crate::cpu::sample(&run.pid));
     let cpu = crate::cpu::usage(&cpu_from, &cpu_to);
     let notes = shared.notes.lock().map(|n| n.clone()).unwrap_or_default();
-    let interrupted = stop_seen.is_some();
+    // A failed scale run stopped itself: it says why below, it was not interrupted.
+    let interrupted = stop_seen.is_some() && scale::failure(plan).is_none();
     let ctx = Context {
         scenario: text.name,
         targets: text.target_texts,

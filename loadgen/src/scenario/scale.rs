@@ -97,11 +97,16 @@ async fn scale_worker(worker: &Rc<Worker>, plan: &Arc<Plan>, spec: &ScaleSpec) {
         }
     }
     let targets = worker.shared.targets.clone();
-    let engine =
-        ClientEngine::connect(worker.clone(), load.clone(), my_client_specs(plan, &targets, id, threads)).await;
+    // No clients for a run that already failed: their connect errors would hide the reason.
+    let engine = match go && !worker.stopped() {
+        true => Some(
+            ClientEngine::connect(worker.clone(), load.clone(), my_client_specs(plan, &targets, id, threads)).await,
+        ),
+        false => None,
+    };
     go = go && worker.barrier(2).await;
     let sims: Parked = Rc::new(RefCell::new(sims.into_iter().map(|(g, sim)| (g, Some(sim))).collect()));
-    if go {
+    if let (true, Some(engine)) = (go, &engine) {
         let t0 = worker.start_clock();
         let end = t0 + worker.shared.load_duration;
         let turns = Turns { count: workload.spec.broker_groups, start: t0 + spec.periods_at, end };
