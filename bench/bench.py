@@ -66,6 +66,8 @@ SIZES = {
     # Topics in total, each on MEMORY_WIDTH of MEMORY_BROKERS brokers: 100k and 1M entries.
     "memory_topics": (50_000, 500_000),
     "memory_duration": ("2s", "3s"),
+    # (brokers, topics per broker, re-registration period, duration: half quiet, half periods).
+    "scale_shape": ((50, 2_000, "5s", "10s"), (1_000, 10_000, "30s", "120s")),
 }
 LOOKUP_TOPICS = 10_000
 LOOKUP_BROKERS = 4
@@ -76,6 +78,14 @@ OPEN_LOOP_FRACTION = 0.5  # of the slowest peer's closed-loop maximum
 # Java and rocketmq-rust, so every peer can hold the full 1M entries.
 MEMORY_BROKERS = 20
 MEMORY_WIDTH = 2
+# scale: open-loop lookups per second (well below any peer's maximum: latency, not throughput).
+SCALE_RATE = 5_000
+# scale: a peer is run at fewer brokers when the full shape would take more RSS than this, at
+# SCALE_PEER_BYTES_PER_ENTRY (rocketmq-rust measured 1871 B per entry in the memory scenario).
+SCALE_PEER_RSS_BUDGET = 10 << 30
+SCALE_PEER_BYTES_PER_ENTRY = 1_900
+# scale: the longest load from empty loadgen allows before it fails the run (bounds the run).
+SCALE_LOAD_TIMEOUT_S = 90
 
 started_pids = []  # every process this driver started and has not reaped yet
 
@@ -848,6 +858,79 @@ class Bench:
         t.row("  bytes per entry (loaded-idle)", "B", "lower", vals["per_entry"])
         self.tables.append(t)
 
+    def scale(self):
+        """The 10M-entry target: B brokers x T topics loaded from empty, then lookups quiet and while
+        every broker re-registers once per period with 1% changed (loadgen's scale scenario)."""
+        servers = [s for s in self.servers if s.kind != "ceiling"]
+        brokers, per_broker, period, d = self.size("scale_shape")
+        shapes = {s.name: scale_shape_for(s, brokers, per_broker) for s in servers}
+        shape_text = "; ".join(f"{n}: {b} x {t:,} = {b * t / 1e6:g}M entries" for n, (b, t) in shapes.items())
+        t = Table(f"scale: brokers x topics (realistic names, each topic on 2..10 brokers), loaded from empty "
+                  f"(8 registrations in flight), then open loop {SCALE_RATE}/s for {d}: first half quiet, second "
+                  f"half every broker re-registering once per {period} with 1% changed", servers,
+                  note=f"shapes: {shape_text}" + ("" if len(set(shapes.values())) == 1 else
+                                                 " (shapes differ: no ratio on rows that grow with the shape)"))
+        keys = ("entries", "load", "rss", "per_entry", "cpu", "quiet", "periods", "ratio", "reg")
+        vals = {k: {} for k in keys}
+
+        def lg(server):
+            b, tp = shapes[server.name]
+            return ["scale", "--brokers", str(b), "--topics-per-broker", str(tp), "--period", period, "-d", d,
+                    "--rate", str(SCALE_RATE), "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--change-fraction", "0.01",
+                    "--load-timeout", f"{SCALE_LOAD_TIMEOUT_S}s", "-q"]
+
+        timeout_s = SCALE_LOAD_TIMEOUT_S + parse_seconds(d) + 120
+        for server, result, error in self.each("scale", lg, timeout_s, servers=servers):
+            figures = ((result or {}).get("results") or {}).get("scale")
+            if not figures or figures.get("load_visible_s") is None:
+                cell = t.skip(f"{server.name}: {error or 'no scale figures'}")
+                for v in vals.values():
+                    v[server.name] = cell
+                continue
+            flag = f"{server.name}: {error}" if error else None
+            put = lambda key, value: vals[key].__setitem__(server.name, t.flag(value, flag))  # noqa: E731
+            n = figures["entries"]
+            put("entries", f"{n / 1e6:g}M ({figures['brokers']}x{figures['topics_per_broker']})")
+            put("load", figures["load_visible_s"] * 1e6)
+            rss = figures.get("server_rss_end_kib")
+            put("rss", rss / 1024 if rss else None)
+            put("per_entry", figures.get("server_rss_bytes_per_entry_end"))
+            put("cpu", figures.get("server_cpu_pct_of_core_periods"))
+            put("quiet", figures["p99_quiet_us"] or None)
+            put("periods", figures["p99_periods_us"] or None)
+            put("ratio", figures["p99_ratio_periods_vs_quiet"] or None)
+            put("reg", (figures.get("register_period_us") or {}).get("p99_us") or None)
+        same = len(set(shapes.values())) == 1
+        grows = "lower" if same else None
+        t.row("scale entries (brokers x topics)", "", None, vals["entries"])
+        t.row("  load from empty, all visible", "us", grows, vals["load"])
+        t.row("  RSS at the end", "MiB", grows, vals["rss"])
+        t.row("  RSS bytes per entry (end-before)", "B", "lower", vals["per_entry"])
+        t.row(f"  CPU per {period} period (% of one core)", "", grows, vals["cpu"])
+        t.row("  lookup p99 quiet", "us", "lower", vals["quiet"])
+        t.row("  lookup p99 during re-registrations", "us", "lower", vals["periods"])
+        t.row("  p99 during / quiet", "x", "lower", vals["ratio"])
+        t.row("  re-registration p99 answer", "us", "lower", vals["reg"])
+        self.tables.append(t)
+
+
+def scale_shape_for(server, brokers, per_broker):
+    """(brokers, topics per broker) a server runs the scale table at: the full shape for Meridian,
+    fewer brokers for a peer whose RSS at the full shape would pass SCALE_PEER_RSS_BUDGET."""
+    if server.kind == "meridian":
+        return brokers, per_broker
+    most = SCALE_PEER_RSS_BUDGET // (SCALE_PEER_BYTES_PER_ENTRY * per_broker)
+    return max(2, min(brokers, most)), per_broker
+
+
+def parse_seconds(text):
+    """'120s' / '2m' / '500ms' -> seconds."""
+    m = re.fullmatch(r"([\d.]+)(ms|s|m)?", text)
+    if not m:
+        raise ValueError(f"bad duration {text!r}")
+    value = float(m.group(1))
+    return value / 1000 if m.group(2) == "ms" else value * 60 if m.group(2) == "m" else value
+
 
 def parse_peers(text):
     """PEERS="java=127.0.0.1:19876 other=127.0.0.1:19877/PID" (space or comma separated)."""
@@ -886,7 +969,7 @@ def main():
                     help="also run meridian-auth: the same build with authEnabled, authBrokerRequests and "
                          "authReadRequests on, loadgen signing every request (default: $AUTH)")
     ap.add_argument("--echo-threads", type=int, default=1, help="echo-server --threads (the ceiling)")
-    ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory")
+    ap.add_argument("--only", default="", help="comma list of scenarios: lookup,register,storm,memory,scale")
     ap.add_argument("--register-topics", default="",
                     help="comma list of registration sizes in topics (default: 60000,100000 quick; "
                          "60000,100000,1000000 full)")
@@ -993,6 +1076,8 @@ def main():
             bench.storm()
         if not only or "memory" in only:
             bench.memory()
+        if not only or "scale" in only:
+            bench.scale()
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: printing what was measured")

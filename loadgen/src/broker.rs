@@ -100,19 +100,25 @@ impl BrokerSim {
                 return (body.clone(), ext.clone());
             }
         }
-        let (body, ext) = self.encode(worker, self.table.body(&self.plan.workload)).await;
+        // The table is a flag per topic: cloned, it builds the body off the executor too.
+        let (table, workload) = (self.table.clone(), self.plan.workload.clone());
+        let (body, ext) = self.encode(worker, move || table.body(&workload)).await;
         self.encoded = Some((self.table.data_version, body.clone(), ext.clone()));
         (body, ext)
     }
 
-    /// Encodes `table` and its ext fields on the worker's blocking thread: a 1 ms encode on
-    /// the executor would delay the lookup answers being timed on this worker and show up as
-    /// the server's latency.
-    async fn encode(&self, worker: &Worker, table: RegisterBrokerBody) -> (Rc<Vec<u8>>, ExtFields) {
+    /// Builds the body with `build` and encodes it and its ext fields on the worker's
+    /// blocking thread: a 1 ms encode on the executor would delay the lookup answers being
+    /// timed on this worker and show up as the server's latency.
+    async fn encode(
+        &self,
+        worker: &Worker,
+        build: impl FnOnce() -> RegisterBrokerBody + Send + 'static,
+    ) -> (Rc<Vec<u8>>, ExtFields) {
         let started = Instant::now();
         let workload = &self.plan.workload;
         let format = self.plan.format;
-        let body = glommio::executor().spawn_blocking(move || workload::encode_register_body(&table, &format)).await;
+        let body = glommio::executor().spawn_blocking(move || workload::encode_register_body(&build(), &format)).await;
         let group = &workload.groups[self.group as usize];
         let ext = workload::register_ext_fields(
             group,
@@ -125,6 +131,12 @@ impl BrokerSim {
         metrics.record("encode.register", micros(started, Instant::now()));
         metrics.count("register body bytes", body.len() as u64);
         (Rc::new(body), Rc::new(ext))
+    }
+
+    /// Drops the encoded body kept for the current data version (a scale run holds a
+    /// thousand brokers and re-encodes each on its turn, as its body changes anyway).
+    pub fn release_body(&mut self) {
+        self.encoded = None;
     }
 
     /// Encodes the next registration ahead, so that its timing is the server's, and returns
@@ -230,7 +242,7 @@ impl BrokerSim {
             // Each chunk is a call of its own: a connection lost mid-round is opened again.
             self.connect(worker).await;
             let body = split::chunk_body(&mut self.table, &self.plan.workload, positions, unix_ms());
-            let (body, ext) = self.encode(worker, body).await;
+            let (body, ext) = self.encode(worker, move || body).await;
             let results = self.call_all(codes::REGISTER_BROKER, ext, body, self.plan.register_timeout).await;
             let answers = self.account(worker, "register", split::CHUNK_HIST, results);
             worker.metrics.borrow_mut().count(split::CHUNKS, 1);

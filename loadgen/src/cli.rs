@@ -38,6 +38,9 @@ pub enum Command {
     Churn(ChurnArgs),
     /// Many idle connections held open while lookups run on others.
     Connections(ConnectionsArgs),
+    /// B brokers × T topics loaded from empty, then open-loop lookups, first quiet, then while
+    /// every broker re-registers once per period with a fraction of its topics changed.
+    Scale(ScaleArgs),
     /// A trivial server answering every request with one pre-encoded answer (the loadgen ceiling).
     EchoServer(EchoArgs),
 }
@@ -51,6 +54,7 @@ impl Command {
             Command::Storm(a) => Some(&a.target),
             Command::Churn(a) => Some(&a.target),
             Command::Connections(a) => Some(&a.target),
+            Command::Scale(a) => Some(&a.target),
             Command::EchoServer(_) => None,
         }
     }
@@ -419,6 +423,89 @@ pub struct ConnectionsArgs {
     pub idle_connections: usize,
 }
 
+/// Registrations of the scale scenario carry heartbeatTimeoutMillis = this, so the quiet
+/// phase (no re-registrations) never expires a broker on a server that honours it.
+pub const SCALE_HEARTBEAT_TIMEOUT_MS: u64 = 600_000;
+
+/// The scale scenario: `--duration` is split in two halves, quiet then periods. Open loop
+/// only: `--rate` is required.
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Brokers, each the master of its own broker group.
+    #[arg(short = 'b', long, default_value_t = 1000)]
+    pub brokers: u32,
+    /// Topics each broker hosts (each topic is on 2..=10 brokers, so the topic universe is
+    /// about brokers × topics / 6).
+    #[arg(short = 't', long, default_value_t = 10_000)]
+    pub topics_per_broker: u32,
+    /// Topic name style.
+    #[arg(long, value_enum, default_value_t = TopicNames::Realistic)]
+    pub topic_names: TopicNames,
+    /// Prefix of every topic, broker and cluster name.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Queue counts topics draw from (read = write).
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16")]
+    pub queues: Vec<i32>,
+    /// Registration body encoding.
+    #[arg(long, value_enum, default_value_t = BodyEncodingKind::None)]
+    pub encoding: BodyEncodingKind,
+    /// Every broker re-registers once per period during the second half, spread evenly.
+    #[arg(long, default_value = "30s")]
+    #[serde(rename = "period_ms")]
+    pub period: Dur,
+    /// Fraction of a broker's topics changed (queue counts flipped) per re-registration,
+    /// which also carries a new data version.
+    #[arg(long, default_value_t = 0.01)]
+    pub change_fraction: f64,
+    /// Registrations in flight at once while loading from empty (over all workers).
+    #[arg(long, default_value_t = 8)]
+    pub load_concurrency: usize,
+    /// Longest the load from empty may take; the run fails past it.
+    #[arg(long, default_value = "10m")]
+    #[serde(rename = "load_timeout_ms")]
+    pub load_timeout: Dur,
+    /// REGISTER_BROKER timeout.
+    #[arg(long, default_value = "60s")]
+    #[serde(rename = "register_timeout_ms")]
+    pub register_timeout: Dur,
+}
+
+impl ScaleArgs {
+    /// The simulated cluster as the other scenarios describe it (one cluster, masters only,
+    /// no heartbeats, the topic count derived from the layout).
+    pub fn cluster(&self) -> ClusterArgs {
+        ClusterArgs {
+            clusters: 1,
+            brokers: self.brokers,
+            slaves: 0,
+            topics: 0,
+            width: 2,
+            topic_names: self.topic_names,
+            prefix: self.prefix.clone(),
+            queues: self.queues.clone(),
+            broker_version: BrokerVersion::V5,
+            encoding: self.encoding,
+            zstd_level: 3,
+            register_period: self.period,
+            change_fraction: self.change_fraction,
+            heartbeat: HeartbeatKind::None,
+            heartbeat_interval: Dur(Duration::from_secs(1)),
+            heartbeat_timeout_ms: Some(SCALE_HEARTBEAT_TIMEOUT_MS),
+            split_registration_size: 0,
+            register_timeout: self.register_timeout,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct EchoArgs {
     /// Address to listen on.
@@ -496,7 +583,7 @@ mod tests {
                 Command::Storm(a) => a.cluster,
                 Command::Churn(a) => a.cluster,
                 Command::Connections(a) => a.cluster,
-                Command::EchoServer(_) => unreachable!("not in the list"),
+                Command::Scale(_) | Command::EchoServer(_) => unreachable!("not in the list"),
             };
             assert_eq!(cluster.split_registration_size, 800, "{scenario}");
         }

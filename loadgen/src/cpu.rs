@@ -1,5 +1,6 @@
 //! CPU time of loadgen itself, of the target processes given with `--pid`, and of the whole
-//! machine, so a run on one host shows who used the shared cores.
+//! machine, so a run on one host shows who used the shared cores; and resident memory
+//! (VmRSS of a target, loadgen's own peak).
 //!
 //! Must not: fail a run; a missing /proc entry just yields no figure.
 
@@ -139,6 +140,23 @@ impl CpuUsage {
     }
 }
 
+/// A `kB` field of /proc/<pid>/status (`VmRSS`, `VmHWM`), in KiB.
+fn status_kib(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.split(':').next() == Some(key))?;
+    line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(&format!("/proc/{pid}/status"), "VmRSS")
+}
+
+/// loadgen's own peak resident memory, in KiB.
+pub fn self_hwm_kib() -> Option<u64> {
+    status_kib("/proc/self/status", "VmHWM")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +176,8 @@ mod tests {
         assert!(u.targets[1].cores.is_none(), "no such pid");
         assert!(u.loadgen_cores >= 0.0);
         assert!(u.describe().contains("unreadable"));
+        assert!(rss_kib(pid).is_some_and(|k| k > 0));
+        assert!(self_hwm_kib().is_some_and(|k| k >= rss_kib(pid).unwrap_or(0) / 2));
+        assert!(rss_kib(u32::MAX).is_none());
     }
 }

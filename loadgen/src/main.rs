@@ -4,7 +4,8 @@
 //! Modules, in the order data flows:
 //! - [`cli`]: flags, one subcommand per scenario.
 //! - [`workload`], [`rng`]: the simulated cluster (topics, broker groups, bodies) and topic
-//!   popularity, all from a seed; [`split`]: how a broker cuts a round into chunks.
+//!   popularity, all from a seed; [`split`]: how a broker cuts a round into chunks;
+//!   [`spread`]: the scale scenario's layout (T topics per broker, 2..=10 brokers per topic).
 //! - [`scenario`]: per-scenario scripts on the workers, and the main thread's loop.
 //! - [`runtime`], [`ctx`]: worker threads (glommio executors, placement, the waker
 //!   thread), and what they share.
@@ -33,6 +34,7 @@ mod rng;
 mod runtime;
 mod scenario;
 mod split;
+mod spread;
 mod stats;
 mod wire;
 mod workload;

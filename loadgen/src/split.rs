@@ -72,6 +72,7 @@ mod tests {
             slaves: 0,
             topics,
             width: 1,
+            per_broker: 0,
             names: TopicNames::Short,
             queue_nums: vec![4, 8],
             seed: 1,

@@ -7,6 +7,7 @@
 //! do I/O or read the clock (timestamps are passed in).
 
 use crate::rng::Rng;
+use crate::spread;
 use meridian_protocol::body::{self, DataVersion, RegisterBrokerBody, TopicConfig};
 use meridian_protocol::header::write_json_str;
 use serde::Serialize;
@@ -71,8 +72,12 @@ pub struct WorkloadSpec {
     pub churn_groups: u32,
     pub slaves: u32,
     pub topics: u32,
-    /// Broker groups per topic.
+    /// Broker groups per topic (ignored with `per_broker`).
     pub width: u32,
+    /// 0: `topics` topics, each on `width` groups. Otherwise the scale layout (`spread`):
+    /// every group hosts exactly this many topics, each topic on 2..=10 groups, and
+    /// `topics` is derived (the universe size).
+    pub per_broker: u32,
     pub names: TopicNames,
     pub queue_nums: Vec<i32>,
     pub seed: u64,
@@ -103,10 +108,21 @@ pub struct Workload {
     pub queue_nums: Vec<i32>,
     /// Stable groups first (`0..broker_groups`), then churn groups.
     pub groups: Vec<BrokerGroup>,
+    /// The scale layout's slot starts (`spread::topic_starts`), when `spec.per_broker > 0`.
+    pub starts: Option<Vec<u64>>,
 }
 
 impl Workload {
-    pub fn build(spec: WorkloadSpec) -> Result<Workload, String> {
+    pub fn build(mut spec: WorkloadSpec) -> Result<Workload, String> {
+        let (starts, mut hosted) = if spec.per_broker > 0 {
+            let starts = spread::topic_starts(spec.broker_groups, spec.per_broker, spec.seed)?;
+            spec.topics = u32::try_from(starts.len() - 1).map_err(|_| "too many topics".to_string())?;
+            spec.width = spread::WIDTH_MIN;
+            let hosted = spread::hosted(&starts, spec.broker_groups);
+            (Some(starts), hosted)
+        } else {
+            (None, Vec::new())
+        };
         validate(&spec)?;
         let topic_names = topic_names(&spec)?;
         let mut rng = Rng::derive(spec.seed, 0x71_75_65);
@@ -135,7 +151,11 @@ impl Workload {
                 .collect();
             // A churn group joins the routes of the stable group it shadows.
             let hosted_as = if churn { (g - spec.broker_groups) % spec.broker_groups } else { g };
-            let topics = (0..spec.topics).filter(|&t| hosts(&spec, hosted_as, t)).collect();
+            let topics = match hosted.get_mut(hosted_as as usize) {
+                Some(list) if !churn => std::mem::take(list),
+                Some(list) => list.clone(),
+                None => (0..spec.topics).filter(|&t| hosts(&spec, hosted_as, t)).collect(),
+            };
             groups.push(BrokerGroup { name, cluster, instances, topics });
         }
         for group in &groups {
@@ -149,17 +169,25 @@ impl Workload {
                 ));
             }
         }
-        Ok(Workload { spec, topic_names, queue_nums, groups })
+        Ok(Workload { spec, topic_names, queue_nums, groups, starts })
     }
 
     pub fn stable_groups(&self) -> &[BrokerGroup] {
         &self.groups[..self.spec.broker_groups as usize]
     }
 
-    /// Stable groups hosting topic `t`: the `width` groups starting at `t % broker_groups`.
+    /// Stable groups hosting topic `t`: the `width` groups starting at `t % broker_groups`,
+    /// or in the scale layout the groups of the topic's slots.
     pub fn groups_of_topic(&self, t: u32) -> impl Iterator<Item = u32> + '_ {
         let n = self.spec.broker_groups;
-        (0..self.spec.width).map(move |j| (t % n + j) % n)
+        let (first, width) = match &self.starts {
+            None => (t % n, self.spec.width),
+            Some(starts) => {
+                let (from, to) = (starts[t as usize], starts[t as usize + 1]);
+                ((from % n as u64) as u32, (to - from) as u32)
+            }
+        };
+        (0..width).map(move |j| (first + j) % n)
     }
 
     /// Queue count of topic `t`, or its alternative once a period change flipped it.
@@ -489,6 +517,7 @@ mod tests {
             slaves: 1,
             topics,
             width,
+            per_broker: 0,
             names: TopicNames::Short,
             queue_nums: vec![4, 8, 16],
             seed: 1,
@@ -611,6 +640,34 @@ mod tests {
         let mut a = TopicTable::new(&w, 1, 0);
         let mut b = TopicTable::new(&w, 1, 0);
         assert_eq!(a.change(&w, 0.05, 1), b.change(&w, 0.05, 1));
+    }
+
+    #[test]
+    fn the_scale_layout_hosts_t_topics_per_group_and_lookups_expect_the_same_groups() {
+        let w = Workload::build(WorkloadSpec { per_broker: 50, clusters: 1, slaves: 0, ..spec(0, 5, 1) }).unwrap();
+        assert_eq!(w.topic_names.len() as u32, w.spec.topics, "the universe size is derived");
+        assert!(w.stable_groups().iter().all(|g| g.topics.len() == 50));
+        let mut entries = 0;
+        for t in 0..w.spec.topics {
+            let groups: Vec<u32> = w.groups_of_topic(t).collect();
+            assert!((2..=5).contains(&groups.len()), "topic {t} on {groups:?}");
+            for g in groups {
+                assert!(w.groups[g as usize].topics.binary_search(&t).is_ok(), "topic {t} on group {g}");
+                entries += 1;
+            }
+        }
+        assert_eq!(entries, 5 * 50);
+        // The change generator: 1% of 10k topics is 100 flipped topics and a new version.
+        let big =
+            Workload::build(WorkloadSpec { per_broker: 10_000, clusters: 1, slaves: 0, ..spec(0, 20, 1) }).unwrap();
+        let mut table = TopicTable::new(&big, 3, 1_000);
+        let before = table.body(&big);
+        let changed = table.change(&big, 0.01, 2_000);
+        let after = table.body(&big);
+        assert_eq!(changed.len(), 100);
+        assert_eq!(after.data_version.counter, before.data_version.counter + 1);
+        let differing = before.topic_configs.iter().zip(&after.topic_configs).filter(|(a, b)| a != b).count();
+        assert_eq!(differing, 100, "exactly the changed topics differ");
     }
 
     #[test]

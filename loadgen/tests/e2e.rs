@@ -343,6 +343,49 @@ fn storm_reports_quiet_and_storm_phases() {
 }
 
 #[test]
+fn scale_loads_from_empty_then_times_lookups_quiet_and_during_periods() {
+    let server = meridian();
+    let args = ["scale", "-b", "5", "-t", "50", "--period", "1s", "--duration", "3s", "--rate", "1000", "-c", "4"];
+    let (output, document) = run_loadgen(&server, &args);
+    let lookups = document["lookups"].as_array().expect("lookups");
+    assert_eq!(lookups.len(), 2);
+    assert_eq!(lookups[0]["phase"], "quiet");
+    assert_eq!(lookups[1]["phase"], "periods");
+    assert!(ok_lookups(&document) > 0);
+    let scale = &document["results"]["scale"];
+    assert_eq!(scale["entries"], 250, "5 brokers × 50 topics");
+    assert!(scale["topic_universe"].as_u64().is_some_and(|u| (50..=125).contains(&u)), "{scale}");
+    assert!(scale["load_answered_s"].is_number() && scale["load_visible_s"].is_number(), "{scale}");
+    assert_eq!(event_count(&document, "register.load"), 5, "every broker registered from empty once");
+    assert!(event_count(&document, "register.period") >= 5, "every broker re-registered in the period");
+    assert!(scale["server_cores_periods"].is_number(), "CPU of --pid per phase: {scale}");
+    assert!(scale["server_rss_end_kib"].as_u64().is_some_and(|k| k > 0), "{scale}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("load from empty: all answered"));
+}
+
+#[test]
+fn scale_fails_clearly_when_brokers_cannot_register() {
+    // Nothing listens on the port: no broker can register, so the run says why and exits 1.
+    let dir = TempDir::new("scale-refused");
+    let json = dir.path().join("result.json");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("its address").to_string();
+    drop(listener);
+    let child = Command::new(loadgen_bin())
+        .args(["scale", "-n", &addr, "-b", "3", "-t", "10", "-d", "2s", "--rate", "100", "-q", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning meridian-loadgen");
+    let output = wait_with_deadline(child, RUN_DEADLINE);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{errors}");
+    assert!(errors.contains("scale failed: registering lg-broker-"), "stderr:\n{errors}");
+}
+
+#[test]
 fn churn_brokers_join_and_leave_visibly() {
     let server = meridian();
     let mut args = vec!["churn"];

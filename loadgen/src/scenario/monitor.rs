@@ -3,9 +3,9 @@
 //! Must not: send requests or touch a socket (the workers do).
 
 use super::plan::{Kind, Plan, Prepared};
-use super::workers::worker_main;
+use super::scale::{self, worker_main};
 use crate::cli::RunArgs;
-use crate::cpu::CpuSample;
+use crate::cpu::{CpuSample, CpuUsage};
 use crate::ctx::{Report, Shared};
 use crate::output::{self, Context, HdrLog, Progress};
 use crate::propagation::{self, ObserverSpec};
@@ -119,6 +119,10 @@ struct Observed {
     stop_seen: Option<Instant>,
     cpu_load_start: Option<CpuSample>,
     cpu_load_end: Option<CpuSample>,
+    /// CPU sampled as each phase began.
+    phase_cpu: Vec<Option<CpuSample>>,
+    /// VmRSS (KiB) of the first --pid before the setup, at t0 and at the end of the load.
+    rss_kib: [Option<u64>; 3],
 }
 
 /// The main thread's loop state: merges reports, prints a progress line (and an HDR
@@ -141,6 +145,8 @@ struct Monitor<'a> {
     cpu_tick: CpuSample,
     cpu_load_start: Option<CpuSample>,
     cpu_load_end: Option<CpuSample>,
+    phase_cpu: Vec<Option<CpuSample>>,
+    rss_kib: [Option<u64>; 3],
     stop_seen: Option<Instant>,
     /// Workers that sent their final report.
     done: usize,
@@ -176,6 +182,8 @@ impl<'a> Monitor<'a> {
             cpu_tick: crate::cpu::sample(&run.pid),
             cpu_load_start: None,
             cpu_load_end: None,
+            phase_cpu: phases.names.iter().map(|_| None).collect(),
+            rss_kib: [first_rss(&run.pid), None, None],
             stop_seen: None,
             done: 0,
             asked: None,
@@ -235,10 +243,17 @@ impl<'a> Monitor<'a> {
         }
         if let (Some(_), None) = (t0, &self.cpu_load_start) {
             self.cpu_load_start = Some(crate::cpu::sample(&self.run.pid));
+            self.rss_kib[1] = first_rss(&self.run.pid);
         }
         if let (Some(t0), None) = (t0, &self.cpu_load_end) {
+            for (i, offset) in self.phases.offsets.iter().enumerate() {
+                if self.phase_cpu[i].is_none() && now >= t0 + *offset && self.stop_seen.is_none() {
+                    self.phase_cpu[i] = Some(crate::cpu::sample(&self.run.pid));
+                }
+            }
             if now >= t0 + self.run.duration.0 || self.stop_seen.is_some() {
                 self.cpu_load_end = Some(crate::cpu::sample(&self.run.pid));
+                self.rss_kib[2] = first_rss(&self.run.pid);
             }
         }
     }
@@ -286,6 +301,8 @@ impl<'a> Monitor<'a> {
             stop_seen: self.stop_seen,
             cpu_load_start: self.cpu_load_start,
             cpu_load_end: self.cpu_load_end,
+            phase_cpu: self.phase_cpu,
+            rss_kib: self.rss_kib,
         }
     }
 }
@@ -308,7 +325,7 @@ fn report(
     observed: Observed,
     config: Value,
 ) -> i32 {
-    let Observed { total, started, finished, stop_seen, cpu_load_start, cpu_load_end } = observed;
+    let Observed { total, started, finished, stop_seen, cpu_load_start, cpu_load_end, phase_cpu, rss_kib } = observed;
     let duration = run.duration.0;
     // Figures over the load phase only (setup and teardown excluded).
     let load_seconds = shared.t0().map_or(0.0, |t0| {
@@ -326,10 +343,11 @@ fn report(
         })
         .collect();
     let cpu_from = cpu_load_start.unwrap_or_else(|| crate::cpu::sample(&run.pid));
-    let cpu_to = cpu_load_end.unwrap_or_else(|| crate::cpu::sample(&run.pid));
+    let cpu_to = cpu_load_end.clone().unwrap_or_else(|| crate::cpu::sample(&run.pid));
     let cpu = crate::cpu::usage(&cpu_from, &cpu_to);
     let notes = shared.notes.lock().map(|n| n.clone()).unwrap_or_default();
-    let interrupted = stop_seen.is_some();
+    // A failed scale run stopped itself: it says why below, it was not interrupted.
+    let interrupted = stop_seen.is_some() && scale::failure(plan).is_none();
     let ctx = Context {
         scenario: text.name,
         targets: text.target_texts,
@@ -343,7 +361,14 @@ fn report(
         notes: &notes,
     };
     output::print_table(&ctx, &total);
-    let extra = extra_results(plan, &total, load_seconds, finished.duration_since(started));
+    let phase_cpu: Vec<Option<CpuUsage>> = (0..phase_cpu.len())
+        .map(|i| {
+            let to = phase_cpu.get(i + 1).cloned().flatten().or_else(|| cpu_load_end.clone())?;
+            Some(crate::cpu::usage(phase_cpu[i].as_ref()?, &to))
+        })
+        .collect();
+    let measured = scale::Measured { phase_cpu: &phase_cpu, rss_kib, loadgen_hwm_kib: crate::cpu::self_hwm_kib() };
+    let extra = extra_results(plan, &total, load_seconds, finished.duration_since(started), &measured);
     if let Some(text) = extra.get("summary").and_then(Value::as_str) {
         let _ = writeln!(std::io::stdout(), "{text}");
     }
@@ -357,7 +382,10 @@ fn report(
         }
     }
     let unexpected = total.lookup_errors() + total.other_errors();
-    if interrupted {
+    if let Some(reason) = scale::failure(plan) {
+        eprintln!("meridian-loadgen: scale failed: {reason}");
+        1
+    } else if interrupted {
         130
     } else if unexpected > 0 {
         eprintln!("meridian-loadgen: {unexpected} unexpected error(s), see the table");
@@ -367,8 +395,20 @@ fn report(
     }
 }
 
-fn extra_results(plan: &Plan, total: &Metrics, load_seconds: f64, wall: Duration) -> Value {
+fn extra_results(
+    plan: &Plan,
+    total: &Metrics,
+    load_seconds: f64,
+    wall: Duration,
+    measured: &scale::Measured<'_>,
+) -> Value {
     let mut extra = json!({ "load_seconds": load_seconds, "wall_seconds": wall.as_secs_f64() });
+    if let Kind::Scale(spec) = &plan.kind {
+        let (text, figures) = scale::results(plan, spec, total, measured);
+        extra["scale"] = figures;
+        extra["phase_cpu"] = json!(measured.phase_cpu);
+        extra["summary"] = json!(text);
+    }
     if let (Kind::Storm, [quiet, storm]) = (&plan.kind, total.lookups.as_slice()) {
         let (q, s) = (summarize(&quiet.latency), summarize(&storm.latency));
         let ratio = if q.p99_us > 0 { s.p99_us as f64 / q.p99_us as f64 } else { 0.0 };
@@ -433,4 +473,9 @@ fn propagation_summary(spec: &ObserverSpec, total: &Metrics) -> (String, Value) 
         }
     }
     (text, Value::Object(figures))
+}
+
+/// VmRSS of the first `--pid`, if any and readable.
+fn first_rss(pids: &[u32]) -> Option<u64> {
+    crate::cpu::rss_kib(*pids.first()?)
 }

@@ -3,7 +3,7 @@
 //! Must not: start threads or open sockets; everything here is checked before either.
 
 use crate::broker::BrokerPlan;
-use crate::cli::{ClusterArgs, Command, HeaderType, LeaveKind, LoadArgs, ProtocolArgs, RunArgs};
+use crate::cli::{ClusterArgs, Command, HeaderType, LeaveKind, LoadArgs, ProtocolArgs, RunArgs, ScaleArgs};
 use crate::client::{LoadPlan, INFLIGHT_MAX};
 use crate::output::{self};
 use crate::propagation::{self, ObserverSpec};
@@ -14,8 +14,8 @@ use crate::workload::{self, BodyFormat, Workload, WorkloadSpec};
 use meridian_protocol::frame::SerializeType;
 use serde_json::Value;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Longest load phase a run may ask for.
 const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
@@ -23,6 +23,8 @@ const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// File descriptors kept free for everything that is not a connection.
 const FD_SPARE: u64 = 64;
+/// Most registrations a scale run keeps in flight while loading from empty.
+pub(super) const SCALE_LOAD_CONCURRENCY_MAX: usize = 1024;
 
 pub(super) enum Kind {
     Lookup,
@@ -30,6 +32,27 @@ pub(super) enum Kind {
     Storm,
     Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
+    Scale(ScaleSpec),
+}
+
+/// The scale scenario's own settings (see `scale`).
+pub(super) struct ScaleSpec {
+    pub(super) load_concurrency: usize,
+    pub(super) load_timeout: Duration,
+    pub(super) period: Duration,
+    pub(super) change_fraction: f64,
+    /// Offset of the periods phase from t0 (half the duration).
+    pub(super) periods_at: Duration,
+    pub(super) state: Arc<ScaleState>,
+}
+
+/// What the workers of a scale run share beyond `Shared`.
+#[derive(Default)]
+pub(super) struct ScaleState {
+    /// When the load from empty started (the first worker past barrier 0 sets it).
+    pub(super) load_start: OnceLock<Instant>,
+    /// Why the run failed (the first reason wins); the run then exits 1 with it.
+    pub(super) failure: OnceLock<String>,
 }
 
 /// Background re-registration during the load.
@@ -124,7 +147,7 @@ fn fraction(flag: &str, value: f64) -> Result<f64, String> {
     }
 }
 
-fn workload_spec(cluster: &crate::cli::ClusterArgs, seed: u64, churn_groups: u32) -> WorkloadSpec {
+fn workload_spec(cluster: &ClusterArgs, seed: u64, churn_groups: u32, per_broker: u32) -> WorkloadSpec {
     WorkloadSpec {
         prefix: cluster.prefix.clone(),
         clusters: cluster.clusters,
@@ -133,6 +156,7 @@ fn workload_spec(cluster: &crate::cli::ClusterArgs, seed: u64, churn_groups: u32
         slaves: cluster.slaves,
         topics: cluster.topics,
         width: cluster.width,
+        per_broker,
         names: cluster.topic_names,
         queue_nums: cluster.queues.clone(),
         seed,
@@ -267,15 +291,21 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         Command::Storm(a) => ("storm", serde_json::to_value(a)),
         Command::Churn(a) => ("churn", serde_json::to_value(a)),
         Command::Connections(a) => ("connections", serde_json::to_value(a)),
+        Command::Scale(a) => ("scale", serde_json::to_value(a)),
         Command::EchoServer(_) => unreachable!("main dispatches echo-server to echo::run"),
     };
     let config = config.map_err(|e| format!("cannot record the configuration: {e}"))?;
+    let scale_cluster;
     let (target, run, cluster, protocol) = match &command {
         Command::Lookup(a) => (&a.target, &a.run, &a.cluster, &a.protocol),
         Command::Register(a) => (&a.target, &a.run, &a.cluster, &a.protocol),
         Command::Storm(a) => (&a.target, &a.run, &a.cluster, &a.protocol),
         Command::Churn(a) => (&a.target, &a.run, &a.cluster, &a.protocol),
         Command::Connections(a) => (&a.target, &a.run, &a.cluster, &a.protocol),
+        Command::Scale(a) => {
+            scale_cluster = a.cluster();
+            (&a.target, &a.run, &scale_cluster, &a.protocol)
+        }
         Command::EchoServer(_) => unreachable!("main dispatches echo-server to echo::run"),
     };
     check_run(run)?;
@@ -285,7 +315,11 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         Command::Churn(a) => a.churn_brokers,
         _ => 0,
     };
-    let spec = workload_spec(cluster, run.seed, churn_groups);
+    let per_broker = match &command {
+        Command::Scale(a) => a.topics_per_broker,
+        _ => 0,
+    };
+    let spec = workload_spec(cluster, run.seed, churn_groups, per_broker);
     let registers = cluster.brokers > 0;
     if !registers && !matches!(command, Command::Lookup(_) | Command::Connections(_)) {
         return Err(format!("--brokers 0 is only for lookup and connections; {name} needs brokers"));
@@ -391,9 +425,38 @@ fn scenario_shape<'a>(
         Command::Connections(a) => {
             (Kind::Connections { idle: a.idle_connections }, Some(&a.load), vec![("load", Duration::ZERO)], calm)
         }
+        Command::Scale(a) => {
+            let spec = scale_spec(a, duration)?;
+            let phases = vec![("quiet", Duration::ZERO), ("periods", spec.periods_at)];
+            (Kind::Scale(spec), Some(&a.load), phases, calm)
+        }
         Command::EchoServer(_) => unreachable!("main dispatches echo-server to echo::run"),
     };
     Ok(Shape { kind, load, phases, schedule })
+}
+
+/// The scale scenario's flags, checked: open loop, a sane load concurrency and period.
+fn scale_spec(a: &ScaleArgs, duration: Duration) -> Result<ScaleSpec, String> {
+    if a.load.rate.is_none() {
+        return Err("scale measures open-loop lookup latency: pass --rate (e.g. --rate 2000)".into());
+    }
+    if a.load_concurrency == 0 || a.load_concurrency > SCALE_LOAD_CONCURRENCY_MAX {
+        return Err(format!("--load-concurrency {} must be in 1..={SCALE_LOAD_CONCURRENCY_MAX}", a.load_concurrency));
+    }
+    if a.period.0 < Duration::from_millis(10) {
+        return Err("--period must be at least 10ms".into());
+    }
+    if a.load_timeout.0 < Duration::from_secs(1) {
+        return Err("--load-timeout must be at least 1s".into());
+    }
+    Ok(ScaleSpec {
+        load_concurrency: a.load_concurrency,
+        load_timeout: a.load_timeout.0,
+        period: a.period.0,
+        change_fraction: fraction("--change-fraction", a.change_fraction)?,
+        periods_at: duration / 2,
+        state: Arc::new(ScaleState::default()),
+    })
 }
 
 /// Refuses a run that would hold more sockets at once than RLIMIT_NOFILE allows (raising

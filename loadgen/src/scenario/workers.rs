@@ -25,11 +25,7 @@ const SETUP_REGISTER_CONCURRENCY: usize = 16;
 const IDLE_CONNECT_CONCURRENCY: usize = 64;
 
 pub(super) async fn worker_main(id: usize, shared: Arc<Shared>, plan: Arc<Plan>) {
-    let worker = Worker::new(id, shared);
-    // If this worker dies (a panic unwinds through its executor), the guard still sends the
-    // last report, so the main thread never waits for it forever.
-    let _guard = FinishGuard(worker.clone());
-    worker.start_reporter();
+    let (worker, _guard) = begin(id, shared);
     match plan.kind {
         Kind::Register { repeat, change_fraction, visibility } => {
             register_scenario(&worker, &plan, repeat, change_fraction, visibility).await
@@ -38,7 +34,17 @@ pub(super) async fn worker_main(id: usize, shared: Arc<Shared>, plan: Arc<Plan>)
     }
 }
 
-struct FinishGuard(Rc<Worker>);
+/// A worker of this thread, reporting, and the guard that sends its last report.
+pub(super) fn begin(id: usize, shared: Arc<Shared>) -> (Rc<Worker>, FinishGuard) {
+    let worker = Worker::new(id, shared);
+    // If this worker dies (a panic unwinds through its executor), the guard still sends the
+    // last report, so the main thread never waits for it forever.
+    let guard = FinishGuard(worker.clone());
+    worker.start_reporter();
+    (worker, guard)
+}
+
+pub(super) struct FinishGuard(Rc<Worker>);
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
@@ -60,7 +66,7 @@ fn my_instances(workload: &Workload, worker: usize, threads: usize) -> Vec<(usiz
 }
 
 /// Client connections of this worker, each with its share of `--requests`.
-fn my_client_specs(plan: &Plan, targets: &[SocketAddr], worker: usize, threads: usize) -> Vec<ConnSpec> {
+pub(super) fn my_client_specs(plan: &Plan, targets: &[SocketAddr], worker: usize, threads: usize) -> Vec<ConnSpec> {
     let total = plan.connections;
     (0..total)
         .filter(|c| c % threads == worker)
@@ -103,7 +109,12 @@ async fn register_brokers(
 
 /// Records per-target visibility times under `hist` (and `hist@target`, and the slowest
 /// target under `hist.all-targets` when there are several).
-fn record_visibility(worker: &Worker, hist: &str, targets: &[SocketAddr], results: Vec<Result<Duration, String>>) {
+pub(super) fn record_visibility(
+    worker: &Worker,
+    hist: &str,
+    targets: &[SocketAddr],
+    results: Vec<Result<Duration, String>>,
+) {
     let mut metrics = worker.metrics.borrow_mut();
     let mut slowest = Some(Duration::ZERO);
     for (i, result) in results.into_iter().enumerate() {
@@ -634,6 +645,7 @@ mod tests {
             slaves: 1,
             topics: 30,
             width: 1,
+            per_broker: 0,
             names: workload::TopicNames::Short,
             queue_nums: vec![4],
             seed: 1,

@@ -221,17 +221,33 @@ const LOADGEN_MODULES: Table = &[
     ("scenario", &["cli"]),
     (
         "scenario::monitor",
-        &["cli", "cpu", "ctx", "output", "propagation", "runtime", "scenario::plan", "scenario::workers", "stats"],
+        &["cli", "cpu", "ctx", "output", "propagation", "runtime", "scenario::plan", "scenario::scale", "stats"],
     ),
     ("scenario::plan", &["broker", "cli", "client", "output", "propagation", "rng", "runtime", "wire", "workload"]),
+    (
+        "scenario::scale",
+        &[
+            "broker",
+            "client",
+            "cpu",
+            "ctx",
+            "output",
+            "probe",
+            "scenario::plan",
+            "scenario::workers",
+            "spread",
+            "stats",
+        ],
+    ),
     (
         "scenario::workers",
         &["broker", "cli", "client", "ctx", "net", "probe", "propagation", "scenario::plan", "stats", "workload"],
     ),
     ("split", &["workload"]),
+    ("spread", &["rng"]),
     ("stats", &[]),
     ("wire", &[]),
-    ("workload", &["rng"]),
+    ("workload", &["rng", "spread"]),
 ];
 
 /// Crate directory -> its table.
