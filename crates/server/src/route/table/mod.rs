@@ -30,10 +30,10 @@ pub type FastSet<T> = hashbrown::HashSet<T, foldhash::fast::RandomState>;
 pub type TopicName = Arc<str>;
 
 /// One topic's QueueData per broker name, sorted by name. A topic usually lives on 1–3
-/// broker groups, so a sorted Vec is a fraction of a BTreeMap's size (whose smallest node
-/// holds 11 entries) and as fast to search.
+/// broker groups: up to two are held inline in the topic's entry (no allocation, and no
+/// pointer to chase when a re-send compares them), more spill to the heap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BrokerQueues(Vec<QueueData>);
+pub struct BrokerQueues(smallvec::SmallVec<[QueueData; 2]>);
 
 impl BrokerQueues {
     fn position(&self, broker_name: &str) -> Result<usize, usize> {
@@ -57,9 +57,6 @@ impl BrokerQueues {
         match self.position(&qd.broker_name) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i], qd)),
             Err(i) => {
-                // Exact growth: most topics live on one or two groups, and Vec's first
-                // allocation would otherwise hold four.
-                self.0.reserve_exact(1);
                 self.0.insert(i, qd);
                 None
             }
