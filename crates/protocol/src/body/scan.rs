@@ -18,25 +18,60 @@ use crate::cursor::{set_once, Cursor, Scan};
 
 pub use crate::cursor::Fallback;
 
+/// A topic table at least this long is scanned by two threads (see `topic_table`): about
+/// 20k topics, where a thread's start (~50 µs) is noise against ~3.5 ms of scanning.
+pub const SPLIT_SCAN_BYTES_MIN: usize = 4 << 20;
+
 /// Decodes a whole REGISTER_BROKER JSON body sent with request `version`.
 pub fn register_body(json: &[u8], version: i32) -> Scan<RegisterBrokerBody> {
+    register_body_split_from(json, version, SPLIT_SCAN_BYTES_MIN)
+}
+
+/// `register_body`, splitting topic tables from `split_min` bytes on (tests use 0).
+fn register_body_split_from(json: &[u8], version: i32, split_min: usize) -> Scan<RegisterBrokerBody> {
     let mut c = Cursor::new(json);
     let body = if version >= VERSION_REGISTER_BODY_MIN {
         let mut filter: Option<Option<Vec<String>>> = None;
         let mut wrapper: Option<Option<Wrapper>> = None;
         c.object(|c, key| match key {
             b"filterServerList" => set_once(&mut filter, c.nullable(Cursor::str_list)?),
-            b"topicConfigSerializeWrapper" => set_once(&mut wrapper, c.nullable(|c| c.wrapper(true))?),
+            b"topicConfigSerializeWrapper" => set_once(&mut wrapper, c.nullable(|c| c.wrapper(Some(split_min)))?),
             _ => c.skip_value(),
         })?;
         // Absent: Java's empty default list (clears filter servers); null: leave them.
         let filter_server_list = filter.unwrap_or(Some(Vec::new()));
         into_body(wrapper.flatten(), filter_server_list)
     } else {
-        into_body(Some(c.wrapper(true)?), None)
+        into_body(Some(c.wrapper(Some(split_min))?), None)
     };
     c.end()?;
     Ok(body)
+}
+
+/// Where a member of a topic table may begin, at or after `from`: a key right after `},`
+/// (the previous member's object closing) whose value opens an object. Topic configs
+/// close a nested `attributes` object the same way, hence the check of the value. Only a
+/// guess (a nested object inside an attribute would pass it): `Cursor::members` detects a
+/// wrong one.
+fn member_start_after(json: &[u8], mut from: usize) -> Option<usize> {
+    let close_comma_quote = memchr::memmem::Finder::new(b"},\"");
+    loop {
+        let key = from + close_comma_quote.find(json.get(from..)?)? + 2;
+        let key_len = memchr::memchr(b'"', json.get(key + 1..)?)?;
+        let after_key = key + 1 + key_len + 1;
+        if json.get(after_key..after_key + 2) == Some(b":{") {
+            return Some(key);
+        }
+        from = key;
+    }
+}
+
+/// How `Cursor::members` ended.
+enum Members {
+    /// The table's closing brace was read.
+    Closed,
+    /// The cursor stands at `stop`: the start of a member's key.
+    AtStop,
 }
 
 struct Wrapper {
@@ -67,14 +102,17 @@ impl Cursor<'_> {
         Ok(DataVersion { counter: get(0), state_version: get(1), timestamp: get(2) })
     }
 
-    /// A TopicConfigSerializeWrapper object; `topics = false` skips the topic table.
-    fn wrapper(&mut self, topics: bool) -> Scan<Wrapper> {
+    /// A TopicConfigSerializeWrapper object; `topics = None` skips the topic table, else
+    /// it is the size from which the table is split (`topic_table`).
+    fn wrapper(&mut self, split_min: Option<usize>) -> Scan<Wrapper> {
+        let topics = split_min.is_some();
+        let split_min = split_min.unwrap_or(usize::MAX);
         let mut data_version: Option<Option<DataVersion>> = None;
         let mut table: Option<Option<Vec<TopicConfig>>> = None;
         let mut mapping_seen = false;
         self.object(|c, key| match key {
             b"dataVersion" => set_once(&mut data_version, c.nullable(Cursor::data_version)?),
-            b"topicConfigTable" if topics => set_once(&mut table, c.nullable(Cursor::topic_table)?),
+            b"topicConfigTable" if topics => set_once(&mut table, c.nullable(|c| c.topic_table(split_min))?),
             b"topicQueueMappingInfoMap" if topics => {
                 // Static-topic mappings are rare; only their empty form is read here.
                 if mapping_seen {
@@ -95,15 +133,67 @@ impl Cursor<'_> {
         })
     }
 
-    fn topic_table(&mut self) -> Scan<Vec<TopicConfig>> {
+    /// The topicConfigTable object. From `split_min` bytes on, a second thread scans its
+    /// second half while this one scans the first: the split is a guessed member start
+    /// (`member_start_after`), which counts only if this thread, reading from the table's
+    /// start, lands on it exactly between two members; otherwise this thread reads on to
+    /// the end and the other's work is dropped. So the topics, their order and any
+    /// fallback are what one thread would produce.
+    fn topic_table(&mut self, split_min: usize) -> Scan<Vec<TopicConfig>> {
+        self.eat(b'{')?;
         let mut topics = Vec::new();
-        self.object(|c, _key| {
-            if let Some(topic) = c.nullable(Cursor::topic_config)? {
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(topics);
+        }
+        let remaining = self.b.len() - self.i;
+        let split = (remaining >= split_min).then(|| member_start_after(self.b, self.i + remaining / 2)).flatten();
+        let Some(split) = split else {
+            self.members(&mut topics, usize::MAX)?;
+            return Ok(topics);
+        };
+        let json = self.b;
+        let (first, second) = std::thread::scope(|scope| {
+            let second = std::thread::Builder::new().name("meridian-scan".into()).spawn_scoped(scope, move || {
+                let mut c = Cursor { b: json, i: split };
+                let mut topics = Vec::new();
+                c.members(&mut topics, usize::MAX).map(|_| (topics, c.i))
+            });
+            let first = self.members(&mut topics, if second.is_ok() { split } else { usize::MAX });
+            (first, second.map(|handle| handle.join()))
+        });
+        match (first?, second) {
+            (Members::Closed, _) => Ok(topics),
+            (Members::AtStop, Ok(Ok(Ok((mut rest, end))))) => {
+                topics.append(&mut rest);
+                self.i = end;
+                Ok(topics)
+            }
+            // The second half fell back (or its thread failed): read it here, which gives
+            // exactly what one thread would.
+            (Members::AtStop, _) => {
+                self.members(&mut topics, usize::MAX)?;
+                Ok(topics)
+            }
+        }
+    }
+
+    /// Topic table members, from a key on, into `topics`: up to the closing brace, or
+    /// until the cursor stands at `stop` between two members.
+    fn members(&mut self, topics: &mut Vec<TopicConfig>, stop: usize) -> Scan<Members> {
+        loop {
+            self.key()?;
+            if let Some(topic) = self.nullable(Cursor::topic_config)? {
                 topics.push(topic);
             }
-            Ok(())
-        })?;
-        Ok(topics)
+            if !self.comma_or_close(b'}')? {
+                return Ok(Members::Closed);
+            }
+            self.ws();
+            if self.i == stop {
+                return Ok(Members::AtStop);
+            }
+        }
     }
 
     fn topic_config(&mut self) -> Scan<TopicConfig> {
@@ -159,6 +249,13 @@ mod tests {
 
     /// Scanner and serde agree whenever the scanner answers; returns whether it answered.
     fn agree(json: &[u8], version: i32) -> bool {
+        // Split at any size: the same answer as one thread, fallbacks included.
+        assert_eq!(
+            register_body_split_from(json, version, 0),
+            register_body_split_from(json, version, usize::MAX),
+            "split and unsplit scans differ on {}",
+            show(json)
+        );
         let reference = serde_decode(json, version);
         match register_body(json, version) {
             Ok(scanned) => {
@@ -257,6 +354,52 @@ mod tests {
         // Pre-V3_0_11 bodies are the bare wrapper.
         let bare = format!(r#"{{"dataVersion":{{"counter":3}},"topicConfigTable":{{{topic}}}}}"#);
         assert!(agree(bare.as_bytes(), V_BARE));
+    }
+
+    /// A 5.x body of `n` topics in Java's field order; `extra` puts an unknown object field
+    /// before `attributes`, so a guessed split can land inside a member.
+    fn big_body(n: usize, extra: bool) -> Vec<u8> {
+        let mut out = String::from(
+            r#"{"filterServerList":[],"topicConfigSerializeWrapper":{"dataVersion":{"counter":3,"stateVersion":0,"timestamp":1},"topicConfigTable":{"#,
+        );
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            let name = format!("prod_trade_refund_notify_{i:07}");
+            let extra = if extra { r#""extra":{"k":[1,{"x":2}]},"# } else { "" };
+            let attributes = if i % 3 == 0 { r#"{"+message.type":"NORMAL"}"# } else { "{}" };
+            out.push_str(&format!(
+                r#""{name}":{{{extra}"attributes":{attributes},"order":false,"perm":{},"readQueueNums":8,"topicFilterType":"SINGLE_TAG","topicName":"{name}","topicSysFlag":0,"writeQueueNums":8}}"#,
+                if i % 7 == 0 { 4 } else { 6 }
+            ));
+        }
+        out.push_str(r#"},"topicQueueMappingInfoMap":{}}}"#);
+        out.into_bytes()
+    }
+
+    #[test]
+    fn big_tables_split_into_the_same_topics_in_the_same_order() {
+        for extra in [false, true] {
+            let json = big_body(30_000, extra);
+            assert!(json.len() >= SPLIT_SCAN_BYTES_MIN, "{} bytes", json.len());
+            let split = register_body(&json, V5).expect("a real broker's shape scans");
+            assert_eq!(split, serde_decode(&json, V5).unwrap());
+            assert_eq!(split.topic_configs.len(), 30_000);
+            assert_eq!(Ok(split), register_body_split_from(&json, V5, usize::MAX));
+        }
+        // The guess skips closes of nested objects whose next value is not an object.
+        let table = |json: &[u8]| memchr::memmem::find(json, b"topicConfigTable").unwrap() + 20;
+        let json = big_body(4, false);
+        let start = member_start_after(&json, table(&json)).unwrap();
+        assert!(json[start..].starts_with(br#""prod_trade_refund_notify_0000001":{"#));
+        let json = big_body(4, true);
+        let inside = member_start_after(&json, table(&json)).unwrap();
+        assert!(json[inside..].starts_with(br#""attributes":{"#), "a guess inside a member, which the scan detects");
+        // A cut-off second half falls back, as one thread would.
+        let mut cut = big_body(30_000, false);
+        cut.truncate(cut.len() - 1_000);
+        assert_eq!(register_body(&cut, V5), Err(Fallback));
     }
 
     #[test]
