@@ -37,6 +37,15 @@ pub struct BrokerQueues(smallvec::SmallVec<[QueueData; 2]>);
 
 impl BrokerQueues {
     fn position(&self, broker_name: &str) -> Result<usize, usize> {
+        // A registration's queue data share the table's one name per group (`group_name`):
+        // the same pointer settles the search without comparing bytes.
+        // Only for the usual few groups: a topic on every broker stays a binary search.
+        let same = |q: &QueueData| std::ptr::eq(q.broker_name.as_ptr(), broker_name.as_ptr());
+        if self.0.len() <= 16 {
+            if let Some(i) = self.0.iter().position(|q| same(q) && q.broker_name.len() == broker_name.len()) {
+                return Ok(i);
+            }
+        }
         self.0.binary_search_by(|q| (*q.broker_name).cmp(broker_name))
     }
 
@@ -254,6 +263,9 @@ pub struct RouteTable {
     /// brokerName -> topics that have its QueueData: reverse index of `topic_queue`, so a
     /// broker change touches only its own topics.
     broker_topics: FastMap<String, FastSet<TopicName>>,
+    /// brokerName -> the one shared name its queue data carry (see `BrokerQueues::position`);
+    /// kept while the group exists.
+    group_names: FastMap<String, Arc<str>>,
     changes: Changes,
     /// The generation the next snapshot will have: entries changed now carry it.
     stamp: u64,
@@ -282,6 +294,7 @@ impl RouteTable {
             filter_servers: Arc::default(),
             mapping: Arc::default(),
             broker_topics: FastMap::default(),
+            group_names: FastMap::default(),
             changes: Changes::default(),
             stamp: 1,
             options: TableOptions::default(),
@@ -411,6 +424,16 @@ impl RouteTable {
             self.topic_queue.touch(topic, self.stamp);
         }
         self.changes.topics |= !topics.is_empty();
+    }
+
+    /// The name `broker_name`'s queue data share, made on the group's first use.
+    fn group_name(&mut self, broker_name: &str) -> Arc<str> {
+        if let Some(name) = self.group_names.get(broker_name) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(broker_name);
+        self.group_names.insert(broker_name.to_string(), name.clone());
+        name
     }
 
     /// The group map for a change (copied if a snapshot shares it).

@@ -179,7 +179,7 @@ impl RouteTable {
         }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
-        let broker_name: Arc<str> = Arc::from(req.broker_name.as_str());
+        let broker_name = self.group_name(&req.broker_name);
         for tc in &req.body.topic_configs {
             let has_queue = || {
                 self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))

@@ -46,6 +46,7 @@ impl RouteTable {
             }
             if now_empty {
                 self.groups_mut().remove(&r.broker_name);
+                self.group_names.remove(&r.broker_name);
                 if let Some(names) = self.cluster_addr.get_mut(&r.cluster_name) {
                     names.remove(&r.broker_name);
                     if names.is_empty() {
