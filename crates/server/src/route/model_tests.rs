@@ -83,6 +83,10 @@ enum Op {
         counter: i64,
         state_version: i64,
         topics: BTreeMap<usize, TopicEntry>,
+        /// The body's topic order: 0 by name, 1 reversed, 2 rotated by one, 3 by name with
+        /// the first topic listed again last with the last one's fields (a duplicate key).
+        /// Brokers usually keep one order; the table's walk must not depend on it.
+        order: u8,
         conn: u64,
     },
     /// The requested id is random: Java matches by address only.
@@ -110,14 +114,22 @@ enum Op {
 
 impl Op {
     fn register_request(&self) -> Option<(RegisterBroker, ConnId)> {
-        let Op::Register { broker, id, addr: addr_index, acting_master, counter, state_version, topics, conn } = self
+        let Op::Register { broker, id, addr: addr_index, acting_master, counter, state_version, topics, order, conn } =
+            self
         else {
             return None;
         };
         let (name, cluster) = BROKERS[*broker];
         let address = addr(*broker, *addr_index);
-        let topic_configs = topics
-            .iter()
+        let mut listed: Vec<(&usize, &TopicEntry)> = topics.iter().collect();
+        match order {
+            1 => listed.reverse(),
+            2 if !listed.is_empty() => listed.rotate_left(1),
+            3 if listed.len() > 1 => listed.push((listed[0].0, listed[listed.len() - 1].1)),
+            _ => {}
+        }
+        let topic_configs = listed
+            .into_iter()
             .map(|(topic, entry)| {
                 let mut tc = TopicConfig::new(TOPICS[*topic]);
                 tc.read_queue_nums = entry.read_queue_nums;
@@ -642,27 +654,22 @@ fn topic_entry() -> impl Strategy<Value = TopicEntry> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let register = (
-        0..BROKERS.len(),
-        0..IDS_PER_BROKER,
-        0..ADDRS_PER_BROKER,
-        // Mostly 5.x brokers; some 4.x ones (no enableActingMaster header).
-        prop::option::weighted(0.8, any::<bool>()),
-        0..3i64,
-        0..2i64,
-        prop::collection::btree_map(0..TOPICS.len(), topic_entry(), 0..=4),
-        1..=CONNS,
-    )
-        .prop_map(|(broker, id, addr, acting_master, counter, state_version, topics, conn)| Op::Register {
-            broker,
-            id,
-            addr,
-            acting_master,
-            counter,
-            state_version,
-            topics,
-            conn,
-        });
+    let register =
+        (
+            0..BROKERS.len(),
+            0..IDS_PER_BROKER,
+            0..ADDRS_PER_BROKER,
+            // Mostly 5.x brokers; some 4.x ones (no enableActingMaster header).
+            prop::option::weighted(0.8, any::<bool>()),
+            0..3i64,
+            0..2i64,
+            prop::collection::btree_map(0..TOPICS.len(), topic_entry(), 0..=4),
+            prop::sample::select(vec![0u8, 0, 0, 1, 2, 3]),
+            1..=CONNS,
+        )
+            .prop_map(|(broker, id, addr, acting_master, counter, state_version, topics, order, conn)| {
+                Op::Register { broker, id, addr, acting_master, counter, state_version, topics, order, conn }
+            });
     let unregister = (0..BROKERS.len(), 0..IDS_PER_BROKER, 0..ADDRS_PER_BROKER)
         .prop_map(|(broker, id, addr)| Op::Unregister { broker, id, addr });
     let connection_closed = (1..=CONNS).prop_map(|conn| Op::ConnectionClosed { conn });
@@ -696,6 +703,7 @@ fn a_re_send_after_a_different_full_body_is_read() {
         counter: 1,
         state_version: 1,
         topics,
+        order: 0,
         conn: 1,
     };
     let ops = [

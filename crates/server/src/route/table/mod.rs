@@ -7,10 +7,12 @@
 //! Registration step numbers refer to the list in `register`.
 
 use super::ConnId;
+use group_topics::GroupTopics;
 use meridian_protocol::body::{BrokerData, DataVersion, QueueData, RegisterBrokerBody, TopicQueueMappingInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+mod group_topics;
 mod image;
 mod index;
 mod queries;
@@ -261,8 +263,8 @@ pub struct RouteTable {
     filter_servers: Arc<FilterServers>,
     mapping: Arc<Mappings>,
     /// brokerName -> topics that have its QueueData: reverse index of `topic_queue`, so a
-    /// broker change touches only its own topics.
-    broker_topics: FastMap<String, FastSet<TopicName>>,
+    /// broker change touches only its own topics, in its last body's order (`group_topics`).
+    broker_topics: FastMap<String, GroupTopics>,
     /// brokerName -> the one shared name its queue data carry (see `BrokerQueues::position`);
     /// kept while the group exists.
     group_names: FastMap<String, Arc<str>>,
@@ -420,7 +422,7 @@ impl RouteTable {
 
     fn mark_broker_topics(&mut self, broker_name: &str) {
         let Some(topics) = self.broker_topics.get(broker_name) else { return };
-        for topic in topics {
+        for topic in topics.names() {
             self.topic_queue.touch(topic, self.stamp);
         }
         self.changes.topics |= !topics.is_empty();
@@ -441,44 +443,58 @@ impl RouteTable {
         Arc::make_mut(&mut self.broker_addr)
     }
 
-    fn put_queue_data(&mut self, topic: &str, qd: QueueData) -> Put {
-        // Look before writing: an unchanged topic must not copy its shard or entry.
-        if let Some(entry) = self.topic_queue.get(topic) {
+    /// Writes `qd` into `topic`'s entry, the reverse index aside: what it did, and the
+    /// slot's name. Looks before writing: an unchanged topic must not copy its shard or entry.
+    fn put_entry(&mut self, topic: &str, qd: QueueData) -> (Put, TopicName) {
+        if let Some((name, entry)) = self.topic_queue.get_key_value(topic) {
             if entry.queues().get(&qd.broker_name) == Some(&qd) {
-                return Put::Same;
+                return (Put::Same, name.clone());
             }
         }
-        let broker_name = qd.broker_name.clone();
         let (opened, _) = self.topic_queue.get_or_insert_mut(topic, || TopicName::from(topic), self.stamp);
         self.changes.topics = true;
-        if opened.entry.queues_mut().insert(qd).is_some() {
-            return Put::Changed;
-        }
         let name = opened.name.clone();
-        match self.broker_topics.get_mut(&*broker_name) {
-            Some(topics) => {
-                topics.insert(name);
-            }
-            None => {
-                let mut topics = FastSet::default();
-                topics.insert(name);
-                self.broker_topics.insert(broker_name.to_string(), topics);
-            }
-        }
-        Put::Added
+        let put = if opened.entry.queues_mut().insert(qd).is_some() { Put::Changed } else { Put::Added };
+        (put, name)
     }
 
-    /// Asserts that the reverse index matches `topic_queue` (debug builds only: O(table)).
+    /// `put_entry` outside a registration's rebuild of its group's list: the list learns
+    /// the topic, and a changed queue data makes its recorded fields untrustworthy.
+    fn put_queue_data(&mut self, topic: &str, qd: QueueData) -> Put {
+        let broker_name = qd.broker_name.clone();
+        let (put, name) = self.put_entry(topic, qd);
+        match put {
+            Put::Same => {}
+            Put::Changed => {
+                if let Some(topics) = self.broker_topics.get_mut(&*broker_name) {
+                    topics.in_sync = false;
+                }
+            }
+            Put::Added => self.broker_topics.entry_ref(&*broker_name).or_default().push(name),
+        }
+        put
+    }
+
+    /// Asserts that the reverse index matches `topic_queue` and its recorded fields are
+    /// true (debug builds only: O(table)).
     fn debug_check_index(&self) {
         if cfg!(debug_assertions) {
+            let mut listed: FastSet<(&str, &str)> = FastSet::default();
+            for (broker, topics) in &self.broker_topics {
+                for l in &topics.list {
+                    assert!(listed.insert((broker, &*l.name)), "{broker} lists {} twice", l.name);
+                    let qd = self.topic_queue.get(&l.name).and_then(|e| e.queues().get(broker));
+                    let qd = qd.unwrap_or_else(|| panic!("{broker} lists {} without its queue data", l.name));
+                    if topics.in_sync && l.fields != group_topics::FIELDS_UNKNOWN {
+                        assert_eq!(l.fields, group_topics::pack(qd), "{broker}: stale fields of {}", l.name);
+                    }
+                }
+            }
             for (topic, entry) in self.topic_queue.iter() {
                 let per_broker = entry.queues();
                 assert!(!per_broker.is_empty(), "topic {topic} kept with no queue data");
                 for name in per_broker.keys() {
-                    assert!(
-                        self.broker_topics.get(name).is_some_and(|t| t.contains(topic)),
-                        "index misses {name} -> {topic}"
-                    );
+                    assert!(listed.contains(&(name, &**topic)), "index misses {name} -> {topic}");
                 }
             }
         }

@@ -58,6 +58,9 @@ impl RouteTable {
         self.drop_queue_data(topic, broker_name);
         if let Some(topics) = self.broker_topics.get_mut(broker_name) {
             topics.remove(topic);
+            if topics.is_empty() {
+                self.broker_topics.remove(broker_name);
+            }
         }
         self.mark_topics_not_intact(broker_name);
         true
@@ -85,6 +88,9 @@ impl RouteTable {
         let opened = self.topic_queue.get_mut(topic, self.stamp).expect("caller found the topic");
         opened.entry.queues_mut().get_mut(broker_name).expect("caller found the queue data").perm = perm;
         self.changes.topics = true;
+        if let Some(topics) = self.broker_topics.get_mut(broker_name) {
+            topics.in_sync = false;
+        }
     }
 
     /// Step 10a: topics this broker no longer reports lose its queue data; returns how many.
@@ -95,8 +101,22 @@ impl RouteTable {
     ) -> usize {
         let Some(current) = self.broker_topics.get(broker_name) else { return 0 };
         let reported: HashSet<&str> = reported.iter().map(|t| t.topic_name.as_str()).collect();
-        let gone: Vec<TopicName> = current.iter().filter(|t| !reported.contains(&***t)).cloned().collect();
-        gone.iter().filter(|topic| self.remove_queue_data(topic, broker_name)).count()
+        let gone: FastSet<TopicName> = current.names().filter(|t| !reported.contains(&***t)).cloned().collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for topic in &gone {
+            self.drop_queue_data(topic, broker_name);
+        }
+        // One pass over the list, which keeps its order for the next registration's walk.
+        if let Some(topics) = self.broker_topics.get_mut(broker_name) {
+            topics.list.retain(|l| !gone.contains(&l.name));
+            if topics.is_empty() {
+                self.broker_topics.remove(broker_name);
+            }
+        }
+        self.mark_topics_not_intact(broker_name);
+        gone.len()
     }
 
     /// DELETE_TOPIC_IN_NAMESRV (RouteInfoManager.deleteTopic): with a cluster, only that cluster's
@@ -127,7 +147,7 @@ impl RouteTable {
     /// (perm = READ|WRITE exactly). Returns how many topics carry the broker, as Java counts.
     pub fn operate_write_perm(&mut self, broker_name: &str, wipe: bool) -> usize {
         let topics: Vec<TopicName> =
-            self.broker_topics.get(broker_name).map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            self.broker_topics.get(broker_name).map(|t| t.names().cloned().collect()).unwrap_or_default();
         let mut count = 0;
         for topic in topics {
             let Some(old) = self.topic_queue.get(&topic).and_then(|e| e.queues().get(broker_name)) else { continue };
@@ -151,7 +171,7 @@ impl RouteTable {
     pub fn topics_by_cluster(&self, cluster: &str) -> Vec<&str> {
         let mut set: BTreeSet<&str> = BTreeSet::new();
         for name in self.cluster_addr.get(cluster).into_iter().flatten() {
-            for topic in self.broker_topics.get(name).into_iter().flatten() {
+            for topic in self.broker_topics.get(name).into_iter().flat_map(GroupTopics::names) {
                 if self.topic_queue.get(topic).is_some_and(|e| e.queues().contains_key(name)) {
                     set.insert(&**topic);
                 }

@@ -19,6 +19,7 @@
 //! Everything that can refuse is checked before anything changes, so a refused
 //! registration leaves the table as it was. Must not: do I/O or read the clock.
 
+use super::group_topics::{pack, Listed, Walk, FIELDS_UNKNOWN};
 use super::*;
 
 /// What the broker-group update (steps 1–9) decided for the rest of a registration.
@@ -167,41 +168,83 @@ impl RouteTable {
         if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
             self.last_topic_counts.removed = self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
         }
-        // The reverse index grows once (a set doubling to 100k would rehash every name).
-        let reported = req.body.topic_configs.len();
-        match self.broker_topics.get_mut(&req.broker_name) {
-            Some(topics) => topics.reserve(reported.saturating_sub(topics.len())),
-            None if reported > 0 => {
-                let topics = FastSet::with_capacity_and_hasher(reported, Default::default());
-                self.broker_topics.insert(req.broker_name.clone(), topics);
-            }
-            None => {}
-        }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
+        let write_all = group.register_first || dv_changed;
         let broker_name = self.group_name(&req.broker_name);
+        // The group's list is rebuilt in this body's order (see `group_topics`).
+        let prev = self.broker_topics.remove(&req.broker_name).unwrap_or_default();
+        let mut walk = Walk::new(&prev.list);
+        let mut next: Vec<Listed> = Vec::with_capacity(req.body.topic_configs.len().max(prev.len()));
+        // Topics the group had that this body lists out of step: their new fields.
+        let mut moved: FastMap<TopicName, u64> = FastMap::default();
         for tc in &req.body.topic_configs {
+            let mut perm = tc.perm;
+            if group.is_prime_slave && group.enable_acting_master {
+                perm &= !PERM_WRITE;
+            }
+            let qd = QueueData {
+                broker_name: broker_name.clone(),
+                read_queue_nums: tc.read_queue_nums,
+                write_queue_nums: tc.write_queue_nums,
+                perm,
+                topic_sys_flag: tc.topic_sys_flag,
+            };
+            let fields = pack(&qd);
+            if let Some(old) = walk.find(&tc.topic_name) {
+                // In step: the group has the topic; written only if its fields differ.
+                // Its recorded fields are true unless this body already wrote it out of step.
+                let trusted = prev.in_sync && (moved.is_empty() || !moved.contains_key(&*old.name));
+                let same = trusted && old.fields == fields && fields != FIELDS_UNKNOWN;
+                if !write_all || same {
+                    let fields = if trusted { old.fields } else { FIELDS_UNKNOWN };
+                    next.push(Listed { name: old.name.clone(), fields });
+                } else {
+                    let (put, _) = self.put_entry(&tc.topic_name, qd);
+                    self.count(put);
+                    if !trusted && !moved.is_empty() {
+                        moved.remove(&*old.name); // this write is the last so far
+                    }
+                    next.push(Listed { name: old.name.clone(), fields });
+                }
+                continue;
+            }
+            // Out of step: the index decides.
             let has_queue = || {
                 self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))
             };
-            if group.register_first || dv_changed || !has_queue() {
-                let mut perm = tc.perm;
-                if group.is_prime_slave && group.enable_acting_master {
-                    perm &= !PERM_WRITE;
-                }
-                let qd = QueueData {
-                    broker_name: broker_name.clone(),
-                    read_queue_nums: tc.read_queue_nums,
-                    write_queue_nums: tc.write_queue_nums,
-                    perm,
-                    topic_sys_flag: tc.topic_sys_flag,
-                };
-                match self.put_queue_data(&tc.topic_name, qd) {
-                    Put::Same => {}
-                    Put::Added => self.last_topic_counts.added += 1,
-                    Put::Changed => self.last_topic_counts.changed += 1,
+            if !write_all && has_queue() {
+                continue; // a leftover below keeps it
+            }
+            let (put, name) = self.put_entry(&tc.topic_name, qd);
+            self.count(put);
+            match put {
+                Put::Added => next.push(Listed { name, fields }),
+                Put::Same | Put::Changed => {
+                    moved.insert(name, fields);
                 }
             }
+        }
+        if !moved.is_empty() {
+            // A name the body listed twice: the last write holds.
+            for l in &mut next {
+                if let Some(fields) = moved.remove(&l.name) {
+                    l.fields = fields;
+                }
+            }
+        }
+        // Topics of the last list this body did not list in step: still the group's.
+        for old in walk.leftovers() {
+            let fields = match moved.remove(&old.name) {
+                Some(fields) => fields,
+                None if prev.in_sync => old.fields,
+                None => FIELDS_UNKNOWN,
+            };
+            next.push(Listed { name: old.name.clone(), fields });
+        }
+        debug_assert!(moved.is_empty(), "moved topics the group did not have");
+        if !next.is_empty() {
+            self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true });
         }
         if dv_changed || group.register_first {
             for (topic, info) in &req.body.topic_queue_mapping_infos {
@@ -211,6 +254,14 @@ impl RouteTable {
                     self.touch(topic);
                 }
             }
+        }
+    }
+
+    fn count(&mut self, put: Put) {
+        match put {
+            Put::Same => {}
+            Put::Added => self.last_topic_counts.added += 1,
+            Put::Changed => self.last_topic_counts.changed += 1,
         }
     }
 

@@ -69,8 +69,8 @@ impl RouteTable {
                 continue; // re-registered later in this batch? cannot happen, but stay exact.
             }
             let Some(topics) = self.broker_topics.remove(&name) else { continue };
-            for topic in topics {
-                self.drop_queue_data(&topic, &name);
+            for topic in topics.names() {
+                self.drop_queue_data(topic, &name);
             }
         }
         // Step 5: an acting-master group that lost its master stops taking writes.
@@ -80,7 +80,7 @@ impl RouteTable {
                 continue;
             }
             let topics: Vec<TopicName> =
-                self.broker_topics.get(&name).map(|t| t.iter().cloned().collect()).unwrap_or_default();
+                self.broker_topics.get(&name).map(|t| t.names().cloned().collect()).unwrap_or_default();
             for topic in topics {
                 let perm = self.topic_queue.get(&topic).and_then(|e| e.queues().get(&name)).map(|q| q.perm);
                 if let Some(perm) = perm.filter(|p| p & PERM_WRITE != 0) {
