@@ -49,7 +49,7 @@ command -v python3 >/dev/null || { echo "restart: needs python3 (to read loadgen
 # start_server MODE DIR LOG: starts meridian in the background, waits for its listening line.
 # Broker events at debug too: a provisional broker's re-registration is an unchanged one.
 start_server() {
-  RUST_LOG=info,meridian::route::events=debug "$MERIDIAN" --listen "127.0.0.1:$PORT" --data-dir "$2" --shards 1 --set metricsListen=off \
+  RUST_LOG=info,meridian_server::route::events=debug "$MERIDIAN" --listen "127.0.0.1:$PORT" --data-dir "$2" --shards 1 --set metricsListen=off \
     --set "warmRestart=$1" >"$3" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$3" && return 0; sleep 0.05; done

@@ -106,7 +106,7 @@ pub struct Config {
     /// HTTP endpoint for `/metrics` (Prometheus), `/healthz` and `/readyz`; `None` (`off`)
     /// serves none. Loopback by default: metrics are not for the world to read.
     pub metrics_listen: Option<SocketAddr>,
-    /// Log filter: a tracing `EnvFilter` directive string (`info`, `info,meridian::route=debug`).
+    /// Log filter: a tracing `EnvFilter` directive string (`info`, `info,meridian_server::route=debug`).
     /// `RUST_LOG`, when set and not empty, overrides it. Read at start only.
     pub log_level: String,
     /// Log line format: `text` (human-readable) or `json` (one JSON object per line).
@@ -408,8 +408,9 @@ impl fmt::Display for LogFormat {
 
 /// Refuses a filter the log subscriber could not use (`key` names where it came from).
 pub fn check_log_filter(key: &str, directives: &str) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
-    let invalid =
-        |why: String| invalid(key, directives, format!("{why} (expected e.g. info or info,meridian::route=debug)"));
+    let invalid = |why: String| {
+        invalid(key, directives, format!("{why} (expected e.g. info or info,meridian_server::route=debug)"))
+    };
     if directives.trim().is_empty() {
         return Err(invalid("empty filter".into()));
     }
@@ -848,14 +849,14 @@ mod tests {
     fn log_keys_are_validated_and_listed() {
         let mut c = Config::default();
         assert_eq!((c.log_level.as_str(), c.log_format), ("info", LogFormat::Text));
-        c.set("logLevel", " warn,meridian::route=debug ").unwrap();
+        c.set("logLevel", " warn,meridian_server::route=debug ").unwrap();
         c.set("logFormat", "JSON").unwrap();
-        assert_eq!((c.log_level.as_str(), c.log_format), ("warn,meridian::route=debug", LogFormat::Json));
+        assert_eq!((c.log_level.as_str(), c.log_format), ("warn,meridian_server::route=debug", LogFormat::Json));
         assert!(c.set("logFormat", "xml").unwrap_err().to_string().contains("logFormat"));
         assert!(c.set("logLevel", "meridian=loud").unwrap_err().to_string().contains("logLevel"));
         let props = c.properties();
         assert!(props.contains(&("logFormat".to_string(), "json".to_string())));
-        assert!(props.contains(&("logLevel".to_string(), "warn,meridian::route=debug".to_string())));
+        assert!(props.contains(&("logLevel".to_string(), "warn,meridian_server::route=debug".to_string())));
         let bad = Config { log_level: "=x=y".into(), ..Config::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("logLevel"));
     }

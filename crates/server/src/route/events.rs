@@ -5,8 +5,8 @@
 //! what the round changed; each chunk is a debug line, and so is a round that changed no
 //! topic. Each line carries the cluster, broker name, id, address and cause as fields
 //! (`cause` is a short token to filter on) and says what happened in its text. Nothing
-//! here is per topic. Target `meridian::route::events`, so
-//! `logLevel=warn,meridian::route::events=info` keeps just these lines and the warnings.
+//! here is per topic. Target `meridian_server::route::events`, so
+//! `logLevel=warn,meridian_server::route::events=info` keeps just these lines and the warnings.
 
 use super::rounds::{Chunk, Round, RoundEnd};
 use super::table::{Expired, RegisterBroker, RouteTable, TopicCounts, Unregister};
