@@ -6,7 +6,8 @@
 //! - `crate_deps`: which workspace crate may depend on which (Cargo.toml).
 //! - `module_graph`: which module may use which inside a crate, and no import cycles.
 //! - `paths`: no absolute or machine-specific path in tracked files.
-//! - `sizes`: files of at most 800 lines and functions of at most 100 lines outside tests.
+//! - `sizes`: files of at most 800 lines and functions of at most 100 lines outside tests;
+//!   ARCHITECTURE.md of at most 150 lines.
 //!
 //! A failure says what is wrong, where, and how to fix or justify it. Must not: change the
 //! tree, need the network, or depend on anything but the repository and `git`.

@@ -166,3 +166,17 @@ fn functions_are_measured_from_fn_to_closing_brace() {
     let found = functions(&code);
     assert_eq!(found, [("a".to_string(), 1, 3), ("c".to_string(), 5, 1)]);
 }
+
+/// ARCHITECTURE.md is read whole by a newcomer: it stays a page or two, and what does not
+/// fit belongs in the module docs it points at.
+const ARCHITECTURE_LINES_MAX: usize = 150;
+
+#[test]
+fn architecture_md_stays_within_its_line_limit() {
+    let text = std::fs::read_to_string(crate::repo_root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md exists");
+    let lines = text.lines().count();
+    assert!(
+        lines <= ARCHITECTURE_LINES_MAX,
+        "ARCHITECTURE.md has {lines} lines, over {ARCHITECTURE_LINES_MAX}: move detail into module docs"
+    );
+}
