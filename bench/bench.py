@@ -51,6 +51,8 @@ METRICS_SCRAPE_TIMEOUT_S = 10.0
 # Registration stages the server times (histograms meridian_registration_<stage>_seconds), in
 # the order a registration passes them; see bench/README.md, "Where registration time goes".
 REGISTRATION_STAGES = ("receive", "inflate", "scan", "apply", "publish")
+# The register scenario's changed re-sends: a broker's periodic re-send after a few topics changed.
+RESEND_CHANGE_FRACTION = 0.01
 # Interval of RSS samples (memory scenario).
 RSS_SAMPLE_INTERVAL_S = 0.1
 # A Java NameServer refuses frames above 16 MiB (~80k topics); 60k topics is the largest size
@@ -676,19 +678,22 @@ class Bench:
         floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
         servers = [s for s in self.servers if s.kind != "ceiling"] + floors
         meridians = [s for s in servers if s.kind == "meridian"]
-        t = Table("big registration: 1 broker, realistic topic names, first registration then one unchanged "
-                  "re-send, then unregister; times until answered and until visible to lookups"
+        t = Table("big registration: 1 broker, realistic topic names, first registration, one unchanged re-send "
+                  "(same data version), two re-sends with 1% of the topics changed (new data version; median "
+                  "shown), then unregister; times until answered and until visible to lookups"
                   + ("; floor = loadgen's echo server: receives the frame, checks its CRC32, answers "
                      "(its lookups are fixed, so 'visible' is n/a)" if floors else ""), servers)
         stages = Table("where registration time goes: the server's own stage times (/metrics before and after each "
-                       "run), mean per registration of the run (in brackets: how many the stage timed; the run's "
-                       "unchanged re-send is received and applied but not scanned)", meridians)
+                       "run), mean per registration of the run: the first and the two 1%-changed re-sends (in brackets: "
+                       "how many the stage timed; the unchanged re-send is received and applied but not scanned)",
+                       meridians)
         for topics in self.size("register_topics"):
             label = f"register-{topics // 1000}k"
             timeout_s = 120 if topics <= 100_000 else 600
-            lg = ["register", "--topics", str(topics), "--topic-names", "realistic", "--brokers", "1", "--repeat", "1",
+            lg = ["register", "--topics", str(topics), "--topic-names", "realistic", "--brokers", "1", "--repeat", "3",
+                  "--unchanged-resends", "1", "--change-fraction", str(RESEND_CHANGE_FRACTION),
                   "-d", f"{timeout_s}s", "--register-timeout", f"{timeout_s}s", "-q"]
-            vals = {r: {} for r in ("answer", "visible", "resend", "unreg", "hwm")}
+            vals = {r: {} for r in ("answer", "visible", "resend", "changed", "unreg", "hwm")}
             stage_vals = {r: {} for r in REGISTRATION_STAGES + ("client",)}
             run_servers = []
             for s in servers:
@@ -720,6 +725,9 @@ class Bench:
                 # The first registration was measured; a later step that failed gets its own cell.
                 vals["resend"][server.name] = resend["p50_us"] if resend else t.skip(
                     f"{server.name} {topics} topics: no re-send answered{': ' + error if error else ''}")
+                changed = event(result, "register.resend-changed")
+                vals["changed"][server.name] = changed["p50_us"] if changed else t.skip(
+                    f"{server.name} {topics} topics: no changed re-send answered{': ' + error if error else ''}")
                 unreg = event(result, "visible.unregister")
                 if server.kind == "floor":
                     vals["unreg"][server.name] = {"na": 1}
@@ -732,10 +740,11 @@ class Bench:
             t.row(f"register {n} answered", "us", "lower", vals["answer"])
             t.row(f"  {n} visible", "us", "lower", vals["visible"])
             t.row(f"  {n} unchanged re-send", "us", "lower", vals["resend"])
+            t.row(f"  {n} 1% changed re-send", "us", "lower", vals["changed"])
             t.row(f"  {n} unregister visible", "us", "lower", vals["unreg"])
             t.row(f"  {n} server peak RSS", "MiB", "lower", vals["hwm"])
             if floors:
-                for key, what in (("answer", "answered"), ("resend", "re-send")):
+                for key, what in (("answer", "answered"), ("resend", "re-send"), ("changed", "changed re-send")):
                     floor = num(vals[key].get("floor"))
                     multiples = {s.name: num(vals[key].get(s.name)) / floor for s in servers
                                  if floor and num(vals[key].get(s.name)) is not None}

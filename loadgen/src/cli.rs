@@ -326,6 +326,10 @@ pub struct RegisterArgs {
     /// Re-sends after the first registration (each with --change-fraction of the topics changed).
     #[arg(long, default_value_t = 3)]
     pub repeat: u32,
+    /// The first N of the re-sends change nothing (same data version: a broker's periodic
+    /// re-send), the rest change --change-fraction; so one run times both kinds.
+    #[arg(long, default_value_t = 0)]
+    pub unchanged_resends: u32,
     /// Time the answers only: probes poll while each registration is in flight (the same
     /// client work as against any server) but stop at its answer and record nothing, and
     /// the broker is not checked to be unknown at the start. For a server whose lookups do

@@ -240,7 +240,9 @@ fn register_first_resend_and_unregister_become_visible() {
         "--slaves",
         "1",
         "--repeat",
-        "2",
+        "3",
+        "--unchanged-resends",
+        "1",
         "--change-fraction",
         "0.01",
         "--encoding",
@@ -250,8 +252,9 @@ fn register_first_resend_and_unregister_become_visible() {
     let (_, document) = run_loadgen(&server, &args);
     assert_eq!(event_count(&document, "register.first"), 2);
     assert_eq!(event_count(&document, "visible.first"), 2);
+    assert_eq!(event_count(&document, "register.resend-unchanged"), 2, "the first re-send of each changes nothing");
     assert_eq!(event_count(&document, "register.resend-changed"), 4);
-    assert_eq!(event_count(&document, "visible.resend"), 4);
+    assert_eq!(event_count(&document, "visible.resend"), 4, "only changed re-sends have something to see");
     assert_eq!(event_count(&document, "visible.unregister"), 2);
     assert_eq!(document["lookups"].as_array().map(Vec::len), Some(0), "register makes no client load");
 }

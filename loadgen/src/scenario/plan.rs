@@ -28,7 +28,7 @@ pub(super) const SCALE_LOAD_CONCURRENCY_MAX: usize = 1024;
 
 pub(super) enum Kind {
     Lookup,
-    Register { repeat: u32, change_fraction: f64, visibility: bool },
+    Register { repeat: u32, unchanged_resends: u32, change_fraction: f64, visibility: bool },
     Storm,
     Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
@@ -390,7 +390,12 @@ fn scenario_shape<'a>(
     let (kind, load, phases, schedule) = match command {
         Command::Lookup(a) => (Kind::Lookup, Some(&a.load), vec![("load", Duration::ZERO)], calm),
         Command::Register(a) => (
-            Kind::Register { repeat: a.repeat, change_fraction: cluster.change_fraction, visibility: !a.answers_only },
+            Kind::Register {
+                repeat: a.repeat,
+                unchanged_resends: a.unchanged_resends,
+                change_fraction: cluster.change_fraction,
+                visibility: !a.answers_only,
+            },
             None,
             vec![("register", Duration::ZERO)],
             calm,

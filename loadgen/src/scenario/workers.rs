@@ -27,8 +27,9 @@ const IDLE_CONNECT_CONCURRENCY: usize = 64;
 pub(super) async fn worker_main(id: usize, shared: Arc<Shared>, plan: Arc<Plan>) {
     let (worker, _guard) = begin(id, shared);
     match plan.kind {
-        Kind::Register { repeat, change_fraction, visibility } => {
-            register_scenario(&worker, &plan, repeat, change_fraction, visibility).await
+        Kind::Register { repeat, unchanged_resends, change_fraction, visibility } => {
+            let rounds = |end| Rounds { repeat, unchanged_resends, change_fraction, visibility, end };
+            register_scenario(&worker, &plan, rounds).await
         }
         _ => load_scenario(&worker, &plan).await,
     }
@@ -448,7 +449,7 @@ async fn close_idle(worker: &Rc<Worker>, plan: &Plan, idle: &mut Vec<RpcConn>) {
 
 /// register: per broker group, one big first registration, `repeat` re-sends, then an
 /// unregister, each timed to the answer and (with `visibility`) until visible on every target.
-async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, change_fraction: f64, visibility: bool) {
+async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, rounds: impl Fn(Instant) -> Rounds) {
     let (Some(workload), Some(brokers)) = (&plan.workload, &plan.brokers) else { return };
     let (id, threads) = (worker.id, worker.shared.threads);
     let targets = worker.shared.targets.clone();
@@ -471,8 +472,7 @@ async fn register_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>, repeat: u32, c
                 worker.shared.note(format!("--duration ended before every broker group registered (worker {id})"));
                 break;
             }
-            let rounds = Rounds { repeat, change_fraction, visibility, end };
-            register_group(worker, workload, brokers, probes, group, &rounds).await;
+            register_group(worker, workload, brokers, probes, group, &rounds(end)).await;
         }
         probes.close();
     }
@@ -511,6 +511,8 @@ async fn timed_registration(
 #[derive(Clone, Copy)]
 struct Rounds {
     repeat: u32,
+    /// The first re-sends that change nothing.
+    unchanged_resends: u32,
     change_fraction: f64,
     visibility: bool,
     end: Instant,
@@ -524,7 +526,7 @@ async fn register_group(
     group: u32,
     rounds: &Rounds,
 ) {
-    let Rounds { repeat, change_fraction, visibility, end } = *rounds;
+    let Rounds { repeat, unchanged_resends, change_fraction, visibility, end } = *rounds;
     let g = &workload.groups[group as usize];
     let mut master = BrokerSim::new(brokers.clone(), group, 0);
     let mut slaves: Vec<BrokerSim> =
@@ -558,14 +560,15 @@ async fn register_group(
     for slave in slaves.iter_mut() {
         slave.register(worker, "register.slave").await;
     }
-    for _ in 0..repeat {
+    for resend in 0..repeat {
         if worker.stopped() || Instant::now() >= end {
             worker.shared.note("--duration ended before every re-send was made".into());
             break;
         }
-        let changed = master.change(change_fraction);
+        let fraction = if resend < unchanged_resends { 0.0 } else { change_fraction };
+        let changed = master.change(fraction);
         for slave in slaves.iter_mut() {
-            slave.change(change_fraction);
+            slave.change(fraction);
         }
         let probe = changed.first().map(|&t| {
             let queues = master.table.queue_nums(workload, t);
