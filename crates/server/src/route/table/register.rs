@@ -21,6 +21,13 @@
 
 use super::group_topics::{pack, Listed, Walk, FIELDS_UNKNOWN};
 use super::*;
+use meridian_protocol::body::TopicConfig;
+
+/// A body with fewer topics than 1/this of the group's list is written topic by topic,
+/// leaving the list as it is: rebuilding it costs O(list) (1.4 ms at 100k topics) where
+/// the probes cost O(body). Smaller in unit tests, so the model test's few topics take
+/// both paths.
+const INCREMENTAL_SHARE_MAX: usize = if cfg!(test) { 2 } else { 16 };
 
 /// What the broker-group update (steps 1–9) decided for the rest of a registration.
 struct GroupUpdate {
@@ -171,25 +178,64 @@ impl RouteTable {
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
         let write_all = group.register_first || dv_changed;
+        let listed = self.broker_topics.get(&req.broker_name).map_or(0, GroupTopics::len);
+        if req.body.topic_configs.len() * INCREMENTAL_SHARE_MAX < listed {
+            self.write_few_topics(req, group, write_all);
+        } else {
+            self.write_all_topics(req, group, write_all);
+        }
+        if dv_changed || group.register_first {
+            for (topic, info) in &req.body.topic_queue_mapping_infos {
+                if self.mapping.get(topic).and_then(|m| m.get(&info.bname)) != Some(info) {
+                    let per_broker = Arc::make_mut(&mut self.mapping).entry(topic.clone()).or_default();
+                    per_broker.insert(info.bname.clone(), info.clone());
+                    self.touch(topic);
+                }
+            }
+        }
+    }
+
+    /// The queue data a topic config gives this group (step 10's acting-master rewrite).
+    fn queue_data(tc: &TopicConfig, broker_name: &Arc<str>, group: &GroupUpdate) -> QueueData {
+        let mut perm = tc.perm;
+        if group.is_prime_slave && group.enable_acting_master {
+            perm &= !PERM_WRITE;
+        }
+        QueueData {
+            broker_name: broker_name.clone(),
+            read_queue_nums: tc.read_queue_nums,
+            write_queue_nums: tc.write_queue_nums,
+            perm,
+            topic_sys_flag: tc.topic_sys_flag,
+        }
+    }
+
+    /// A body far smaller than the group's list (a broker's one-topic registration when it
+    /// creates a topic): each topic is probed, the list is left in place, not rebuilt.
+    fn write_few_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
         let broker_name = self.group_name(&req.broker_name);
-        // The group's list is rebuilt in this body's order (see `group_topics`).
+        for tc in &req.body.topic_configs {
+            let has_queue = || {
+                self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))
+            };
+            if write_all || !has_queue() {
+                let put = self.put_queue_data(&tc.topic_name, Self::queue_data(tc, &broker_name, group));
+                self.count(put);
+            }
+        }
+    }
+
+    /// A full body: walked beside the group's list, which is rebuilt in this body's order
+    /// (see `group_topics`).
+    fn write_all_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
+        let broker_name = self.group_name(&req.broker_name);
         let prev = self.broker_topics.remove(&req.broker_name).unwrap_or_default();
         let mut walk = Walk::new(&prev.list);
         let mut next: Vec<Listed> = Vec::with_capacity(req.body.topic_configs.len().max(prev.len()));
         // Topics the group had that this body lists out of step: their new fields.
         let mut moved: FastMap<TopicName, u64> = FastMap::default();
         for tc in &req.body.topic_configs {
-            let mut perm = tc.perm;
-            if group.is_prime_slave && group.enable_acting_master {
-                perm &= !PERM_WRITE;
-            }
-            let qd = QueueData {
-                broker_name: broker_name.clone(),
-                read_queue_nums: tc.read_queue_nums,
-                write_queue_nums: tc.write_queue_nums,
-                perm,
-                topic_sys_flag: tc.topic_sys_flag,
-            };
+            let qd = Self::queue_data(tc, &broker_name, group);
             let fields = pack(&qd);
             if let Some(old) = walk.find(&tc.topic_name) {
                 // In step: the group has the topic; written only if its fields differ.
@@ -245,15 +291,6 @@ impl RouteTable {
         debug_assert!(moved.is_empty(), "moved topics the group did not have");
         if !next.is_empty() {
             self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true });
-        }
-        if dv_changed || group.register_first {
-            for (topic, info) in &req.body.topic_queue_mapping_infos {
-                if self.mapping.get(topic).and_then(|m| m.get(&info.bname)) != Some(info) {
-                    let per_broker = Arc::make_mut(&mut self.mapping).entry(topic.clone()).or_default();
-                    per_broker.insert(info.bname.clone(), info.clone());
-                    self.touch(topic);
-                }
-            }
         }
     }
 
