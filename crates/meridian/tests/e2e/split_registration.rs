@@ -132,6 +132,14 @@ fn a_split_registration_is_one_line_per_round_and_only_when_topics_changed() {
     // Rounds and chunks are counted apart: 3 rounds of 4 chunks, and the two sentinels.
     assert_eq!(metric(&server, "meridian_registration_chunks_total"), Some(14.0));
     assert_eq!(metric(&server, "meridian_registration_rounds_total"), Some(5.0));
+    // And per broker address: split mode shows as 4 chunks per round.
+    let labels = format!("{{cluster=\"c1\",broker=\"{BROKER}\",addr=\"{}\"}}", addr(10911));
+    assert_eq!(metric(&server, &format!("meridian_broker_registration_rounds_total{labels}")), Some(3.0));
+    assert_eq!(metric(&server, &format!("meridian_broker_registration_chunks_total{labels}")), Some(12.0));
+    assert_eq!(metric(&server, &format!("meridian_broker_registration_last_round_chunks{labels}")), Some(4.0));
+    // The sentinels closed their connections, so they left the table and their series with it.
+    let (_, text) = server.http_get("/metrics");
+    assert!(!text.contains("broker=\"broker-sentinel-"), "{text}");
 }
 
 #[test]
@@ -154,4 +162,7 @@ fn a_round_cut_short_by_removal_is_logged_before_the_removal() {
         poll_until(POLL_DEADLINE, || metric(&server, "meridian_registration_rounds_total") == Some(1.0)),
         "the cut-short round is counted"
     );
+    // The removed address's per-broker series go with it.
+    let (_, text) = server.http_get("/metrics");
+    assert!(!text.contains(&format!("broker=\"{BROKER}\"")), "{text}");
 }

@@ -5,7 +5,9 @@
 
 use meridian_protocol::body::DecodeStages;
 use meridian_protocol::codes;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Request codes with their own series (everything a NameServer serves, the protocol crate's
@@ -265,6 +267,21 @@ pub struct WriterMetrics {
     pub(super) topics: AtomicU64,
     pub(super) topic_broker_entries: AtomicU64,
     pub(super) brokers_provisional: AtomicU64,
+    /// Per live broker address, (cluster, addr): its closed rounds. A mutex, since the
+    /// writer changes the set: only the writer (at a round's close or the address's removal,
+    /// not per request) and a scrape take it. At most one entry per live address.
+    pub(super) broker_rounds: Mutex<BTreeMap<(String, String), BrokerRounds>>,
+}
+
+/// One broker address's registration rounds since it registered (a split-mode broker shows
+/// many chunks per round).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerRounds {
+    /// Broker name of the last round.
+    pub broker: String,
+    pub rounds: u64,
+    pub chunks: u64,
+    pub last_round_chunks: u64,
 }
 
 impl WriterMetrics {
@@ -292,9 +309,29 @@ impl WriterMetrics {
         add(&self.registration_chunks, 1);
     }
 
-    /// A broker's registration round closed (see `route::rounds`).
-    pub fn registration_round(&self) {
+    /// A broker's registration round of `chunks` chunks closed (see `route::rounds`).
+    pub fn registration_round(&self, cluster: &str, addr: &str, broker: &str, chunks: u64) {
         add(&self.registration_rounds, 1);
+        let mut by_addr = self.broker_rounds.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = by_addr.entry((cluster.to_string(), addr.to_string())).or_default();
+        if entry.broker != broker {
+            entry.broker = broker.to_string();
+        }
+        entry.rounds += 1;
+        entry.chunks += chunks;
+        entry.last_round_chunks = chunks;
+    }
+
+    /// The address left the table: its per-broker series go with it.
+    pub fn broker_address_removed(&self, cluster: &str, addr: &str) {
+        let mut by_addr = self.broker_rounds.lock().unwrap_or_else(|e| e.into_inner());
+        by_addr.remove(&(cluster.to_string(), addr.to_string()));
+    }
+
+    /// ((cluster, addr), rounds) of every broker address with a closed round.
+    pub fn broker_rounds(&self) -> Vec<((String, String), BrokerRounds)> {
+        let by_addr = self.broker_rounds.lock().unwrap_or_else(|e| e.into_inner());
+        by_addr.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     pub fn brokers_removed(&self, cause: RemovalCause, n: usize) {

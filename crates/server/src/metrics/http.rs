@@ -4,8 +4,8 @@
 //! Must not: be reached from the request path, or write to any counter.
 
 use super::counters::{
-    Histogram, Merged, ShardMetrics, WriterMetrics, CLOSE_CAUSES, REFUSAL_REASONS, REMOVAL_CAUSES, REQUEST_CODES,
-    REQUEST_SLOTS, RESPONSE_CODES, RESPONSE_SLOTS,
+    BrokerRounds, Histogram, Merged, ShardMetrics, WriterMetrics, CLOSE_CAUSES, REFUSAL_REASONS, REMOVAL_CAUSES,
+    REQUEST_CODES, REQUEST_SLOTS, RESPONSE_CODES, RESPONSE_SLOTS,
 };
 use crate::error::StartError;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -16,6 +16,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A per-broker series: name, help, type, and its value of a broker's rounds.
+type BrokerSeries = (&'static str, &'static str, MetricType, fn(&BrokerRounds) -> u64);
 
 /// What a scrape reads of the published route snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -206,6 +209,44 @@ impl Metrics {
         Ok(())
     }
 
+    /// Per live broker address: closed registration rounds and their chunks (split mode
+    /// shows as chunks > rounds), labelled by cluster, broker name and address.
+    fn encode_broker_rounds(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rounds = self.writer.broker_rounds();
+        let series: [BrokerSeries; 3] = [
+            (
+                "meridian_broker_registration_rounds",
+                "Registration rounds of a live broker address since it registered.",
+                MetricType::Counter,
+                |r| r.rounds,
+            ),
+            (
+                "meridian_broker_registration_chunks",
+                "REGISTER_BROKER frames in those rounds (one per round unless split).",
+                MetricType::Counter,
+                |r| r.chunks,
+            ),
+            (
+                "meridian_broker_registration_last_round_chunks",
+                "Frames in the broker address's last registration round.",
+                MetricType::Gauge,
+                |r| r.last_round_chunks,
+            ),
+        ];
+        for (name, help, kind, value) in series {
+            let mut family = enc.encode_descriptor(name, help, None, kind)?;
+            for ((cluster, addr), r) in &rounds {
+                let labels = [("cluster", cluster.as_str()), ("broker", r.broker.as_str()), ("addr", addr.as_str())];
+                let encoder = family.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(value(r)).encode(encoder)?,
+                    _ => ConstGauge::new(value(r) as i64).encode(encoder)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Registrations: bytes, decode and apply times, refusals, broker removals.
     fn encode_registrations(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let shards = &self.shards;
@@ -278,6 +319,7 @@ impl Metrics {
             "Broker registration rounds closed: one frame, or the chunks of a split registration.",
             w.registration_rounds.load(Relaxed),
         )?;
+        self.encode_broker_rounds(enc)?;
         {
             let mut family = enc.encode_descriptor(
                 "meridian_broker_removals",

@@ -487,7 +487,7 @@ impl Writer {
     }
 
     fn round_closed(&self, round: &Round, end: RoundEnd) {
-        self.metrics.registration_round();
+        self.metrics.registration_round(&round.cluster, &round.addr, &round.broker, round.chunks);
         events::round_closed(round, end);
     }
 
@@ -496,6 +496,7 @@ impl Writer {
         if let Some(round) = self.rounds.remove(cluster, addr) {
             self.round_closed(&round, RoundEnd::Removed);
         }
+        self.metrics.broker_address_removed(cluster, addr);
     }
 
     /// Closes the rounds whose brokers have sent nothing for `registrationRoundQuietMs`.
