@@ -11,7 +11,10 @@
 //! - no chunk of that address arrived for `registrationRoundQuietMs` — `RoundEnd::Quiet`
 //!   (a one-frame registration is a round of one chunk closed this way, as is a split
 //!   broker with fewer topics than one chunk, which sends only its remainder);
-//! - the address is removed (unregister, connection closed, expiry) — `RoundEnd::Removed`.
+//! - the address is removed (unregister, connection closed, expiry) — `RoundEnd::Removed`;
+//! - a chunk arrives when the round has been open for `ROUND_SPAN_MS_MAX` — `RoundEnd::Span`:
+//!   the round closes and the chunk opens the next, so an address that re-registers more
+//!   often than the quiet time still gets a line (and a count) at least that often.
 //!
 //! A round keeps counts only (chunks, topics added / removed / changed, first and last
 //! data version), never topic names. Pure: takes `now_ms`, does no I/O and logs nothing.
@@ -19,6 +22,10 @@
 use super::table::TopicCounts;
 use meridian_protocol::body::DataVersion;
 use std::collections::HashMap;
+
+/// The longest a round stays open while chunks keep coming: a Java broker's default
+/// registration period (30 s). Its split chunks go out back to back, well within it.
+pub const ROUND_SPAN_MS_MAX: u64 = 30_000;
 
 /// One applied registration of an address, as the writer saw it.
 #[derive(Debug, Clone)]
@@ -45,6 +52,8 @@ pub enum RoundEnd {
     Quiet,
     /// The address was removed (unregister, connection closed, expiry).
     Removed,
+    /// Open for `ROUND_SPAN_MS_MAX` when another chunk came.
+    Span,
 }
 
 impl RoundEnd {
@@ -54,6 +63,7 @@ impl RoundEnd {
             RoundEnd::Remainder => "remainder",
             RoundEnd::Quiet => "quiet",
             RoundEnd::Removed => "removed",
+            RoundEnd::Span => "span",
         }
     }
 }
@@ -76,6 +86,7 @@ pub struct Round {
     pub data_version_last: DataVersion,
     /// Topics in the first chunk (`None`: it was not read, so no chunk is "fewer").
     first_topics: Option<usize>,
+    first_chunk_ms: u64,
     last_chunk_ms: u64,
 }
 
@@ -93,6 +104,7 @@ impl Round {
             data_version_first: chunk.data_version,
             data_version_last: chunk.data_version,
             first_topics: chunk.topics,
+            first_chunk_ms: now_ms,
             last_chunk_ms: now_ms,
         }
     }
@@ -133,13 +145,18 @@ pub struct Rounds {
 }
 
 impl Rounds {
-    /// Records an applied chunk; returns its round if this chunk closed it (the remainder).
-    pub fn chunk(&mut self, chunk: Chunk, now_ms: u64) -> Option<Round> {
+    /// Records an applied chunk; returns the round it closed, if any: its own (the
+    /// remainder), or the one before it, open too long (`Span`; the chunk opens the next).
+    pub fn chunk(&mut self, chunk: Chunk, now_ms: u64) -> Option<(Round, RoundEnd)> {
         let key = (chunk.cluster.clone(), chunk.addr.clone());
         match self.open.get_mut(&key) {
+            Some(round) if now_ms.saturating_sub(round.first_chunk_ms) >= ROUND_SPAN_MS_MAX => {
+                let next = Round::open(chunk, now_ms);
+                self.open.insert(key, next).map(|spanned| (spanned, RoundEnd::Span))
+            }
             Some(round) => {
                 if round.add(chunk, now_ms) {
-                    return self.open.remove(&key);
+                    return self.open.remove(&key).map(|r| (r, RoundEnd::Remainder));
                 }
                 None
             }
@@ -203,7 +220,8 @@ mod tests {
         let mut rounds = Rounds::default();
         assert_eq!(rounds.chunk(chunk("a", 800, 1, 800), 0), None);
         assert_eq!(rounds.chunk(chunk("a", 800, 2, 800), 10), None);
-        let round = rounds.chunk(chunk("a", 3, 3, 3), 20).expect("the remainder closes it");
+        let (round, end) = rounds.chunk(chunk("a", 3, 3, 3), 20).expect("the remainder closes it");
+        assert_eq!(end, RoundEnd::Remainder);
         assert_eq!((round.chunks, round.topics, round.counts.added), (3, 1603, 1603));
         assert_eq!((round.data_version_first.counter, round.data_version_last.counter), (1, 3));
         assert!(round.new_address() && round.topics_changed());
@@ -216,7 +234,7 @@ mod tests {
         let mut rounds = Rounds::default();
         rounds.chunk(chunk("a", 800, 4, 0), 0);
         rounds.chunk(chunk("a", 800, 5, 0), 1);
-        let round = rounds.chunk(chunk("a", 0, 6, 0), 2).expect("an empty remainder is fewer");
+        let (round, _) = rounds.chunk(chunk("a", 0, 6, 0), 2).expect("an empty remainder is fewer");
         assert_eq!((round.chunks, round.topics), (3, 1600));
         assert!(!round.new_address() && !round.topics_changed());
     }
@@ -274,9 +292,9 @@ mod tests {
         rounds.chunk(chunk("a", 800, 2, 800), 2);
         // b's chunk of 100 is fewer than a's first, but it is b's round.
         rounds.chunk(chunk("b", 100, 2, 1), 3);
-        let a = rounds.chunk(chunk("a", 100, 3, 100), 4).expect("a's remainder");
+        let (a, _) = rounds.chunk(chunk("a", 100, 3, 100), 4).expect("a's remainder");
         assert_eq!((a.addr.as_str(), a.chunks, a.counts.added), ("a", 3, 1700));
-        let b = rounds.chunk(chunk("b", 99, 3, 0), 5).expect("b's remainder");
+        let (b, _) = rounds.chunk(chunk("b", 99, 3, 0), 5).expect("b's remainder");
         assert_eq!((b.addr.as_str(), b.chunks, b.topics, b.counts.added), ("b", 3, 299, 101));
         // Same address in another cluster is another round.
         rounds.chunk(chunk("a", 10, 1, 10), 6);
@@ -284,5 +302,20 @@ mod tests {
         let closed = rounds.close_quiet(10_000, QUIET);
         let clusters: Vec<&str> = closed.iter().map(|r| r.cluster.as_str()).collect();
         assert_eq!(clusters, ["c1", "c2"], "the longest silent first");
+    }
+
+    #[test]
+    fn an_address_that_never_goes_quiet_still_closes_a_round_per_span() {
+        let mut rounds = Rounds::default();
+        // One frame every second, same topic count: never quiet, never a remainder.
+        let mut closed = Vec::new();
+        for i in 0..70u64 {
+            closed.extend(rounds.chunk(chunk("a", 50, 1 + i as i64, usize::from(i == 40)), i * 1_000));
+        }
+        let spans: Vec<(u64, RoundEnd)> = closed.iter().map(|(r, end)| (r.chunks, *end)).collect();
+        assert_eq!(spans, [(30, RoundEnd::Span), (30, RoundEnd::Span)], "a round per 30 s");
+        assert!(closed[1].0.topics_changed() && !closed[0].0.topics_changed(), "the change is in the second");
+        assert_eq!(closed[1].0.data_version_first.counter, 31, "the chunk after a span opens the next round");
+        assert_eq!(rounds.open_count(), 1);
     }
 }

@@ -473,8 +473,8 @@ impl Writer {
             (_, Some(_)) => {
                 self.metrics.registration_chunk();
                 let chunk = who.chunk(conn, before, self.table.last_topic_counts());
-                if let Some(round) = self.rounds.chunk(chunk, now_ms) {
-                    self.round_closed(&round, RoundEnd::Remainder);
+                if let Some((round, end)) = self.rounds.chunk(chunk, now_ms) {
+                    self.round_closed(&round, end);
                 }
             }
             (Some(_), None) => {
