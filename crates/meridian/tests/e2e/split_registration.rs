@@ -137,9 +137,9 @@ fn a_split_registration_is_one_line_per_round_and_only_when_topics_changed() {
     assert_eq!(metric(&server, &format!("meridian_broker_registration_rounds_total{labels}")), Some(3.0));
     assert_eq!(metric(&server, &format!("meridian_broker_registration_chunks_total{labels}")), Some(12.0));
     assert_eq!(metric(&server, &format!("meridian_broker_registration_last_round_chunks{labels}")), Some(4.0));
-    // The sentinels closed their connections, so they left the table and their series with it.
-    let (_, text) = server.http_get("/metrics");
-    assert!(!text.contains("broker=\"broker-sentinel-"), "{text}");
+    // The sentinels closed their connections, so they leave the table and their series with it.
+    let gone = || !server.http_get("/metrics").1.contains("broker=\"broker-sentinel-");
+    assert!(poll_until(POLL_DEADLINE, gone), "{}", server.http_get("/metrics").1);
 }
 
 #[test]
@@ -163,6 +163,6 @@ fn a_round_cut_short_by_removal_is_logged_before_the_removal() {
         "the cut-short round is counted"
     );
     // The removed address's per-broker series go with it.
-    let (_, text) = server.http_get("/metrics");
-    assert!(!text.contains(&format!("broker=\"{BROKER}\"")), "{text}");
+    let gone = || !server.http_get("/metrics").1.contains(&format!("broker=\"{BROKER}\""));
+    assert!(poll_until(POLL_DEADLINE, gone), "{}", server.http_get("/metrics").1);
 }
