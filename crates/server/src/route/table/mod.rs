@@ -428,6 +428,11 @@ impl RouteTable {
         self.changes.topics |= !topics.is_empty();
     }
 
+    /// `broker_name`'s queue data of `topic`, if the group has any.
+    fn queue_data_of(&self, topic: &str, broker_name: &str) -> Option<&QueueData> {
+        self.topic_queue.get(topic).and_then(|e| e.queues().get(broker_name))
+    }
+
     /// The name `broker_name`'s queue data share, made on the group's first use.
     fn group_name(&mut self, broker_name: &str) -> Arc<str> {
         if let Some(name) = self.group_names.get(broker_name) {
@@ -483,7 +488,7 @@ impl RouteTable {
             for (broker, topics) in &self.broker_topics {
                 for l in &topics.list {
                     assert!(listed.insert((broker, &*l.name)), "{broker} lists {} twice", l.name);
-                    let qd = self.topic_queue.get(&l.name).and_then(|e| e.queues().get(broker));
+                    let qd = self.queue_data_of(&l.name, broker);
                     let qd = qd.unwrap_or_else(|| panic!("{broker} lists {} without its queue data", l.name));
                     if topics.in_sync && l.fields != group_topics::FIELDS_UNKNOWN {
                         assert_eq!(l.fields, group_topics::pack(qd), "{broker}: stale fields of {}", l.name);

@@ -52,10 +52,9 @@ impl RouteTable {
 
     /// Removes one broker name's queue data from a topic, dropping the topic if it empties.
     pub(super) fn remove_queue_data(&mut self, topic: &str, broker_name: &str) -> bool {
-        if !self.topic_queue.get(topic).is_some_and(|e| e.queues().contains_key(broker_name)) {
+        if !self.drop_queue_data(topic, broker_name) {
             return false;
         }
-        self.drop_queue_data(topic, broker_name);
         if let Some(topics) = self.broker_topics.get_mut(broker_name) {
             topics.remove(topic);
             if topics.is_empty() {
@@ -67,20 +66,22 @@ impl RouteTable {
     }
 
     /// Removes `broker_name`'s queue data from `topic` (dropping a topic left with none);
-    /// the reverse index is the caller's.
-    pub(super) fn drop_queue_data(&mut self, topic: &str, broker_name: &str) {
-        let Some(entry) = self.topic_queue.get(topic) else { return };
+    /// false if it had none. The reverse index is the caller's.
+    pub(super) fn drop_queue_data(&mut self, topic: &str, broker_name: &str) -> bool {
+        let Some(entry) = self.topic_queue.get(topic) else { return false };
         let queues = entry.queues();
-        if queues.len() == 1 && queues.contains_key(broker_name) {
+        if !queues.contains_key(broker_name) {
+            return false;
+        }
+        if queues.len() == 1 {
             // Its last queue data: the topic goes, without a new entry first.
             self.topic_queue.remove(topic);
-        } else if queues.contains_key(broker_name) {
+        } else {
             let opened = self.topic_queue.get_mut(topic, self.stamp).expect("found above");
             opened.entry.queues_mut().remove(broker_name);
-        } else {
-            return;
         }
         self.changes.topics = true;
+        true
     }
 
     /// Sets the permission of `broker_name`'s queue data of `topic`, which must exist.
@@ -150,7 +151,7 @@ impl RouteTable {
             self.broker_topics.get(broker_name).map(|t| t.names().cloned().collect()).unwrap_or_default();
         let mut count = 0;
         for topic in topics {
-            let Some(old) = self.topic_queue.get(&topic).and_then(|e| e.queues().get(broker_name)) else { continue };
+            let Some(old) = self.queue_data_of(&topic, broker_name) else { continue };
             count += 1;
             let perm = if wipe { old.perm & !PERM_WRITE } else { PERM_READ | PERM_WRITE };
             if old.perm != perm {
@@ -172,7 +173,7 @@ impl RouteTable {
         let mut set: BTreeSet<&str> = BTreeSet::new();
         for name in self.cluster_addr.get(cluster).into_iter().flatten() {
             for topic in self.broker_topics.get(name).into_iter().flat_map(GroupTopics::names) {
-                if self.topic_queue.get(topic).is_some_and(|e| e.queues().contains_key(name)) {
+                if self.queue_data_of(topic, name).is_some() {
                     set.insert(&**topic);
                 }
             }

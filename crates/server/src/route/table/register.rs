@@ -215,10 +215,7 @@ impl RouteTable {
     fn write_few_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
         let broker_name = self.group_name(&req.broker_name);
         for tc in &req.body.topic_configs {
-            let has_queue = || {
-                self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))
-            };
-            if write_all || !has_queue() {
+            if write_all || self.queue_data_of(&tc.topic_name, &req.broker_name).is_none() {
                 let put = self.put_queue_data(&tc.topic_name, Self::queue_data(tc, &broker_name, group));
                 self.count(put);
             }
@@ -256,10 +253,7 @@ impl RouteTable {
                 continue;
             }
             // Out of step: the index decides.
-            let has_queue = || {
-                self.topic_queue.get(tc.topic_name.as_str()).is_some_and(|e| e.queues().contains_key(&req.broker_name))
-            };
-            if !write_all && has_queue() {
+            if !write_all && self.queue_data_of(&tc.topic_name, &req.broker_name).is_some() {
                 continue; // a leftover below keeps it
             }
             let (put, name) = self.put_entry(&tc.topic_name, qd);

@@ -82,7 +82,7 @@ impl RouteTable {
             let topics: Vec<TopicName> =
                 self.broker_topics.get(&name).map(|t| t.names().cloned().collect()).unwrap_or_default();
             for topic in topics {
-                let perm = self.topic_queue.get(&topic).and_then(|e| e.queues().get(&name)).map(|q| q.perm);
+                let perm = self.queue_data_of(&topic, &name).map(|q| q.perm);
                 if let Some(perm) = perm.filter(|p| p & PERM_WRITE != 0) {
                     self.set_perm(&topic, &name, perm & !PERM_WRITE);
                 }
