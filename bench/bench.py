@@ -721,13 +721,12 @@ class Bench:
                     continue
                 vals["answer"][server.name] = first["p50_us"]
                 vals["visible"][server.name] = visible if "na" in visible else visible["p50_us"]
-                resend = event(result, "register.resend-unchanged")
                 # The first registration was measured; a later step that failed gets its own cell.
-                vals["resend"][server.name] = resend["p50_us"] if resend else t.skip(
-                    f"{server.name} {topics} topics: no re-send answered{': ' + error if error else ''}")
-                changed = event(result, "register.resend-changed")
-                vals["changed"][server.name] = changed["p50_us"] if changed else t.skip(
-                    f"{server.name} {topics} topics: no changed re-send answered{': ' + error if error else ''}")
+                for key, name, what in (("resend", "register.resend-unchanged", "re-send"),
+                                        ("changed", "register.resend-changed", "changed re-send")):
+                    resend = event(result, name)
+                    vals[key][server.name] = resend["p50_us"] if resend else t.skip(
+                        f"{server.name} {topics} topics: no {what} answered{': ' + error if error else ''}")
                 unreg = event(result, "visible.unregister")
                 if server.kind == "floor":
                     vals["unreg"][server.name] = {"na": 1}
