@@ -4,7 +4,8 @@
 //! `INDEX_SHARDS` hash tables, each behind an `Arc`. Publishing a snapshot clones the shard
 //! pointers (one refcount bump each), not the topics; the writer's next change to a shard a
 //! snapshot still holds copies that shard only (`Arc::make_mut`): table size / 16384 slots of
-//! two pointers. So there is one copy of the route state, and a publish costs what changed.
+//! 32 bytes (hash, name, entry). So there is one copy of the route state, and a publish costs
+//! what changed.
 //!
 //! Each topic's `TopicEntry` is itself an `Arc`, replaced (never mutated) once published: it
 //! carries the generation that last changed it (`version`, what route watchers compare) and
