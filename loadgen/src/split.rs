@@ -139,10 +139,10 @@ mod tests {
                     let bytes = encode_register_body(&body, &format);
                     let back = decode_register_body(&bytes, format.request_version(), kind, 1 << 20).unwrap();
                     assert_eq!(back.data_version, body.data_version, "{format:?}");
-                    names.extend(back.topic_configs.iter().map(|t| (t.topic_name.clone(), t.read_queue_nums)));
+                    names.extend(back.topic_configs.iter().map(|t| (t.topic_name.to_string(), t.read_queue_nums)));
                 }
                 let expected: Vec<_> =
-                    whole.topic_configs.iter().map(|t| (t.topic_name.clone(), t.read_queue_nums)).collect();
+                    whole.topic_configs.iter().map(|t| (t.topic_name.to_string(), t.read_queue_nums)).collect();
                 assert_eq!(names, expected, "{format:?}");
             }
         }

@@ -446,7 +446,7 @@ pub fn encode_register_body_json_4x(out: &mut Vec<u8>, body: &RegisterBrokerBody
         if i > 0 {
             out.push(b',');
         }
-        write_json_str(out, &topic.topic_name);
+        write_json_str(out, topic.topic_name);
         out.extend_from_slice(b":{\"order\":");
         out.extend_from_slice(if topic.order { b"true" } else { b"false" });
         out.extend_from_slice(
@@ -455,7 +455,7 @@ pub fn encode_register_body_json_4x(out: &mut Vec<u8>, body: &RegisterBrokerBody
         out.extend_from_slice(b",\"topicFilterType\":\"");
         out.extend_from_slice(topic.topic_filter_type.java_name().as_bytes());
         out.extend_from_slice(b"\",\"topicName\":");
-        write_json_str(out, &topic.topic_name);
+        write_json_str(out, topic.topic_name);
         out.extend_from_slice(
             format!(",\"topicSysFlag\":{},\"writeQueueNums\":{}}}", topic.topic_sys_flag, topic.write_queue_nums)
                 .as_bytes(),
@@ -683,7 +683,7 @@ mod tests {
                 let back = decode(&bytes, &format);
                 assert_eq!(back.data_version, body.data_version, "{format:?}");
                 let names = |b: &RegisterBrokerBody| {
-                    b.topic_configs.iter().map(|t| (t.topic_name.clone(), t.read_queue_nums)).collect::<Vec<_>>()
+                    b.topic_configs.iter().map(|t| (t.topic_name.to_string(), t.read_queue_nums)).collect::<Vec<_>>()
                 };
                 assert_eq!(names(&back), names(&body), "{format:?}");
             }

@@ -135,8 +135,14 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     pub(crate) fn plain_string(&mut self) -> Scan<String> {
+        Ok(self.plain_utf8()?.to_owned())
+    }
+
+    /// `plain_str` as `&str`.
+    #[inline]
+    pub(crate) fn plain_utf8(&mut self) -> Scan<&'a str> {
         let s = self.plain_str()?;
-        Ok(std::str::from_utf8(s).map_err(|_| Fallback)?.to_owned())
+        std::str::from_utf8(s).map_err(|_| Fallback)
     }
 
     /// An object key (valid UTF-8, as serde requires) followed by its colon.

@@ -82,7 +82,7 @@ fn bench_snapshot_publish(c: &mut Criterion) {
                 bench_publish(&mut table, &mut snapshot, iters, |generation| {
                     let queue_nums = if generation % 2 == 0 { 16 } else { 8 };
                     let mut body = common::register_body(&[], 2 + generation as i64);
-                    body.topic_configs.push(common::topic_config(&names[0], queue_nums));
+                    body.topic_configs.push(common::topic_config(&names[0], queue_nums)).expect("one small topic");
                     common::register_request(0, body)
                 })
             })
@@ -94,7 +94,9 @@ fn bench_snapshot_publish(c: &mut Criterion) {
     let (mut table, mut snapshot) = loaded(&names);
     let bodies = [common::register_body(&names, 2), {
         let mut body = common::register_body(&names, 3);
-        body.topic_configs.iter_mut().for_each(|t| t.write_queue_nums += 1);
+        let mut topics = body.topic_configs.to_vec();
+        topics.iter_mut().for_each(|t| t.write_queue_nums += 1);
+        body.topic_configs = topics.into();
         body
     }];
     group.sample_size(10);
@@ -140,9 +142,11 @@ fn bench_register(c: &mut Criterion) {
                     let mut body = common::register_body(&names, 10 + generation as i64);
                     let step = 100;
                     let flip = (generation as usize) % step;
-                    for t in body.topic_configs.iter_mut().skip(flip).step_by(step) {
+                    let mut topics = body.topic_configs.to_vec();
+                    for t in topics.iter_mut().skip(flip).step_by(step) {
                         t.perm = if generation % 2 == 0 { 4 } else { 6 };
                     }
+                    body.topic_configs = topics.into();
                     common::register_request(0, body)
                 })
             })

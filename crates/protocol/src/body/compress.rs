@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::decode::{decode_data_version, from_object_slice, parse_lenient, AttributesJson, MappingInfoJson};
 use super::encode::{push_attributes, push_data_version, push_i32, push_mapping_info, push_str_array};
 use super::model::*;
+use super::registration::{NamesTooLong, RegisterBrokerBody, TopicConfigs};
 
 /// First chunk of decompressed output: big enough to amortise, small enough that the
 /// allocation never runs far ahead of what the stream actually produced.
@@ -336,15 +337,15 @@ pub(super) fn decode_compressed_layout(
     let topic_count = reader.read_count("topic count")?;
     // Every string decoded from here on is at most as long as the bytes it is read from.
     let strings_bytes = plain.len() - reader.offset;
-    gate.reserve(topic_count.saturating_mul(std::mem::size_of::<TopicConfig>()).saturating_add(strings_bytes))?;
-    let mut topic_configs = Vec::with_capacity(topic_count);
+    gate.reserve(topic_count.saturating_mul(TopicConfigs::ROW_BYTES).saturating_add(strings_bytes))?;
+    let mut topic_configs = TopicConfigs::with_capacity(topic_count, 0);
     for topic_index in 0..topic_count {
         let encoded = reader.read_bytes("topic config")?;
         // Java decodes with `new String(bytes, UTF_8)`, which replaces invalid sequences.
         let encoded = String::from_utf8_lossy(encoded);
         let topic = decode_topic_config_string(&encoded)
             .map_err(|detail| compressed_error(format!("topic config #{topic_index} {encoded:?}: {detail}")))?;
-        topic_configs.push(topic);
+        topic_configs.push(topic).map_err(|NamesTooLong| compressed_error("topic names pass 4 GiB"))?;
     }
 
     let filter_servers_json = reader.read_bytes("filterServerList")?;
@@ -453,7 +454,7 @@ pub fn encode_register_body_compressed(out: &mut Vec<u8>, body: &RegisterBrokerB
             plain.extend_from_slice(topic.topic_filter_type.java_name().as_bytes());
             if with_mappings && (zlib_wrapped || !topic.attributes.is_empty()) {
                 plain.push(b' ');
-                push_attributes(plain, &topic.attributes);
+                push_attributes(plain, topic.attributes);
             }
         });
     }

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::model::*;
+use super::registration::{NamesTooLong, RegisterBrokerBody, TopicConfigs};
 use super::scan;
 
 /// Nesting depth up to which the unquoted-key rewrite tracks containers; serde_json itself
@@ -283,9 +284,9 @@ impl TopicConfigWrapperJson {
     }
 }
 
-/// The topicConfigTable, built straight into a Vec in wire order (no intermediate map,
-/// no allocation for the keys, which Java ignores in favour of `topicName`).
-struct TopicTableJson(Vec<TopicConfig>);
+/// The topicConfigTable, built straight into `TopicConfigs` in wire order (no intermediate
+/// map, no allocation for the keys, which Java ignores in favour of `topicName`).
+struct TopicTableJson(TopicConfigs);
 
 impl<'de> Deserialize<'de> for TopicTableJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -296,7 +297,7 @@ impl<'de> Deserialize<'de> for TopicTableJson {
                 f.write_str("a topicConfigTable object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut topics = Vec::new();
+                let mut topics = TopicConfigs::new();
                 while let Some(key) = map.next_key::<KeyStr<'de>>()? {
                     if key.0 == JSON_REF_KEY {
                         map.next_value::<IgnoredAny>()?;
@@ -318,7 +319,9 @@ impl<'de> Deserialize<'de> for TopicTableJson {
                             key.0
                         )));
                     };
-                    topics.push(topic.into_topic_config(topic_name));
+                    topics
+                        .push(topic.into_topic_config(topic_name))
+                        .map_err(|NamesTooLong| de::Error::custom("topic names pass 4 GiB"))?;
                 }
                 Ok(TopicTableJson(topics))
             }

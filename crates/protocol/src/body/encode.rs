@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::model::*;
+use super::registration::RegisterBrokerBody;
 
 /// Largest integer fastjson's BrowserCompatible mode still writes as a bare number (2^53 - 1).
 pub(super) const JSON_SAFE_INTEGER_MAX: i64 = 9_007_199_254_740_991;
@@ -370,9 +371,9 @@ pub fn encode_register_body_json_with_mapping_version(
         if index > 0 {
             out.push(b',');
         }
-        push_str_key(out, &topic.topic_name, flavour);
+        push_str_key(out, topic.topic_name, flavour);
         out.extend_from_slice(b"{\"attributes\":");
-        push_attributes(out, &topic.attributes);
+        push_attributes(out, topic.attributes);
         out.extend_from_slice(b",\"order\":");
         push_bool(out, topic.order);
         out.extend_from_slice(b",\"perm\":");
@@ -382,7 +383,7 @@ pub fn encode_register_body_json_with_mapping_version(
         out.extend_from_slice(b",\"topicFilterType\":\"");
         out.extend_from_slice(topic.topic_filter_type.java_name().as_bytes());
         out.extend_from_slice(b"\",\"topicName\":");
-        push_json_str(out, &topic.topic_name, flavour);
+        push_json_str(out, topic.topic_name, flavour);
         out.extend_from_slice(b",\"topicSysFlag\":");
         push_i32(out, topic.topic_sys_flag);
         out.extend_from_slice(b",\"writeQueueNums\":");

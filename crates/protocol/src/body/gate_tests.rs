@@ -191,7 +191,7 @@ fn legitimate_bodies_decode_the_same_and_leave_their_estimate_charged() {
             attributes: Vec::new(),
         })
         .collect();
-    let body = RegisterBrokerBody { topic_configs, ..RegisterBrokerBody::default() };
+    let body = RegisterBrokerBody { topic_configs: topic_configs.into(), ..RegisterBrokerBody::default() };
     let mut json = Vec::new();
     encode_register_body_json(&mut json, &body);
     let mut compressed = Vec::new();

@@ -7,10 +7,11 @@
 //! JSON flavours (fastjson default "legacy" form and the "standard" form).
 //! Must not: touch route state, or allocate past `decompressed_bytes_max` before checking it.
 //!
-//! Layout: `model` holds the types; `decode` (serde), `scan` (the fast path), `encode` and
-//! `compress` read and write bytes and import only `model` and each other downwards
-//! (compress → decode → scan, compress → encode); this module picks among them, and no
-//! child imports it.
+//! Layout: `model` holds the types, `registration` the decoded registration on top of them
+//! (`RegisterBrokerBody`, its topics as one `TopicConfigs`); `decode` (serde), `scan` (the
+//! fast path), `encode` and `compress` read and write bytes and import only those two and
+//! each other downwards (compress → decode → scan, compress → encode); this module picks
+//! among them, and no child imports it.
 
 mod compress;
 mod decode;
@@ -18,6 +19,7 @@ mod encode;
 #[cfg(test)]
 mod gate_tests;
 mod model;
+mod registration;
 pub mod scan;
 #[cfg(test)]
 mod tests;
@@ -28,6 +30,7 @@ pub use decode::{
 };
 pub use encode::*;
 pub use model::*;
+pub use registration::{NamesTooLong, RegisterBrokerBody, TopicConfigRef, TopicConfigs, TopicFields};
 
 use compress::{decode_compressed_register_body, is_zlib_header, zstd_decompress_capped};
 use decode::decode_register_body_json;

@@ -1,5 +1,5 @@
 //! The typed bodies of NameServer requests and answers, as values: what a broker registers
-//! (`RegisterBrokerBody`, `TopicConfig`, `DataVersion`), what a route answer holds
+//! (`TopicConfig`, `DataVersion`; the whole body is `registration`'s), what a route answer holds
 //! (`QueueData`, `BrokerData`), and why a body failed to decode (`BodyError`).
 //! Must not: read or write bytes (the sibling modules do), or touch route state.
 
@@ -63,19 +63,6 @@ pub struct TopicQueueMappingInfo {
     pub dirty: bool,
     /// logical queue id -> physical queue id.
     pub curr_id_map: BTreeMap<i32, i32>,
-}
-
-/// A decoded REGISTER_BROKER body, whatever form it arrived in.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RegisterBrokerBody {
-    pub data_version: DataVersion,
-    pub topic_configs: Vec<TopicConfig>,
-    /// `None` when the body carried no filterServerList (bare wrapper form); Java then leaves
-    /// the stored filter servers unchanged (`RouteInfoManager.registerBroker`).
-    pub filter_server_list: Option<Vec<String>>,
-    /// Static-topic mapping infos, keyed by topic (the last section of the
-    /// compressed layout from V5_0_0 on).
-    pub topic_queue_mapping_infos: Vec<(String, TopicQueueMappingInfo)>,
 }
 
 /// How a REGISTER_BROKER body is wrapped on the wire.

@@ -11,9 +11,9 @@
 //! Must not: recurse, or answer differently from the serde path.
 
 use super::model::{
-    DataVersion, RegisterBrokerBody, TopicConfig, TopicFilterType, TOPIC_PERM_DEFAULT, TOPIC_QUEUE_NUMS_DEFAULT,
-    VERSION_REGISTER_BODY_MIN,
+    DataVersion, TopicFilterType, TOPIC_PERM_DEFAULT, TOPIC_QUEUE_NUMS_DEFAULT, VERSION_REGISTER_BODY_MIN,
 };
+use super::registration::{RegisterBrokerBody, TopicConfigs, TopicFields};
 use crate::cursor::{set_once, Cursor, Scan};
 
 pub use crate::cursor::Fallback;
@@ -21,6 +21,9 @@ pub use crate::cursor::Fallback;
 /// A topic table at least this long is scanned by two threads (see `topic_table`): about
 /// 20k topics, where a thread's start (~50 µs) is noise against ~3.5 ms of scanning.
 pub const SPLIT_SCAN_BYTES_MIN: usize = 4 << 20;
+/// Table bytes per topic in a real broker's body (about 220), rounded down a little: only
+/// sizes the first allocation.
+const TABLE_BYTES_PER_TOPIC_GUESS: usize = 200;
 
 /// Decodes a whole REGISTER_BROKER JSON body sent with request `version`.
 pub fn register_body(json: &[u8], version: i32) -> Scan<RegisterBrokerBody> {
@@ -76,7 +79,7 @@ enum Members {
 
 struct Wrapper {
     data_version: DataVersion,
-    topics: Vec<TopicConfig>,
+    topics: TopicConfigs,
 }
 
 fn into_body(wrapper: Option<Wrapper>, filter_server_list: Option<Vec<String>>) -> RegisterBrokerBody {
@@ -108,7 +111,7 @@ impl Cursor<'_> {
         let topics = split_min.is_some();
         let split_min = split_min.unwrap_or(usize::MAX);
         let mut data_version: Option<Option<DataVersion>> = None;
-        let mut table: Option<Option<Vec<TopicConfig>>> = None;
+        let mut table: Option<Option<TopicConfigs>> = None;
         let mut mapping_seen = false;
         self.object(|c, key| match key {
             b"dataVersion" => set_once(&mut data_version, c.nullable(Cursor::data_version)?),
@@ -139,14 +142,15 @@ impl Cursor<'_> {
     /// start, lands on it exactly between two members; otherwise this thread reads on to
     /// the end and the other's work is dropped. So the topics, their order and any
     /// fallback are what one thread would produce.
-    fn topic_table(&mut self, split_min: usize) -> Scan<Vec<TopicConfig>> {
+    fn topic_table(&mut self, split_min: usize) -> Scan<TopicConfigs> {
         self.eat(b'{')?;
-        let mut topics = Vec::new();
+        // Names take about a fifth of a real broker's table.
+        let remaining = self.b.len() - self.i;
+        let mut topics = TopicConfigs::with_capacity(remaining / TABLE_BYTES_PER_TOPIC_GUESS, remaining / 5);
         if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(topics);
         }
-        let remaining = self.b.len() - self.i;
         let split = (remaining >= split_min).then(|| member_start_after(self.b, self.i + remaining / 2)).flatten();
         let Some(split) = split else {
             self.members(&mut topics, usize::MAX)?;
@@ -156,7 +160,8 @@ impl Cursor<'_> {
         let (first, second) = std::thread::scope(|scope| {
             let second = std::thread::Builder::new().name("meridian-scan".into()).spawn_scoped(scope, move || {
                 let mut c = Cursor { b: json, i: split };
-                let mut topics = Vec::new();
+                let rest = json.len() - split;
+                let mut topics = TopicConfigs::with_capacity(rest / TABLE_BYTES_PER_TOPIC_GUESS, rest / 5);
                 c.members(&mut topics, usize::MAX).map(|_| (topics, c.i))
             });
             let first = self.members(&mut topics, if second.is_ok() { split } else { usize::MAX });
@@ -164,8 +169,8 @@ impl Cursor<'_> {
         });
         match (first?, second) {
             (Members::Closed, _) => Ok(topics),
-            (Members::AtStop, Ok(Ok(Ok((mut rest, end))))) => {
-                topics.append(&mut rest);
+            (Members::AtStop, Ok(Ok(Ok((rest, end))))) => {
+                topics.append(rest).map_err(|_| Fallback)?;
                 self.i = end;
                 Ok(topics)
             }
@@ -180,11 +185,13 @@ impl Cursor<'_> {
 
     /// Topic table members, from a key on, into `topics`: up to the closing brace, or
     /// until the cursor stands at `stop` between two members.
-    fn members(&mut self, topics: &mut Vec<TopicConfig>, stop: usize) -> Scan<Members> {
+    fn members(&mut self, topics: &mut TopicConfigs, stop: usize) -> Scan<Members> {
         loop {
             self.key()?;
-            if let Some(topic) = self.nullable(Cursor::topic_config)? {
-                topics.push(topic);
+            if self.null()? {
+                // A null member: serde skips it too.
+            } else {
+                self.topic_config(topics)?;
             }
             if !self.comma_or_close(b'}')? {
                 return Ok(Members::Closed);
@@ -196,15 +203,16 @@ impl Cursor<'_> {
         }
     }
 
-    fn topic_config(&mut self) -> Scan<TopicConfig> {
+    /// One topic config object, appended to `topics`.
+    fn topic_config(&mut self, topics: &mut TopicConfigs) -> Scan<()> {
         // One slot per field: None = absent, Some(None) = explicit null.
-        let mut name: Option<Option<String>> = None;
+        let mut name: Option<Option<&str>> = None;
         let mut ints: [Option<Option<i32>>; 4] = [None; 4];
         let mut order: Option<Option<bool>> = None;
         let mut filter: Option<Option<TopicFilterType>> = None;
         let mut attributes: Option<Option<Vec<(String, String)>>> = None;
         self.object(|c, key| match key {
-            b"topicName" => set_once(&mut name, c.nullable(Cursor::plain_string)?),
+            b"topicName" => set_once(&mut name, c.nullable(Cursor::plain_utf8)?),
             b"readQueueNums" => set_once(&mut ints[0], c.nullable(Cursor::i32)?),
             b"writeQueueNums" => set_once(&mut ints[1], c.nullable(Cursor::i32)?),
             b"perm" => set_once(&mut ints[2], c.nullable(Cursor::i32)?),
@@ -217,16 +225,15 @@ impl Cursor<'_> {
         // No topicName: the serde path refuses the registration; let it say so.
         let topic_name = name.flatten().ok_or(Fallback)?;
         let int = |slot: usize, default: i32| ints[slot].flatten().unwrap_or(default);
-        Ok(TopicConfig {
-            topic_name,
+        let fields = TopicFields {
             read_queue_nums: int(0, TOPIC_QUEUE_NUMS_DEFAULT),
             write_queue_nums: int(1, TOPIC_QUEUE_NUMS_DEFAULT),
             perm: int(2, TOPIC_PERM_DEFAULT),
             topic_sys_flag: int(3, 0),
             order: order.flatten().unwrap_or(false),
             topic_filter_type: filter.flatten().unwrap_or_default(),
-            attributes: attributes.flatten().unwrap_or_default(),
-        })
+        };
+        topics.push_parts(topic_name, fields, attributes.flatten().unwrap_or_default()).map_err(|_| Fallback)
     }
 
     fn filter_type(&mut self) -> Scan<TopicFilterType> {

@@ -143,8 +143,12 @@ fn decode_golden_register(file: &str, seq: u64) -> (GoldenExchange, RegisterBrok
     (exchange, body)
 }
 
-fn find_topic<'a>(body: &'a RegisterBrokerBody, name: &str) -> &'a TopicConfig {
-    body.topic_configs.iter().find(|t| t.topic_name == name).unwrap_or_else(|| panic!("topic {name} missing"))
+fn find_topic(body: &RegisterBrokerBody, name: &str) -> TopicConfig {
+    body.topic_configs
+        .iter()
+        .find(|t| t.topic_name == name)
+        .unwrap_or_else(|| panic!("topic {name} missing"))
+        .to_owned()
 }
 
 // --- worked examples -----------------------------------------------------------------
@@ -158,7 +162,7 @@ const COMPRESSED_EXAMPLE_HEX: &str = "78da6360 60b0a856 4ace2fcd 2b492d52 b232d6
 fn example_body() -> RegisterBrokerBody {
     RegisterBrokerBody {
         data_version: DataVersion { counter: 3, state_version: 0, timestamp: 1_700_000_000_000 },
-        topic_configs: vec![topic("TopicTest", 8, 8, 6)],
+        topic_configs: vec![topic("TopicTest", 8, 8, 6)].into(),
         filter_server_list: Some(Vec::new()),
         topic_queue_mapping_infos: Vec::new(),
     }
@@ -214,7 +218,9 @@ fn compressed_example_decodes() {
     assert_eq!(inflate_all(&body, true), compressed_example_plain());
     let decoded = decode_register_body(&body, 479, BodyEncoding::Compressed, CAP_BYTES).unwrap();
     let mut expected = example_body();
-    expected.topic_configs[0].attributes = Vec::new();
+    let mut topics = expected.topic_configs.to_vec();
+    topics[0].attributes = Vec::new();
+    expected.topic_configs = topics.into();
     assert_eq!(decoded, expected);
     // 5.x Java brokers send this with compressed=false.
     let lenient = decode_register_body(&body, 479, BodyEncoding::Json, CAP_BYTES).unwrap();
@@ -242,10 +248,12 @@ fn compressed_encoder_matches_layout() {
 #[test]
 fn compressed_round_trip_with_mappings_and_attributes() {
     let mut body = example_body();
-    body.topic_configs.push(TopicConfig {
-        attributes: vec![("message.type".to_owned(), "FIFO".to_owned())],
-        ..topic("OrderTopic", 4, 4, 6)
-    });
+    body.topic_configs
+        .push(TopicConfig {
+            attributes: vec![("message.type".to_owned(), "FIFO".to_owned())],
+            ..topic("OrderTopic", 4, 4, 6)
+        })
+        .unwrap();
     body.filter_server_list = Some(vec!["10.0.0.9:30000".to_owned()]);
     body.topic_queue_mapping_infos = vec![("StaticTopic".to_owned(), static_mapping(&[(0, 0), (1, 3)]))];
     let mut out = Vec::new();
@@ -260,7 +268,7 @@ fn compressed_round_trip_with_mappings_and_attributes() {
     let mut out = Vec::new();
     encode_register_body_compressed(&mut out, &body, 400, true);
     let decoded = decode_register_body(&out, 400, BodyEncoding::Compressed, CAP_BYTES).unwrap();
-    assert_eq!(decoded.topic_configs[1].attributes, Vec::new());
+    assert_eq!(decoded.topic_configs.get(1).unwrap().attributes, Vec::new());
     assert_eq!(decoded.topic_queue_mapping_infos, Vec::new());
     // Reading a 4.x body with a 5.x version runs off the end: the version decides.
     let error = decode_register_body(&out, 479, BodyEncoding::Compressed, CAP_BYTES).unwrap_err();
@@ -521,24 +529,24 @@ fn json_defaults_nulls_and_unknown_keys() {
         r#"{"topicConfigSerializeWrapper":{"topicConfigTable":{"k":{"topicName":"T","perm":null,"readQueueNums":null,"attributes":null,"topicFilterType":null,"order":null,"future":{"x":[1,{}]}}},"dataVersion":null,"topicQueueMappingInfoMap":null},"filterServerList":["f:1",null],"extra":1}"#,
     )
     .unwrap();
-    assert_eq!(body.topic_configs, vec![TopicConfig::new("T")]);
+    assert_eq!(body.topic_configs, vec![TopicConfig::new("T")].into());
     assert_eq!(body.data_version, DataVersion::default());
     assert_eq!(body.filter_server_list, Some(vec!["f:1".to_owned()]));
 
     // The NameServer uses topicName, not the map key.
     let renamed =
         decode_json(r#"{"topicConfigSerializeWrapper":{"topicConfigTable":{"key":{"topicName":"name"}}}}"#).unwrap();
-    assert_eq!(renamed.topic_configs[0].topic_name, "name");
+    assert_eq!(renamed.topic_configs.get(0).unwrap().topic_name, "name");
 
     // No filterServerList key: Java's empty-list default; explicit null: unchanged.
     assert_eq!(decode_json("{}").unwrap().filter_server_list, Some(Vec::new()));
     assert_eq!(decode_json(r#"{"filterServerList":null}"#).unwrap().filter_server_list, None);
 
     let multi = decode_json(r#"{"topicConfigSerializeWrapper":{"topicConfigTable":{"a":{"topicName":"a","topicFilterType":"MULTI_TAG","attributes":{"n":1,"b":true,"s":"v","z":null}},"b":{"topicName":"b","topicFilterType":"NOPE"}}}}"#).unwrap();
-    assert_eq!(multi.topic_configs[0].topic_filter_type, TopicFilterType::MultiTag);
+    assert_eq!(multi.topic_configs.get(0).unwrap().topic_filter_type, TopicFilterType::MultiTag);
     let attributes = [("n", "1"), ("b", "true"), ("s", "v")].map(|(k, v)| (k.to_owned(), v.to_owned()));
-    assert_eq!(multi.topic_configs[0].attributes, attributes);
-    assert_eq!(multi.topic_configs[1].topic_filter_type, TopicFilterType::SingleTag);
+    assert_eq!(multi.topic_configs.get(0).unwrap().attributes, attributes);
+    assert_eq!(multi.topic_configs.get(1).unwrap().topic_filter_type, TopicFilterType::SingleTag);
 }
 
 #[test]
@@ -547,7 +555,7 @@ fn json_unquoted_keys_and_refs() {
         r#"{"topicConfigSerializeWrapper":{"dataVersion":{"$ref":"$.x"},"topicConfigTable":{"T":{"topicName":"T","attributes":{"$ref":"$.y"}},"U":{"$ref":"$.topicConfigSerializeWrapper.topicConfigTable.T"}},"topicQueueMappingDetailMap":{"S":{"hostedQueues":{0:[{"bname":"b","queueId":0}]}}},"topicQueueMappingInfoMap":{"S":{"bname":"b","currIdMap":{0:1, -1 :2},"totalQueues":2}}}}"#,
     )
     .unwrap();
-    assert_eq!(body.topic_configs, vec![TopicConfig::new("T")]);
+    assert_eq!(body.topic_configs, vec![TopicConfig::new("T")].into());
     let (topic, info) = &body.topic_queue_mapping_infos[0];
     assert_eq!(topic, "S");
     assert_eq!(info.topic, "S");
@@ -652,12 +660,12 @@ fn topic_string_forms() {
     let decoded = decode_layout(&layout_with_topic("T 1 2 7 MULTI_TAG")).unwrap();
     assert_eq!(
         decoded.topic_configs,
-        vec![TopicConfig { topic_filter_type: TopicFilterType::MultiTag, ..topic("T", 1, 2, 7) }]
+        vec![TopicConfig { topic_filter_type: TopicFilterType::MultiTag, ..topic("T", 1, 2, 7) }].into()
     );
     // A bad 6th token is ignored, including attributes split apart by a space.
     for tail in [" {bad", " {\"k\":\"a b\"}", " ", " {\"$ref\":\"$\"}"] {
         let decoded = decode_layout(&layout_with_topic(&format!("T 1 2 7 SINGLE_TAG{tail}"))).unwrap();
-        assert_eq!(decoded.topic_configs[0].attributes, Vec::new(), "{tail:?}");
+        assert_eq!(decoded.topic_configs.get(0).unwrap().attributes, Vec::new(), "{tail:?}");
     }
     for (bad, detail) in [
         ("T 1 2 7", "fewer than 5"),

@@ -68,7 +68,7 @@ pub async fn register_broker(
     if let Some(recent) = effects.recent_registrations.iter().find(|r| seen.matches(r, &h)) {
         let unread = RegisterBrokerBody {
             data_version: recent.data_version,
-            topic_configs: Vec::new(),
+            topic_configs: Default::default(),
             filter_server_list: recent.filter_server_list.clone(),
             topic_queue_mapping_infos: Vec::new(),
         };

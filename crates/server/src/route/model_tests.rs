@@ -245,7 +245,7 @@ impl Model {
         // Step 10.
         if is_master || is_prime_slave {
             if self.delete_topic_with_broker_registration {
-                let reported: BTreeSet<&str> = r.body.topic_configs.iter().map(|t| t.topic_name.as_str()).collect();
+                let reported: BTreeSet<&str> = r.body.topic_configs.iter().map(|t| t.topic_name).collect();
                 for (topic, per_broker) in self.topics.iter_mut() {
                     if !reported.contains(topic.as_str()) {
                         per_broker.remove(name);
@@ -255,7 +255,7 @@ impl Model {
             }
             let dv_changed = self.live.get(&key).is_none_or(|l| l.data_version != dv);
             for tc in &r.body.topic_configs {
-                let has_queue = self.topics.get(&tc.topic_name).is_some_and(|p| p.contains_key(name));
+                let has_queue = self.topics.get(tc.topic_name).is_some_and(|p| p.contains_key(name));
                 if register_first || dv_changed || !has_queue {
                     let mut perm = tc.perm;
                     if is_prime_slave && enable_acting_master {
@@ -268,7 +268,7 @@ impl Model {
                         perm,
                         topic_sys_flag: tc.topic_sys_flag,
                     };
-                    self.topics.entry(tc.topic_name.clone()).or_default().insert(name.clone(), qd);
+                    self.topics.entry(tc.topic_name.to_string()).or_default().insert(name.clone(), qd);
                 }
             }
         }
@@ -568,7 +568,7 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
                 let mut applied_unread = false;
                 if accepted.iter().any(|(r, c)| *r == request && *c == conn) {
                     let unread = RegisterBroker {
-                        body: RegisterBrokerBody { topic_configs: Vec::new(), ..request.body.clone() },
+                        body: RegisterBrokerBody { topic_configs: Default::default(), ..request.body.clone() },
                         topics_unchanged: true,
                         ..request.clone()
                     };

@@ -18,17 +18,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 type Table = &'static [(&'static str, &'static [&'static str])];
 
 /// Wire format only. Leaves: `acl` (request signatures), `codes`, `frame`, `perm`, `cursor`
-/// (the JSON reader both scanners share). Inside `header` and `body`, `model` is the bottom; the scanners and the
-/// serde decoders read into it; `compress` unpacks into what `decode` reads.
+/// (the JSON reader both scanners share). Inside `header` and `body`, `model` is the bottom (`registration`, the decoded
+/// registration, sits on it); the scanners and the serde decoders read into them; `compress` unpacks into what `decode` reads.
 const PROTOCOL_MODULES: Table = &[
     ("acl", &[]),
     ("answer", &["codes"]),
     ("body", &[]),
-    ("body::compress", &["body::decode", "body::encode", "body::model"]),
-    ("body::decode", &["body::model", "body::scan"]),
-    ("body::encode", &["body::model"]),
+    ("body::compress", &["body::decode", "body::encode", "body::model", "body::registration"]),
+    ("body::decode", &["body::model", "body::registration", "body::scan"]),
+    ("body::encode", &["body::model", "body::registration"]),
     ("body::model", &["perm"]),
-    ("body::scan", &["body::model", "cursor"]),
+    ("body::registration", &["body::model"]),
+    ("body::scan", &["body::model", "body::registration", "cursor"]),
     ("codes", &[]),
     ("cursor", &[]),
     ("frame", &[]),

@@ -26,7 +26,7 @@ pub fn data_version(counter: i64) -> DataVersion {
 pub fn register_body(counter: i64, topics: &[TopicConfig]) -> RegisterBrokerBody {
     RegisterBrokerBody {
         data_version: data_version(counter),
-        topic_configs: topics.to_vec(),
+        topic_configs: topics.to_vec().into(),
         filter_server_list: Some(Vec::new()),
         topic_queue_mapping_infos: Vec::new(),
     }

@@ -247,7 +247,7 @@ mod tests {
             zone_name: None,
             body: RegisterBrokerBody {
                 data_version: DataVersion { counter: 3, state_version: 0, timestamp: 7 },
-                topic_configs: vec![t1, t3],
+                topic_configs: vec![t1, t3].into(),
                 filter_server_list: Some(Vec::new()),
                 topic_queue_mapping_infos: Vec::new(),
             },

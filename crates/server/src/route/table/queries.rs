@@ -98,10 +98,10 @@ impl RouteTable {
     pub(super) fn remove_topics_missing_from(
         &mut self,
         broker_name: &str,
-        reported: &[meridian_protocol::body::TopicConfig],
+        reported: &meridian_protocol::body::TopicConfigs,
     ) -> usize {
         let Some(current) = self.broker_topics.get(broker_name) else { return 0 };
-        let reported: HashSet<&str> = reported.iter().map(|t| t.topic_name.as_str()).collect();
+        let reported: HashSet<&str> = reported.iter().map(|t| t.topic_name).collect();
         let gone: FastSet<TopicName> = current.names().filter(|t| !reported.contains(&***t)).cloned().collect();
         if gone.is_empty() {
             return 0;

@@ -21,7 +21,7 @@
 
 use super::group_topics::{pack, Listed, Walk, FIELDS_UNKNOWN};
 use super::*;
-use meridian_protocol::body::TopicConfig;
+use meridian_protocol::body::TopicConfigRef;
 
 /// A body with fewer topics than 1/this of the group's list is written topic by topic,
 /// leaving the list as it is: rebuilding it costs O(list) (1.4 ms at 100k topics) where
@@ -58,7 +58,7 @@ impl RouteTable {
         let configs = &req.body.topic_configs;
         // New topics are counted (a probe per topic) only if they could pass topicsMax.
         let new_topics = if self.topic_queue.len() + configs.len() > self.limits.topics_max {
-            configs.iter().filter(|t| !self.topic_queue.contains_key(&t.topic_name)).count()
+            configs.iter().filter(|t| !self.topic_queue.contains_key(t.topic_name)).count()
         } else {
             0
         };
@@ -69,7 +69,7 @@ impl RouteTable {
         // times; elsewhere growth is cheap (slots keep their hash) and a reservation would
         // copy shards that snapshots share.
         if self.topic_queue.is_empty() && configs.len() >= 64 {
-            self.topic_queue.reserve_for(configs.iter().map(|t| t.topic_name.as_str()));
+            self.topic_queue.reserve_for(configs.iter().map(|t| t.topic_name));
         }
         let group = self.update_group(&req, &key);
         if group.writes_topics() {
@@ -196,7 +196,7 @@ impl RouteTable {
     }
 
     /// The queue data a topic config gives this group (step 10's acting-master rewrite).
-    fn queue_data(tc: &TopicConfig, broker_name: &Arc<str>, group: &GroupUpdate) -> QueueData {
+    fn queue_data(tc: TopicConfigRef<'_>, broker_name: &Arc<str>, group: &GroupUpdate) -> QueueData {
         let mut perm = tc.perm;
         if group.is_prime_slave && group.enable_acting_master {
             perm &= !PERM_WRITE;
@@ -215,8 +215,8 @@ impl RouteTable {
     fn write_few_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
         let broker_name = self.group_name(&req.broker_name);
         for tc in &req.body.topic_configs {
-            if write_all || self.queue_data_of(&tc.topic_name, &req.broker_name).is_none() {
-                let put = self.put_queue_data(&tc.topic_name, Self::queue_data(tc, &broker_name, group));
+            if write_all || self.queue_data_of(tc.topic_name, &req.broker_name).is_none() {
+                let put = self.put_queue_data(tc.topic_name, Self::queue_data(tc, &broker_name, group));
                 self.count(put);
             }
         }
@@ -234,7 +234,7 @@ impl RouteTable {
         for tc in &req.body.topic_configs {
             let qd = Self::queue_data(tc, &broker_name, group);
             let fields = pack(&qd);
-            if let Some(old) = walk.find(&tc.topic_name) {
+            if let Some(old) = walk.find(tc.topic_name) {
                 // In step: the group has the topic; written only if its fields differ.
                 // Its recorded fields are true unless this body already wrote it out of step.
                 let trusted = prev.in_sync && (moved.is_empty() || !moved.contains_key(&*old.name));
@@ -243,7 +243,7 @@ impl RouteTable {
                     let fields = if trusted { old.fields } else { FIELDS_UNKNOWN };
                     next.push(Listed { name: old.name.clone(), fields });
                 } else {
-                    let (put, _) = self.put_entry(&tc.topic_name, qd);
+                    let (put, _) = self.put_entry(tc.topic_name, qd);
                     self.count(put);
                     if !trusted && !moved.is_empty() {
                         moved.remove(&*old.name); // this write is the last so far
@@ -253,10 +253,10 @@ impl RouteTable {
                 continue;
             }
             // Out of step: the index decides.
-            if !write_all && self.queue_data_of(&tc.topic_name, &req.broker_name).is_some() {
+            if !write_all && self.queue_data_of(tc.topic_name, &req.broker_name).is_some() {
                 continue; // a leftover below keeps it
             }
-            let (put, name) = self.put_entry(&tc.topic_name, qd);
+            let (put, name) = self.put_entry(tc.topic_name, qd);
             self.count(put);
             match put {
                 Put::Added => next.push(Listed { name, fields }),

@@ -40,7 +40,7 @@ fn reg(name: &str, id: i64, addr: &str, data_version: DataVersion, topics: &[Top
         zone_name: None,
         body: RegisterBrokerBody {
             data_version,
-            topic_configs: topics.to_vec(),
+            topic_configs: topics.to_vec().into(),
             filter_server_list: Some(Vec::new()),
             topic_queue_mapping_infos: Vec::new(),
         },

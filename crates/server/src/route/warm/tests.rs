@@ -30,7 +30,7 @@ fn reg(cluster: &str, name: &str, id: i64, addr: &str, topics: &[TopicConfig]) -
         zone_name: (id == 1).then(|| "zone-b".to_string()),
         body: RegisterBrokerBody {
             data_version: DataVersion { counter: 7, state_version: 2, timestamp: 1_700_000_000_123 },
-            topic_configs: topics.to_vec(),
+            topic_configs: topics.to_vec().into(),
             filter_server_list: Some(if id == 0 { vec!["10.9.9.9:1".into()] } else { Vec::new() }),
             topic_queue_mapping_infos: vec![(
                 "Static".into(),
