@@ -1,7 +1,7 @@
 //! Lookups answered from the shard's current snapshot: pre-encoded route bytes, no lock,
 //! no channel, no syscall. Must not: send anything to the route writer.
 
-use crate::route::snapshot::RouteSnapshot;
+use crate::route::snapshot::{AnswerInterner, RouteSnapshot};
 use crate::shard::state::ShardState;
 use meridian_protocol::answer::Answer;
 use meridian_protocol::body::JsonFlavour;
@@ -13,10 +13,17 @@ const FAQ_SUFFIX: &str = "\nSee https://rocketmq.apache.org/docs/bestPractice/06
 
 /// GET_ROUTEINFO_BY_TOPIC from the shard's snapshot (Java's ClientRequestProcessor.getRouteInfoByTopic).
 pub fn route_info(shard: &ShardState, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
-    shard.with_snapshot(|snapshot| route_answer(snapshot, topic, standard_json, zone))
+    shard.with_snapshot(|snapshot| route_answer(snapshot, &shard.answers, topic, standard_json, zone))
 }
 
-pub fn route_answer(snapshot: &RouteSnapshot, topic: &str, standard_json: bool, zone: Option<&str>) -> Answer {
+/// Identical answers share their bytes through `answers` (the shard's).
+pub fn route_answer(
+    snapshot: &RouteSnapshot,
+    answers: &AnswerInterner,
+    topic: &str,
+    standard_json: bool,
+    zone: Option<&str>,
+) -> Answer {
     if snapshot.not_ready_until.is_some_and(|until| Instant::now() < until) {
         return Answer::error(codes::SYSTEM_ERROR, "name server not ready");
     }
@@ -33,5 +40,5 @@ pub fn route_answer(snapshot: &RouteSnapshot, topic: &str, standard_json: bool, 
         return Answer::ok(out);
     }
     let flavour = if standard_json { JsonFlavour::Standard } else { JsonFlavour::Legacy };
-    Answer::ok(route.encoded(flavour).clone())
+    Answer::ok(route.encoded_shared(flavour, answers).clone())
 }

@@ -17,7 +17,7 @@
 //! in order), so clients watch on a connection of their own.
 
 use super::command::HoldMs;
-use crate::route::snapshot::RouteSnapshot;
+use crate::route::snapshot::{AnswerInterner, RouteSnapshot};
 use crate::shard::state::ShardState;
 use bytes::Bytes;
 use meridian_protocol::answer::Answer;
@@ -83,7 +83,7 @@ pub async fn watch_routes(shard: &ShardState, hold_ms: HoldMs, body: &[u8]) -> A
     loop {
         // Listening before looking: a publish in between still wakes us.
         let published = shard.snapshot_published.listen();
-        let answer = shard.with_snapshot(|s| changes(s, &watched, flavour));
+        let answer = shard.with_snapshot(|s| changes(s, &shard.answers, &watched, flavour));
         let now = Instant::now();
         let stopping = shard.stopping.load(std::sync::atomic::Ordering::Acquire);
         match answer {
@@ -109,6 +109,7 @@ fn empty_answer(generation: u64) -> Bytes {
 /// NameServer is not serving routes yet (needWaitForService), as lookups answer.
 fn changes(
     snapshot: &RouteSnapshot,
+    answers: &AnswerInterner,
     watched: &BTreeMap<String, u64>,
     flavour: JsonFlavour,
 ) -> Result<Option<Bytes>, Answer> {
@@ -133,7 +134,7 @@ fn changes(
         header::write_json_str(out, topic);
         out.extend_from_slice(format!(":{{\"version\":{version},\"route\":").as_bytes());
         match route {
-            Some(r) => out.extend_from_slice(r.encoded(flavour)),
+            Some(r) => out.extend_from_slice(r.encoded_shared(flavour, answers)),
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');

@@ -10,7 +10,7 @@ use crate::budget::MemoryBudget;
 use crate::config::Config;
 use crate::logging::WarnLimiter;
 use crate::metrics::counters::ShardMetrics;
-use crate::route::snapshot::{RouteSnapshot, SnapshotCell};
+use crate::route::snapshot::{AnswerInterner, RouteSnapshot, SnapshotCell};
 use crate::route::writer::{Reply, RouteUpdate};
 use crate::route::ConnId;
 use glommio::{Latency, Shares, TaskQueueHandle};
@@ -32,6 +32,8 @@ pub struct ShardState {
     pub id: usize,
     pub config: Config,
     snapshot: RefCell<arc_swap::Cache<SnapshotCell, Arc<RouteSnapshot>>>,
+    /// This shard's identical route answers, shared (`route::snapshot::AnswerInterner`).
+    pub answers: AnswerInterner,
     updates: flume::Sender<RouteUpdate>,
     /// Frame bytes of large requests being read, decoded or applied on this shard.
     pub inflight: glommio::sync::Semaphore,
@@ -84,6 +86,7 @@ impl ShardState {
         ShardState {
             id: parts.id,
             snapshot: RefCell::new(arc_swap::Cache::new(parts.published)),
+            answers: AnswerInterner::default(),
             updates: parts.updates,
             inflight: glommio::sync::Semaphore::new(parts.config.registration_inflight_bytes_per_shard_max),
             budget: parts.budget,
