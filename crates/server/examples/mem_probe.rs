@@ -68,6 +68,8 @@ fn main() {
             body,
             topics_unchanged: false,
             body_fingerprint: 0,
+            prints_token: None,
+            delta: None,
         };
         table.register_broker(request, ConnId(b as u64), 0);
     }

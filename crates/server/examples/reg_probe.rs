@@ -73,6 +73,8 @@ fn request(body: RegisterBrokerBody) -> RegisterBroker {
         body,
         topics_unchanged: false,
         body_fingerprint: 0,
+        prints_token: None,
+        delta: None,
     }
 }
 

@@ -20,6 +20,8 @@ mod encode;
 mod gate_tests;
 mod model;
 mod registration;
+#[cfg(test)]
+mod resend_tests;
 pub mod scan;
 #[cfg(test)]
 mod tests;
@@ -30,11 +32,33 @@ pub use decode::{
 };
 pub use encode::*;
 pub use model::*;
-pub use registration::{NamesTooLong, RegisterBrokerBody, TopicConfigRef, TopicConfigs, TopicFields};
+pub use registration::{
+    member_hash, DeltaOp, MemberPrint, MemberPrints, NamesTooLong, RegisterBrokerBody, TopicConfigRef, TopicConfigs,
+    TopicFields, TopicsDelta,
+};
 
 use compress::{decode_compressed_register_body, is_zlib_header, zstd_decompress_capped};
 use decode::decode_register_body_json;
 use std::time::Instant;
+
+/// A JSON body through the scanner, fingerprinted as `prints` asks; serde decides (with
+/// no fingerprints) whatever the scanner declines.
+fn decode_json_resend(json: &[u8], version: i32, prints: Prints<'_>) -> Result<Decoded, BodyError> {
+    let prev = match prints {
+        Prints::No => {
+            return decode_register_body_json(json, version).map(|body| Decoded { body, delta: None, prints: None })
+        }
+        Prints::Yes => None,
+        Prints::Against(prev) => Some(prev),
+    };
+    match scan::register_body_resend(json, version, prev) {
+        Ok((body, delta, prints)) => Ok(Decoded { body, delta, prints: Some(prints) }),
+        Err(scan::Fallback) => {
+            let body = decode_register_body_json_serde(json, version)?;
+            Ok(Decoded { body, delta: None, prints: None })
+        }
+    }
+}
 
 /// CRC-32 (IEEE) of the body exactly as sent, masked to 31 bits like Java's
 /// `UtilAll.crc32`, so it fits the positive range of the `bodyCrc32` header.
@@ -97,8 +121,45 @@ pub fn decode_register_body_timed(
     gate: &mut dyn MemoryGate,
     stages: &mut DecodeStages,
 ) -> Result<RegisterBrokerBody, BodyError> {
+    let decoded =
+        decode_register_body_resend(body, version, encoding, decompressed_bytes_max, gate, stages, Prints::No)?;
+    Ok(decoded.body)
+}
+
+/// Whether a decode fingerprints the topic table's members, and against what.
+#[derive(Debug, Clone, Copy)]
+pub enum Prints<'p> {
+    No,
+    /// Fingerprint the members (for the next body from the same broker).
+    Yes,
+    /// Fingerprint them and describe the table against the previous body's.
+    Against(&'p MemberPrints),
+}
+
+/// What [`decode_register_body_resend`] decoded: the body, with `topic_configs` empty when
+/// `delta` stands for them; the members' fingerprints when asked for and the JSON scanner
+/// read the body (a compressed layout, or a body only the serde path reads, has none).
+#[derive(Debug)]
+pub struct Decoded {
+    pub body: RegisterBrokerBody,
+    pub delta: Option<TopicsDelta>,
+    pub prints: Option<MemberPrints>,
+}
+
+/// [`decode_register_body_timed`] with the members fingerprinted as `prints` asks. The
+/// same body comes out whether or not a delta stands for its topics (differential tests).
+pub fn decode_register_body_resend(
+    body: &[u8],
+    version: i32,
+    encoding: BodyEncoding,
+    decompressed_bytes_max: usize,
+    gate: &mut dyn MemoryGate,
+    stages: &mut DecodeStages,
+    prints: Prints<'_>,
+) -> Result<Decoded, BodyError> {
+    let full = |body| Decoded { body, delta: None, prints: None };
     if body.is_empty() {
-        return Ok(RegisterBrokerBody::default());
+        return Ok(full(RegisterBrokerBody::default()));
     }
     if version < 0 {
         return Err(BodyError::VersionNegative { version });
@@ -109,17 +170,17 @@ pub fn decode_register_body_timed(
             // (BrokerOuterAPI.registerBrokerAll), which a stock NameServer rejects; we
             // accept the body when it cannot be JSON and carries a valid zlib header.
             if version >= VERSION_REGISTER_BODY_MIN && !starts_like_json(body) && is_zlib_header(body) {
-                decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages)
+                decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages).map(full)
             } else {
                 let scan_started = Instant::now();
                 gate.reserve(body.len())?;
-                let decoded = decode_register_body_json(body, version);
+                let decoded = decode_json_resend(body, version, prints);
                 stages.scan = scan_started.elapsed();
                 decoded
             }
         }
         BodyEncoding::Compressed => {
-            decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages)
+            decode_compressed_register_body(body, version, decompressed_bytes_max, gate, stages).map(full)
         }
         BodyEncoding::Zstd => {
             let inflate_started = Instant::now();
@@ -127,7 +188,7 @@ pub fn decode_register_body_timed(
             let scan_started = Instant::now();
             stages.inflate = Some(scan_started - inflate_started);
             let json_bytes = json.capacity();
-            let decoded = gate.reserve(json.len()).and_then(|()| decode_register_body_json(&json, version));
+            let decoded = gate.reserve(json.len()).and_then(|()| decode_json_resend(&json, version, prints));
             stages.scan = scan_started.elapsed();
             drop(json);
             gate.release(json_bytes);

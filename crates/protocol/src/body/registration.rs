@@ -34,6 +34,125 @@ pub struct TopicConfigs {
     attributes: Vec<(u32, Vec<(String, String)>)>,
 }
 
+/// One topic-table member's fingerprint: a 64-bit hash of its bytes (from its key's quote
+/// to its value's end) and their length. 12 bytes (held per topic of a large registration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPrint {
+    hash_low: u32,
+    hash_high: u32,
+    len: u32,
+}
+
+impl MemberPrint {
+    pub fn new(hash: u64, len: u32) -> MemberPrint {
+        MemberPrint { hash_low: hash as u32, hash_high: (hash >> 32) as u32, len }
+    }
+
+    pub fn hash(&self) -> u64 {
+        u64::from(self.hash_high) << 32 | u64::from(self.hash_low)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A body's topic-table members (null ones left out) fingerprinted in body order: what the
+/// next body from the same broker is compared against (`TopicsDelta`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberPrints(pub Vec<MemberPrint>);
+
+impl MemberPrints {
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<MemberPrint>()
+    }
+
+    /// One hash of every fingerprint in order: names the body these came from.
+    pub fn token(&self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(0x746f_6b65_6e00_0001).build_hasher();
+        h.write_usize(self.0.len());
+        for p in &self.0 {
+            h.write_u64(p.hash());
+            h.write_u32(p.len);
+        }
+        h.finish()
+    }
+}
+
+/// The hash of `MemberPrint`: any fixed 64-bit hash will do within one process.
+pub fn member_hash(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6d65_7269_6469_616e).hash_one(bytes)
+}
+
+/// One step of a `TopicsDelta`, over the previous body's members and the new body's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaOp {
+    /// The next `n` previous members come next in this body, byte for byte.
+    Same(u32),
+    /// The next `n` previous members are not in this body as they were (changed, moved or
+    /// gone: a `changed` topic of the same name says which).
+    Skip(u32),
+    /// The next `n` topics of `changed` come next in this body.
+    Changed(u32),
+}
+
+/// A topic table described against the previous body of the same broker (its
+/// `MemberPrints`): which members are byte for byte the previous ones, in order, and the
+/// others decoded. A re-send with 1% of its topics changed decodes 1% of them; a member
+/// whose bytes are equal is the same topic config, since a member's bytes alone decide it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicsDelta {
+    pub ops: Vec<DeltaOp>,
+    /// The members not found byte for byte among the previous ones, in body order.
+    pub changed: TopicConfigs,
+    /// Topic members in this body (same and changed).
+    pub members: usize,
+}
+
+impl TopicsDelta {
+    /// Appends `op`, merged into the last one if of the same kind.
+    pub fn push(&mut self, op: DeltaOp) {
+        use DeltaOp::*;
+        match (self.ops.last_mut(), op) {
+            (Some(Same(n)), Same(m)) | (Some(Skip(n)), Skip(m)) | (Some(Changed(n)), Changed(m)) => *n += m,
+            (_, op) => self.ops.push(op),
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.ops.capacity() * std::mem::size_of::<DeltaOp>() + self.changed.heap_bytes()
+    }
+
+    /// The topics this stands for, given the previous body's (`None` if the ops do not
+    /// cover exactly `prev` and `changed`).
+    pub fn expand(&self, prev: &TopicConfigs) -> Option<TopicConfigs> {
+        let (mut out, mut at, mut changed) = (TopicConfigs::new(), 0usize, self.changed.iter());
+        for op in &self.ops {
+            match *op {
+                DeltaOp::Same(n) => {
+                    for i in at..at + n as usize {
+                        out.push(prev.get(i)?.to_owned()).ok()?;
+                    }
+                    at += n as usize;
+                }
+                DeltaOp::Skip(n) => at += n as usize,
+                DeltaOp::Changed(n) => {
+                    for _ in 0..n {
+                        out.push(changed.next()?.to_owned()).ok()?;
+                    }
+                }
+            }
+        }
+        (at == prev.len() && changed.next().is_none() && out.len() == self.members).then_some(out)
+    }
+}
+
 /// One topic without its name and attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Row {

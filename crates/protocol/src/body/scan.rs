@@ -13,7 +13,9 @@
 use super::model::{
     DataVersion, TopicFilterType, TOPIC_PERM_DEFAULT, TOPIC_QUEUE_NUMS_DEFAULT, VERSION_REGISTER_BODY_MIN,
 };
-use super::registration::{RegisterBrokerBody, TopicConfigs, TopicFields};
+use super::registration::{
+    member_hash, DeltaOp, MemberPrint, MemberPrints, RegisterBrokerBody, TopicConfigs, TopicFields, TopicsDelta,
+};
 use crate::cursor::{set_once, Cursor, Scan};
 
 pub use crate::cursor::Fallback;
@@ -32,23 +34,58 @@ pub fn register_body(json: &[u8], version: i32) -> Scan<RegisterBrokerBody> {
 
 /// `register_body`, splitting topic tables from `split_min` bytes on (tests use 0).
 fn register_body_split_from(json: &[u8], version: i32, split_min: usize) -> Scan<RegisterBrokerBody> {
+    let mut table = TableScan { split_min, prints: None, prev: None, delta: None };
+    register_body_with(json, version, &mut table)
+}
+
+/// What `register_body_resend` read: the body (its `topic_configs` empty when `delta` is
+/// given), the topic table against the previous body's members, and this body's members.
+pub type Resend = (RegisterBrokerBody, Option<TopicsDelta>, MemberPrints);
+
+/// `register_body`, also fingerprinting the topic table's members. Given the previous
+/// body's (`prev`), the table is described against it instead (`TopicsDelta`): members
+/// equal byte for byte are only hashed, not decoded.
+pub fn register_body_resend(json: &[u8], version: i32, prev: Option<&MemberPrints>) -> Scan<Resend> {
+    let mut table = TableScan {
+        split_min: SPLIT_SCAN_BYTES_MIN,
+        prints: Some(Vec::new()),
+        prev: prev.map(|p| &p.0[..]),
+        delta: prev.map(|_| TopicsDelta::default()),
+    };
+    let body = register_body_with(json, version, &mut table)?;
+    let prints = MemberPrints(table.prints.unwrap_or_default());
+    Ok((body, table.delta, prints))
+}
+
+fn register_body_with(json: &[u8], version: i32, table: &mut TableScan<'_>) -> Scan<RegisterBrokerBody> {
     let mut c = Cursor::new(json);
     let body = if version >= VERSION_REGISTER_BODY_MIN {
         let mut filter: Option<Option<Vec<String>>> = None;
         let mut wrapper: Option<Option<Wrapper>> = None;
         c.object(|c, key| match key {
             b"filterServerList" => set_once(&mut filter, c.nullable(Cursor::str_list)?),
-            b"topicConfigSerializeWrapper" => set_once(&mut wrapper, c.nullable(|c| c.wrapper(Some(split_min)))?),
+            b"topicConfigSerializeWrapper" => set_once(&mut wrapper, c.nullable(|c| c.wrapper(table))?),
             _ => c.skip_value(),
         })?;
         // Absent: Java's empty default list (clears filter servers); null: leave them.
         let filter_server_list = filter.unwrap_or(Some(Vec::new()));
         into_body(wrapper.flatten(), filter_server_list)
     } else {
-        into_body(Some(c.wrapper(Some(split_min))?), None)
+        into_body(Some(c.wrapper(table)?), None)
     };
     c.end()?;
     Ok(body)
+}
+
+/// How a body's topic table is read.
+struct TableScan<'p> {
+    /// Scanned by two threads from this many bytes on (`Cursor::topic_table`).
+    split_min: usize,
+    /// The members' fingerprints, when asked for.
+    prints: Option<Vec<MemberPrint>>,
+    /// The previous body's members: the table is read as `delta` against them.
+    prev: Option<&'p [MemberPrint]>,
+    delta: Option<TopicsDelta>,
 }
 
 /// Where a member of a topic table may begin, at or after `from`: a key right after `},`
@@ -67,6 +104,20 @@ fn member_start_after(json: &[u8], mut from: usize) -> Option<usize> {
         }
         from = key;
     }
+}
+
+/// Which previous members a member may equal, in order of likelihood, given that
+/// `prev[..next]` are placed and `unplaced` members were decoded since: the next one (a
+/// topic added before it), the one after (one removed), and the same two shifted by the
+/// decoded ones (that many changed in place). Few, so a body unlike the last costs a few
+/// hashes per member, not a search.
+fn candidates(next: usize, unplaced: usize, len: usize) -> impl Iterator<Item = usize> {
+    let shifted = next + unplaced;
+    [next, next + 1, shifted, shifted + 1]
+        .into_iter()
+        .enumerate()
+        .filter(move |&(i, k)| k < len && (i < 2 || unplaced > 1))
+        .map(|(_, k)| k)
 }
 
 /// How `Cursor::members` ended.
@@ -105,18 +156,15 @@ impl Cursor<'_> {
         Ok(DataVersion { counter: get(0), state_version: get(1), timestamp: get(2) })
     }
 
-    /// A TopicConfigSerializeWrapper object; `topics = None` skips the topic table, else
-    /// it is the size from which the table is split (`topic_table`).
-    fn wrapper(&mut self, split_min: Option<usize>) -> Scan<Wrapper> {
-        let topics = split_min.is_some();
-        let split_min = split_min.unwrap_or(usize::MAX);
+    /// A TopicConfigSerializeWrapper object, its topic table read as `table` says.
+    fn wrapper(&mut self, table: &mut TableScan<'_>) -> Scan<Wrapper> {
         let mut data_version: Option<Option<DataVersion>> = None;
-        let mut table: Option<Option<TopicConfigs>> = None;
+        let mut topics: Option<Option<TopicConfigs>> = None;
         let mut mapping_seen = false;
         self.object(|c, key| match key {
             b"dataVersion" => set_once(&mut data_version, c.nullable(Cursor::data_version)?),
-            b"topicConfigTable" if topics => set_once(&mut table, c.nullable(|c| c.topic_table(split_min))?),
-            b"topicQueueMappingInfoMap" if topics => {
+            b"topicConfigTable" => set_once(&mut topics, c.nullable(|c| c.topic_table(table))?),
+            b"topicQueueMappingInfoMap" => {
                 // Static-topic mappings are rare; only their empty form is read here.
                 if mapping_seen {
                     return Err(Fallback);
@@ -132,7 +180,7 @@ impl Cursor<'_> {
         })?;
         Ok(Wrapper {
             data_version: data_version.flatten().unwrap_or_default(),
-            topics: table.flatten().unwrap_or_default(),
+            topics: topics.flatten().unwrap_or_default(),
         })
     }
 
@@ -142,8 +190,13 @@ impl Cursor<'_> {
     /// start, lands on it exactly between two members; otherwise this thread reads on to
     /// the end and the other's work is dropped. So the topics, their order and any
     /// fallback are what one thread would produce.
-    fn topic_table(&mut self, split_min: usize) -> Scan<TopicConfigs> {
+    fn topic_table(&mut self, table: &mut TableScan<'_>) -> Scan<TopicConfigs> {
         self.eat(b'{')?;
+        if let (Some(prev), Some(delta)) = (table.prev, table.delta.as_mut()) {
+            let prints = table.prints.get_or_insert_with(Vec::new);
+            self.members_against(prev, delta, prints)?;
+            return Ok(TopicConfigs::new());
+        }
         // Names take about a fifth of a real broker's table.
         let remaining = self.b.len() - self.i;
         let mut topics = TopicConfigs::with_capacity(remaining / TABLE_BYTES_PER_TOPIC_GUESS, remaining / 5);
@@ -151,47 +204,65 @@ impl Cursor<'_> {
             self.i += 1;
             return Ok(topics);
         }
-        let split = (remaining >= split_min).then(|| member_start_after(self.b, self.i + remaining / 2)).flatten();
+        let mut prints = table.prints.as_mut();
+        let split =
+            (remaining >= table.split_min).then(|| member_start_after(self.b, self.i + remaining / 2)).flatten();
         let Some(split) = split else {
-            self.members(&mut topics, usize::MAX)?;
+            self.members(&mut topics, prints, usize::MAX)?;
             return Ok(topics);
         };
-        let json = self.b;
+        let (json, printing) = (self.b, prints.is_some());
         let (first, second) = std::thread::scope(|scope| {
             let second = std::thread::Builder::new().name("meridian-scan".into()).spawn_scoped(scope, move || {
                 let mut c = Cursor { b: json, i: split };
                 let rest = json.len() - split;
                 let mut topics = TopicConfigs::with_capacity(rest / TABLE_BYTES_PER_TOPIC_GUESS, rest / 5);
-                c.members(&mut topics, usize::MAX).map(|_| (topics, c.i))
+                let mut prints = Vec::new();
+                let members = c.members(&mut topics, printing.then_some(&mut prints), usize::MAX);
+                members.map(|_| (topics, prints, c.i))
             });
-            let first = self.members(&mut topics, if second.is_ok() { split } else { usize::MAX });
+            let stop = if second.is_ok() { split } else { usize::MAX };
+            let first = self.members(&mut topics, prints.as_deref_mut(), stop);
             (first, second.map(|handle| handle.join()))
         });
         match (first?, second) {
             (Members::Closed, _) => Ok(topics),
-            (Members::AtStop, Ok(Ok(Ok((rest, end))))) => {
+            (Members::AtStop, Ok(Ok(Ok((rest, mut rest_prints, end))))) => {
                 topics.append(rest).map_err(|_| Fallback)?;
+                if let Some(prints) = prints {
+                    prints.append(&mut rest_prints);
+                }
                 self.i = end;
                 Ok(topics)
             }
             // The second half fell back (or its thread failed): read it here, which gives
             // exactly what one thread would.
             (Members::AtStop, _) => {
-                self.members(&mut topics, usize::MAX)?;
+                self.members(&mut topics, prints, usize::MAX)?;
                 Ok(topics)
             }
         }
     }
 
-    /// Topic table members, from a key on, into `topics`: up to the closing brace, or
-    /// until the cursor stands at `stop` between two members.
-    fn members(&mut self, topics: &mut TopicConfigs, stop: usize) -> Scan<Members> {
+    /// Topic table members, from a key on, into `topics` (and their fingerprints into
+    /// `prints`): up to the closing brace, or until the cursor stands at `stop` between two
+    /// members.
+    fn members(
+        &mut self,
+        topics: &mut TopicConfigs,
+        mut prints: Option<&mut Vec<MemberPrint>>,
+        stop: usize,
+    ) -> Scan<Members> {
         loop {
+            let start = self.i;
             self.key()?;
             if self.null()? {
                 // A null member: serde skips it too.
             } else {
                 self.topic_config(topics)?;
+                if let Some(prints) = prints.as_deref_mut() {
+                    prints.push(self.print_since(start)?);
+                }
             }
             if !self.comma_or_close(b'}')? {
                 return Ok(Members::Closed);
@@ -201,6 +272,64 @@ impl Cursor<'_> {
                 return Ok(Members::AtStop);
             }
         }
+    }
+
+    /// The fingerprint of the bytes from `start` to the cursor.
+    fn print_since(&self, start: usize) -> Scan<MemberPrint> {
+        let len = u32::try_from(self.i - start).map_err(|_| Fallback)?;
+        Ok(MemberPrint::new(member_hash(&self.b[start..self.i]), len))
+    }
+
+    /// The table's members (after its `{`) against the previous body's `prev`: a member
+    /// whose bytes equal the next previous member's (or, past removed or changed ones, a
+    /// later one's: see `candidates`) is only hashed; any other is decoded into
+    /// `delta.changed`. One thread: hashing runs several times faster than decoding.
+    fn members_against(
+        &mut self,
+        prev: &[MemberPrint],
+        delta: &mut TopicsDelta,
+        prints: &mut Vec<MemberPrint>,
+    ) -> Scan<()> {
+        // prev[..next] are placed; `unplaced` members were decoded since the last match.
+        let (mut next, mut unplaced) = (0usize, 0usize);
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                let start = self.i;
+                let found = candidates(next, unplaced, prev.len()).find(|&k| {
+                    let end = start + prev[k].len();
+                    end <= self.b.len() && member_hash(&self.b[start..end]) == prev[k].hash()
+                });
+                if let Some(k) = found {
+                    self.i = start + prev[k].len();
+                    if k > next {
+                        delta.push(DeltaOp::Skip((k - next) as u32));
+                    }
+                    delta.push(DeltaOp::Same(1));
+                    prints.push(prev[k]);
+                    (next, unplaced) = (k + 1, 0);
+                    delta.members += 1;
+                } else {
+                    self.key()?;
+                    if !self.null()? {
+                        self.topic_config(&mut delta.changed)?;
+                        delta.push(DeltaOp::Changed(1));
+                        prints.push(self.print_since(start)?);
+                        unplaced += 1;
+                        delta.members += 1;
+                    }
+                }
+                if !self.comma_or_close(b'}')? {
+                    break;
+                }
+                self.ws();
+            }
+        }
+        if next < prev.len() {
+            delta.push(DeltaOp::Skip((prev.len() - next) as u32));
+        }
+        Ok(())
     }
 
     /// One topic config object, appended to `topics`.

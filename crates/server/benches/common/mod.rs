@@ -86,6 +86,8 @@ pub fn register_request(index: u8, body: RegisterBrokerBody) -> RegisterBroker {
         body,
         topics_unchanged: false,
         body_fingerprint: 0,
+        prints_token: None,
+        delta: None,
     }
 }
 

@@ -153,6 +153,10 @@ pub struct ShardMetrics {
     pub(super) connections_closed: [AtomicU64; CLOSE_CAUSES.len()],
     pub(super) registration_body_bytes: AtomicU64,
     pub(super) registrations_unread: AtomicU64,
+    /// Registrations applied as a delta against the broker's previous body, and deltas the
+    /// table refused (the body was then decoded in full).
+    pub(super) registrations_delta: AtomicU64,
+    pub(super) registrations_delta_refused: AtomicU64,
     pub(super) registration_decode: Histogram,
     /// A registration's stages on the shard (see `bench/README.md`, "where registration
     /// time goes"): the frame's arrival (large frames only), decompression (compressed
@@ -176,6 +180,8 @@ impl Default for ShardMetrics {
             connections_closed: std::array::from_fn(|_| AtomicU64::new(0)),
             registration_body_bytes: AtomicU64::new(0),
             registrations_unread: AtomicU64::new(0),
+            registrations_delta: AtomicU64::new(0),
+            registrations_delta_refused: AtomicU64::new(0),
             registration_decode: Histogram::default(),
             registration_receive: Histogram::default(),
             registration_inflate: Histogram::default(),
@@ -235,6 +241,11 @@ impl ShardMetrics {
     /// A re-sent registration recognised by its bytes and not decoded again.
     pub fn registration_unread(&self) {
         add(&self.registrations_unread, 1);
+    }
+
+    /// A registration sent to the writer as a delta: `applied`, or refused (read in full).
+    pub fn registration_delta(&self, applied: bool) {
+        add(if applied { &self.registrations_delta } else { &self.registrations_delta_refused }, 1);
     }
 }
 

@@ -264,6 +264,18 @@ impl Metrics {
             "REGISTER_BROKER re-sends recognised by their bytes and applied without decoding.",
             sum_shards(shards, |s| &s.registrations_unread),
         )?;
+        counter(
+            enc,
+            "meridian_registrations_delta",
+            "REGISTER_BROKER bodies read against the broker's previous body and applied as a delta.",
+            sum_shards(shards, |s| &s.registrations_delta),
+        )?;
+        counter(
+            enc,
+            "meridian_registrations_delta_refused",
+            "Deltas the route table could not apply (the body was then decoded in full).",
+            sum_shards(shards, |s| &s.registrations_delta_refused),
+        )?;
         histogram(
             enc,
             "meridian_registration_decode_seconds",

@@ -11,7 +11,9 @@
 //! produces, which checks the table's change tracking.
 
 use super::snapshot::{build_topic_route, RouteBuildOptions, RouteSnapshot};
-use super::table::{RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, Unregister, PERM_WRITE};
+use super::table::{
+    Delta, RegisterBroker, RegisterOutcome, RouteTable, TableLimits, TableOptions, Unregister, PERM_WRITE,
+};
 use super::ConnId;
 use meridian_protocol::body::{self, BrokerData, DataVersion, JsonFlavour, QueueData, RegisterBrokerBody, TopicConfig};
 use proptest::prelude::*;
@@ -160,6 +162,8 @@ impl Op {
             },
             topics_unchanged: false,
             body_fingerprint: 0,
+            prints_token: None,
+            delta: None,
         };
         // Stands for the body's bytes, as the shard's length + CRC does.
         let request = RegisterBroker { body_fingerprint: fingerprint(&request.body), ..request };
@@ -539,7 +543,22 @@ fn fingerprint(body: &RegisterBrokerBody) -> u64 {
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(format!("{body:?}")) | 1
 }
 
-fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
+const VERSION_5X: i32 = 479;
+
+fn json_of(body: &RegisterBrokerBody) -> Vec<u8> {
+    let mut out = Vec::new();
+    body::encode_register_body_json(&mut out, body);
+    out
+}
+
+/// The broker a shard compares a kept body's prints for.
+fn same_broker(a: &RegisterBroker, b: &RegisterBroker) -> bool {
+    (&a.cluster_name, &a.broker_name, &a.broker_addr, a.broker_id)
+        == (&b.cluster_name, &b.broker_name, &b.broker_addr, b.broker_id)
+}
+
+/// Returns how many registrations the table applied as deltas.
+fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) -> usize {
     let mut table = RouteTable::new(LIMITS);
     table.set_options(table_options);
     let options = Arc::new(RouteBuildOptions { order_topic_conf: None, support_acting_master });
@@ -551,6 +570,9 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
     let mut sent: Vec<&Op> = Vec::new();
     // What the shard remembers per connection: full registrations it saw accepted.
     let mut accepted: Vec<(RegisterBroker, ConnId)> = Vec::new();
+    // Per connection: the last full body's request, its prints token and its prints.
+    let mut kept_prints: BTreeMap<ConnId, (RegisterBroker, u64, body::MemberPrints)> = BTreeMap::new();
+    let mut deltas_applied = 0usize;
     for (step, op) in ops.iter().enumerate() {
         let op = match op {
             Op::Resend(n) if !sent.is_empty() => sent[sent.len() - 1 - n % sent.len()],
@@ -581,9 +603,38 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
                     }
                 }
                 if !applied_unread {
-                    let outcome = table.register_broker(request.clone(), conn, 0);
+                    // As the shard does: the body's member fingerprints, and a delta against
+                    // the ones kept from this broker's last full body on this connection.
+                    let kept = kept_prints.remove(&conn).filter(|k| same_broker(&k.0, &request));
+                    let json = json_of(&request.body);
+                    let against = kept.as_ref().map(|k| &k.2);
+                    let (token, delta) = match body::scan::register_body_resend(&json, VERSION_5X, against) {
+                        Ok((_, delta, prints)) => (Some((prints.token(), prints)), delta),
+                        Err(_) => (None, None),
+                    };
+                    let request = RegisterBroker { prints_token: token.as_ref().map(|t| t.0), ..request };
+                    let mut outcome = None;
+                    if let (Some(topics), Some(kept)) = (delta, &kept) {
+                        let delta = RegisterBroker {
+                            body: RegisterBrokerBody { topic_configs: Default::default(), ..request.body.clone() },
+                            delta: Some(Delta { base: kept.1, topics }),
+                            ..request.clone()
+                        };
+                        match table.register_broker(delta, conn, 0) {
+                            RegisterOutcome::NeedFullBody => {}
+                            applied => {
+                                assert_eq!(applied, expected, "delta at step {step} ({op:?})");
+                                outcome = Some(applied);
+                                deltas_applied += 1;
+                            }
+                        }
+                    }
+                    let outcome = outcome.unwrap_or_else(|| table.register_broker(request.clone(), conn, 0));
                     assert_eq!(outcome, expected, "answer at step {step} ({op:?})");
                     if matches!(outcome, RegisterOutcome::Accepted { .. }) {
+                        if let Some((token, prints)) = token {
+                            kept_prints.insert(conn, (request.clone(), token, prints));
+                        }
                         accepted.push((request, conn));
                     }
                 }
@@ -636,6 +687,7 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) {
             }
         }
     }
+    deltas_applied
 }
 
 // ---------------------------------------------------------------------------------------
@@ -713,6 +765,47 @@ fn a_re_send_after_a_different_full_body_is_read() {
         Op::Resend(1),
     ];
     run(&ops, TableOptions::default(), false);
+}
+
+/// A master's re-sends go as deltas against its last body, and one is refused (and the
+/// body read in full) after anything but a rebuild changed the group's list.
+#[test]
+fn re_sends_apply_as_deltas_until_the_list_changes_otherwise() {
+    let entry = |perm| TopicEntry { read_queue_nums: 4, write_queue_nums: 4, perm, topic_sys_flag: 0 };
+    let register = |counter, topics: &[(usize, i32)]| Op::Register {
+        broker: 0,
+        id: 0,
+        addr: 0,
+        acting_master: Some(false),
+        counter,
+        state_version: 1,
+        topics: topics.iter().map(|&(t, perm)| (t, entry(perm))).collect(),
+        order: 0,
+        conn: 1,
+    };
+    let ops = [
+        register(1, &[(0, 6), (1, 6), (2, 6), (3, 6)]),
+        // One changed, one added: a delta.
+        register(2, &[(0, 6), (1, 4), (2, 6), (3, 6), (4, 6)]),
+        // The same data version and one topic changed (Java writes none): a delta, after
+        // which the list is no base (its fields are not all the body's).
+        register(2, &[(0, 2), (1, 4), (2, 6), (3, 6), (4, 6)]),
+        // REGISTER_TOPIC changes the group's queue data.
+        Op::RegisterTopic { topic: 2, queue_datas: vec![(0, entry(2))] },
+        // Read in full: the list is rebuilt, a base again.
+        register(3, &[(0, 2), (1, 4), (2, 6), (3, 6), (4, 6)]),
+        // One removed, one changed: a delta (the removed one stays the group's, or goes
+        // with deleteTopicWithBrokerRegistration).
+        register(4, &[(0, 6), (1, 4), (2, 6), (4, 6)]),
+    ];
+    for delete_topic_with_broker_registration in [false, true] {
+        let options = TableOptions { delete_topic_with_broker_registration, ..TableOptions::default() };
+        assert_eq!(
+            run(&ops, options, false),
+            3,
+            "deltas applied (delete option {delete_topic_with_broker_registration})"
+        );
+    }
 }
 
 proptest! {

@@ -72,6 +72,64 @@ fn identical_re_sends_skip_the_topics_yet_stay_exact() {
     assert_eq!(unread_count_after(9), 2);
 }
 
+/// A large re-send is read against the broker's previous body on the same connection:
+/// only the members whose bytes changed are decoded. What lookups answer is what reading
+/// it in full gives; and when the table's list of the broker's topics changed otherwise
+/// (an admin delete), the delta is refused and the body read in full.
+#[test]
+fn large_re_sends_are_read_as_deltas_and_stay_exact() {
+    let server = common::server(&[]);
+    let mut conn = server.client();
+    let mut client = server.client();
+    let b = Broker::new("c1", "broker-a", 0, 10911);
+    let mut topics: Vec<TopicConfig> = (0..6000).map(|i| topic(&format!("order_topic_{i:05}"), 8, 6)).collect();
+    assert_registered(&mut conn, &b.register(json_body(1, &topics)));
+    // A 1% change, one topic gone and one added, at a new data version.
+    for t in topics.iter_mut().step_by(100) {
+        t.perm = 4;
+    }
+    topics.remove(3000);
+    topics.insert(10, topic("new_topic", 2, 6));
+    let second = json_body(2, &topics);
+    assert!(second.len() >= 1 << 20, "{} bytes: below the size whose members are fingerprinted", second.len());
+    assert_registered(&mut conn, &b.register(second));
+    let bd = broker_data_json("c1", "broker-a", &[(0, "127.0.0.1:10911")], true);
+    let route = |client: &mut Client, t: &str| route_body(client, route_request(t));
+    for (t, queues, perm) in [
+        ("order_topic_00000", 8, 4),
+        ("order_topic_00001", 8, 6),
+        ("order_topic_05900", 8, 4),
+        ("new_topic", 2, 6),
+        // Java keeps a topic a registration no longer lists (deleteTopicWithBrokerRegistration off).
+        ("order_topic_03000", 8, 6),
+    ] {
+        assert_eq!(route(&mut client, t), route_json(&[&bd], &[queue_data_json("broker-a", queues, perm)]), "{t}");
+    }
+    let metric = |name: &str| {
+        let (status, text) = server.http_get("/metrics");
+        assert_eq!(status, 200);
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!(metric("meridian_registrations_delta_total"), 1.0);
+
+    // An admin delete changes the broker's list: the next delta is refused, the body read
+    // in full, and the deleted topic comes back (as Java re-adds it).
+    let delete = Request::new(216).ext("topic", "order_topic_00002");
+    assert_eq!(conn.call(&delete).code(), SUCCESS);
+    topics[0].perm = 2;
+    assert_registered(&mut conn, &b.register(json_body(3, &topics)));
+    assert_eq!(metric("meridian_registrations_delta_refused_total"), 1.0);
+    for (t, perm) in [("order_topic_00002", 6), ("order_topic_00000", 2)] {
+        assert_eq!(route(&mut client, t), route_json(&[&bd], &[queue_data_json("broker-a", 8, perm)]), "{t}");
+    }
+    // The full read is a base again: the next re-send is a delta.
+    topics[0].perm = 6;
+    assert_registered(&mut conn, &b.register(json_body(4, &topics)));
+    assert_eq!(metric("meridian_registrations_delta_total"), 2.0);
+    assert_eq!(route(&mut client, "order_topic_00000"), route_json(&[&bd], &[queue_data_json("broker-a", 8, 6)]));
+}
+
 /// Frames that arrive together are answered together, in order, whatever mix of lookups
 /// and writer-bound requests they are, and however many replies that makes.
 #[test]

@@ -47,6 +47,21 @@ pub(super) struct GroupTopics {
     /// The `fields` are true: nothing but a registration's rebuild changed this group's
     /// queue data since the list was built (`set_perm`, `register_topic` clear it).
     pub in_sync: bool,
+    /// The list's first entries are, entry for entry and in order, the topics of the
+    /// master's body whose member fingerprints hash to this token
+    /// (`RegisterBroker::prints_token`), with the fields that body wrote; the rest are
+    /// topics the group kept that the body no longer lists. A re-send described against that
+    /// body (`TopicsDelta`) can be applied to it. Any change to the list but a rebuild
+    /// clears it; valid only `in_sync`.
+    pub delta_base: Option<DeltaBase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DeltaBase {
+    /// `MemberPrints::token` of the body.
+    pub token: u64,
+    /// How many of the first entries are that body's topics.
+    pub listed: usize,
 }
 
 impl GroupTopics {
@@ -64,11 +79,13 @@ impl GroupTopics {
 
     /// A topic that gained this group's queue data other than by a rebuild.
     pub fn push(&mut self, name: TopicName) {
+        self.delta_base = None;
         self.list.push(Listed { name, fields: FIELDS_UNKNOWN });
     }
 
     /// O(topics): for the rare single removals (DELETE_TOPIC_IN_NAMESRV); keeps the order.
     pub fn remove(&mut self, topic: &str) -> bool {
+        self.delta_base = None;
         match self.list.iter().position(|l| *l.name == *topic) {
             Some(i) => {
                 self.list.remove(i);

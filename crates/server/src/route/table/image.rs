@@ -253,6 +253,8 @@ mod tests {
             },
             topics_unchanged: false,
             body_fingerprint: 0,
+            prints_token: None,
+            delta: None,
         };
         t.register_broker(req, ConnId(9), 10);
         assert_eq!(t.provisional_count(), 0);

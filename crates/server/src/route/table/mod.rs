@@ -12,6 +12,7 @@ use meridian_protocol::body::{BrokerData, DataVersion, QueueData, RegisterBroker
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+mod delta;
 mod group_topics;
 mod image;
 mod index;
@@ -146,6 +147,27 @@ pub struct RegisterBroker {
     /// Identifies the body's bytes (length and CRC; 0 = unknown). An unread re-send stands
     /// for "as before" only if it is the body last applied in full for this address.
     pub body_fingerprint: u64,
+    /// A hash of this body's topic-table member fingerprints, when the receiving shard kept
+    /// them: the next body from this broker may be sent as a delta against this one.
+    pub prints_token: Option<u64>,
+    /// The topics as a delta against the body whose `prints_token` was `base`
+    /// (`body.topic_configs` is then empty). Applied only to a list built from exactly that
+    /// body (`GroupTopics::delta_base`); otherwise the table answers `NeedFullBody`.
+    pub delta: Option<Delta>,
+}
+
+/// `RegisterBroker::delta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub base: u64,
+    pub topics: meridian_protocol::body::TopicsDelta,
+}
+
+impl RegisterBroker {
+    /// The topics the body lists (a delta stands for its members).
+    pub fn topic_count(&self) -> usize {
+        self.delta.as_ref().map_or(self.body.topic_configs.len(), |d| d.topics.members)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

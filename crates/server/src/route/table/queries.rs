@@ -112,6 +112,7 @@ impl RouteTable {
         // One pass over the list, which keeps its order for the next registration's walk.
         if let Some(topics) = self.broker_topics.get_mut(broker_name) {
             topics.list.retain(|l| !gone.contains(&l.name));
+            topics.delta_base = None;
             if topics.is_empty() {
                 self.broker_topics.remove(broker_name);
             }

@@ -19,7 +19,7 @@
 //! Everything that can refuse is checked before anything changes, so a refused
 //! registration leaves the table as it was. Must not: do I/O or read the clock.
 
-use super::group_topics::{pack, Listed, Walk, FIELDS_UNKNOWN};
+use super::group_topics::{pack, DeltaBase, Listed, Walk, FIELDS_UNKNOWN};
 use super::*;
 use meridian_protocol::body::TopicConfigRef;
 
@@ -30,7 +30,7 @@ use meridian_protocol::body::TopicConfigRef;
 const INCREMENTAL_SHARE_MAX: usize = if cfg!(test) { 2 } else { 16 };
 
 /// What the broker-group update (steps 1–9) decided for the rest of a registration.
-struct GroupUpdate {
+pub(super) struct GroupUpdate {
     is_master: bool,
     is_prime_slave: bool,
     enable_acting_master: bool,
@@ -55,7 +55,11 @@ impl RouteTable {
         if req.topics_unchanged && !self.unchanged_topics_apply(&req, &key) {
             return RegisterOutcome::NeedFullBody;
         }
-        let configs = &req.body.topic_configs;
+        if req.delta.is_some() && !self.delta_applies(&req) {
+            return RegisterOutcome::NeedFullBody;
+        }
+        // Only these can be new: a delta's other members are the group's already.
+        let configs = req.delta.as_ref().map_or(&req.body.topic_configs, |d| &d.topics.changed);
         // New topics are counted (a probe per topic) only if they could pass topicsMax.
         let new_topics = if self.topic_queue.len() + configs.len() > self.limits.topics_max {
             configs.iter().filter(|t| !self.topic_queue.contains_key(t.topic_name)).count()
@@ -102,7 +106,7 @@ impl RouteTable {
         // Step 7.
         let id_known =
             self.broker_addr.get(&req.broker_name).is_some_and(|bd| bd.broker_addrs.contains_key(&req.broker_id));
-        if !id_known && req.body.topic_configs.len() == 1 {
+        if !id_known && req.topic_count() == 1 {
             return Some(RegisterOutcome::Refused("register broker failed".to_string()));
         }
         if !self.live.contains_key(key) && self.live.len() >= self.limits.brokers_max {
@@ -172,12 +176,17 @@ impl RouteTable {
 
     /// Step 10: the topic writer's queue data (and static-topic mappings).
     fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
-        if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
-            self.last_topic_counts.removed = self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
-        }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
         let write_all = group.register_first || dv_changed;
+        if let Some(delta) = &req.delta {
+            // It removes what the body no longer lists itself (see `write_delta`).
+            self.write_delta(req, delta, group, write_all);
+            return;
+        }
+        if self.options.delete_topic_with_broker_registration && req.body.topic_queue_mapping_infos.is_empty() {
+            self.last_topic_counts.removed = self.remove_topics_missing_from(&req.broker_name, &req.body.topic_configs);
+        }
         let listed = self.broker_topics.get(&req.broker_name).map_or(0, GroupTopics::len);
         if req.body.topic_configs.len() * INCREMENTAL_SHARE_MAX < listed {
             self.write_few_topics(req, group, write_all);
@@ -196,7 +205,7 @@ impl RouteTable {
     }
 
     /// The queue data a topic config gives this group (step 10's acting-master rewrite).
-    fn queue_data(tc: TopicConfigRef<'_>, broker_name: &Arc<str>, group: &GroupUpdate) -> QueueData {
+    pub(super) fn queue_data(tc: TopicConfigRef<'_>, broker_name: &Arc<str>, group: &GroupUpdate) -> QueueData {
         let mut perm = tc.perm;
         if group.is_prime_slave && group.enable_acting_master {
             perm &= !PERM_WRITE;
@@ -214,6 +223,9 @@ impl RouteTable {
     /// creates a topic): each topic is probed, the list is left in place, not rebuilt.
     fn write_few_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
         let broker_name = self.group_name(&req.broker_name);
+        if let Some(topics) = self.broker_topics.get_mut(&req.broker_name) {
+            topics.delta_base = None; // the list no longer follows one body
+        }
         for tc in &req.body.topic_configs {
             if write_all || self.queue_data_of(tc.topic_name, &req.broker_name).is_none() {
                 let put = self.put_queue_data(tc.topic_name, Self::queue_data(tc, &broker_name, group));
@@ -265,6 +277,8 @@ impl RouteTable {
                 }
             }
         }
+        // In body order, one entry per topic, every field the body's: a base for deltas.
+        let body_order = moved.is_empty() && next.len() == req.body.topic_configs.len();
         if !moved.is_empty() {
             // A name the body listed twice: the last write holds.
             for l in &mut next {
@@ -274,6 +288,7 @@ impl RouteTable {
             }
         }
         // Topics of the last list this body did not list in step: still the group's.
+        let listed_in_body = next.len();
         for old in walk.leftovers() {
             let fields = match moved.remove(&old.name) {
                 Some(fields) => fields,
@@ -283,12 +298,16 @@ impl RouteTable {
             next.push(Listed { name: old.name.clone(), fields });
         }
         debug_assert!(moved.is_empty(), "moved topics the group did not have");
+        let delta_base = (body_order && write_all && req.broker_id == MASTER_ID)
+            .then_some(req.prints_token)
+            .flatten()
+            .map(|token| DeltaBase { token, listed: listed_in_body });
         if !next.is_empty() {
-            self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true });
+            self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true, delta_base });
         }
     }
 
-    fn count(&mut self, put: Put) {
+    pub(super) fn count(&mut self, put: Put) {
         match put {
             Put::Same => {}
             Put::Added => self.last_topic_counts.added += 1,

@@ -46,6 +46,8 @@ fn reg(name: &str, id: i64, addr: &str, data_version: DataVersion, topics: &[Top
         },
         topics_unchanged: false,
         body_fingerprint: 0,
+        prints_token: None,
+        delta: None,
     }
 }
 

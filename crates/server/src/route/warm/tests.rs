@@ -47,6 +47,8 @@ fn reg(cluster: &str, name: &str, id: i64, addr: &str, topics: &[TopicConfig]) -
         },
         topics_unchanged: false,
         body_fingerprint: 0,
+        prints_token: None,
+        delta: None,
     }
 }
 
