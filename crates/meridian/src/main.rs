@@ -9,6 +9,32 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay`: its index in the option enum of the mimalloc v3 that
+/// libmimalloc-sys 0.1.49 builds (the crate does not export it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// mimalloc v3's default purge delay, in ms: what the option reads if the index is right.
+const MI_PURGE_DELAY_DEFAULT_MS: std::ffi::c_long = 1000;
+/// How long freed memory may stay resident before mimalloc returns it to the OS.
+const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+/// Returns freed memory to the OS after 10 ms instead of mimalloc v3's 1 s (10 s for its
+/// arenas). Memory a registration's decode thread or the writer frees stays resident
+/// until that thread allocates again, so with the default the bench's memory scenario
+/// (1M entries) held 265–280 B per entry of RSS, and 238 B with 10 ms, with lookup
+/// throughput and tails unchanged (four alternating runs each). MIMALLOC_PURGE_DELAY, if
+/// set, still decides; an option that does not read the known default is left alone.
+fn set_allocator_purge_delay() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: mimalloc's option getter and setter take and return plain integers.
+    unsafe {
+        if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == MI_PURGE_DELAY_DEFAULT_MS {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "meridian",
@@ -84,6 +110,7 @@ const EXIT_CANNOT_START: i32 = 1;
 const EXIT_INVALID_CONFIG: i32 = 2;
 
 fn main() {
+    set_allocator_purge_delay();
     let cli = Cli::parse();
     if let Some(CliCommand::Admin(args)) = &cli.command {
         // A client of running NameServers: no config, no logging, no server.
