@@ -153,17 +153,15 @@ impl TopicsDelta {
     }
 }
 
+// The rows of a 100k-topic registration take 2.4 MB.
+const _: () = assert!(std::mem::size_of::<Row>() == 24);
+
 /// One topic without its name and attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Row {
     /// Where the name ends in `names` (it starts where the previous row's ends).
     name_end: u32,
-    read_queue_nums: i32,
-    write_queue_nums: i32,
-    perm: i32,
-    topic_sys_flag: i32,
-    order: bool,
-    topic_filter_type: TopicFilterType,
+    fields: TopicFields,
 }
 
 /// One topic of a `TopicConfigs`, borrowed: the fields of `TopicConfig`.
@@ -253,15 +251,7 @@ impl TopicConfigs {
         if !attributes.is_empty() {
             self.attributes.push((row, attributes));
         }
-        self.rows.push(Row {
-            name_end,
-            read_queue_nums: fields.read_queue_nums,
-            write_queue_nums: fields.write_queue_nums,
-            perm: fields.perm,
-            topic_sys_flag: fields.topic_sys_flag,
-            order: fields.order,
-            topic_filter_type: fields.topic_filter_type,
-        });
+        self.rows.push(Row { name_end, fields });
         Ok(())
     }
 
@@ -315,12 +305,12 @@ impl TopicConfigs {
         TopicConfigRef {
             // Rows split `names` only where a pushed name ended: always a char boundary.
             topic_name: &self.names[start..row.name_end as usize],
-            read_queue_nums: row.read_queue_nums,
-            write_queue_nums: row.write_queue_nums,
-            perm: row.perm,
-            topic_sys_flag: row.topic_sys_flag,
-            order: row.order,
-            topic_filter_type: row.topic_filter_type,
+            read_queue_nums: row.fields.read_queue_nums,
+            write_queue_nums: row.fields.write_queue_nums,
+            perm: row.fields.perm,
+            topic_sys_flag: row.fields.topic_sys_flag,
+            order: row.fields.order,
+            topic_filter_type: row.fields.topic_filter_type,
             attributes,
         }
     }

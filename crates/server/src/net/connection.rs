@@ -406,8 +406,8 @@ async fn read_large_frame<'s>(
     } else {
         None
     };
-    // Zeroed by the allocator (fresh pages for big sizes), filled by reads.
-    let mut whole = vec![0u8; frame_bytes];
+    // The shard's kept buffer when it is large enough (no page faults), filled by reads.
+    let mut whole = shard.frame_buffers.take(frame_bytes);
     whole[..buffered.len()].copy_from_slice(buffered);
     let mut filled = buffered.len();
     let mut crc = BodyCrc::default();
@@ -423,7 +423,7 @@ async fn read_large_frame<'s>(
             Err(e) => return Err(read_failed(e, config)),
         }
     }
-    Ok((Bytes::from(whole), crc.finish(), permit, started.elapsed()))
+    Ok((shard.frame_buffers.frame(whole), crc.finish(), permit, started.elapsed()))
 }
 
 /// Bytes hashed between two chances for other tasks to run (about 25 µs of CRC).
