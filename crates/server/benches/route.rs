@@ -13,14 +13,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use bytes::{Bytes, BytesMut};
 use common::{count_label, topic_counts, TOPIC_COUNT_LARGE_MIN, VERSION_5X};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use meridian_protocol::body::{BrokerData, JsonFlavour, QueueData};
+use meridian_protocol::body::{self, BrokerData, JsonFlavour, MemberPrints, QueueData, RegisterBrokerBody};
 use meridian_protocol::codes;
 use meridian_protocol::frame::{self, SerializeType};
 use meridian_protocol::header::{Header, HeaderOut};
 use meridian_server::config::Config;
 use meridian_server::request::command::Command;
 use meridian_server::route::snapshot::{build_topic_route, RouteBuildOptions, RouteModel, RouteSnapshot};
-use meridian_server::route::table::{RegisterBroker, RouteTable};
+use meridian_server::route::table::{Delta, RegisterBroker, RouteTable};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -139,20 +139,60 @@ fn bench_register(c: &mut Criterion) {
         group.bench_function(format!("resend_1pct_changed/{}_topics", count_label(count)), |b| {
             b.iter_custom(|iters| {
                 bench_publish(&mut table, &mut snapshot, iters, |generation| {
-                    let mut body = common::register_body(&names, 10 + generation as i64);
-                    let step = 100;
-                    let flip = (generation as usize) % step;
-                    let mut topics = body.topic_configs.to_vec();
-                    for t in topics.iter_mut().skip(flip).step_by(step) {
-                        t.perm = if generation % 2 == 0 { 4 } else { 6 };
-                    }
-                    body.topic_configs = topics.into();
-                    common::register_request(0, body)
+                    common::register_request(0, one_pct_changed(&names, generation))
+                })
+            })
+        });
+        // The same re-sends as the shard sends a master's large body: a delta against the
+        // previous body's member fingerprints (made untimed; the apply panics if refused).
+        let (mut table, mut snapshot) = loaded(&names);
+        let mut prints = resend_with_prints(&mut table, &names);
+        group.bench_function(format!("resend_1pct_delta/{}_topics", count_label(count)), |b| {
+            b.iter_custom(|iters| {
+                bench_publish(&mut table, &mut snapshot, iters, |generation| {
+                    let body = one_pct_changed(&names, generation);
+                    let json = json_of(&body);
+                    let (rest, delta, next) = body::scan::register_body_resend(&json, VERSION_5X, Some(&prints))
+                        .expect("the bench's bodies scan");
+                    let base = std::mem::replace(&mut prints, next).token();
+                    let mut req = common::register_request(0, rest);
+                    req.prints_token = Some(prints.token());
+                    req.delta = Some(Delta { base, topics: delta.expect("read against the last body") });
+                    req
                 })
             })
         });
     }
     group.finish();
+}
+
+/// `names` with every 100th topic (a different hundredth each generation) flipped.
+fn one_pct_changed(names: &[String], generation: u64) -> RegisterBrokerBody {
+    let mut body = common::register_body(names, 10 + generation as i64);
+    let step = 100;
+    let mut topics = body.topic_configs.to_vec();
+    for t in topics.iter_mut().skip(generation as usize % step).step_by(step) {
+        t.perm = if generation % 2 == 0 { 4 } else { 6 };
+    }
+    body.topic_configs = topics.into();
+    body
+}
+
+fn json_of(body: &RegisterBrokerBody) -> Vec<u8> {
+    let mut out = Vec::new();
+    body::encode_register_body_json(&mut out, body);
+    out
+}
+
+/// Registers broker 0's body in full with its member fingerprints, as the shard does for a
+/// large body: the table's list becomes a base for deltas. Returns the fingerprints.
+fn resend_with_prints(table: &mut RouteTable, names: &[String]) -> MemberPrints {
+    let body = common::register_body(names, 5);
+    let (_, _, prints) = body::scan::register_body_resend(&json_of(&body), VERSION_5X, None).expect("scans");
+    let mut req = common::register_request(0, body);
+    req.prints_token = Some(prints.token());
+    common::register(table, req);
+    prints
 }
 
 /// A topic served by `groups` broker groups, each a master plus one slave.
