@@ -67,10 +67,6 @@ impl MemberPrint {
 pub struct MemberPrints(pub Vec<MemberPrint>);
 
 impl MemberPrints {
-    pub fn heap_bytes(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<MemberPrint>()
-    }
-
     /// One hash of every fingerprint in order: names the body these came from.
     pub fn token(&self) -> u64 {
         use std::hash::{BuildHasher, Hasher};
@@ -125,12 +121,9 @@ impl TopicsDelta {
         }
     }
 
-    pub fn heap_bytes(&self) -> usize {
-        self.ops.capacity() * std::mem::size_of::<DeltaOp>() + self.changed.heap_bytes()
-    }
-
     /// The topics this stands for, given the previous body's (`None` if the ops do not
-    /// cover exactly `prev` and `changed`).
+    /// cover exactly `prev` and `changed`): what the differential tests compare.
+    #[cfg(test)]
     pub fn expand(&self, prev: &TopicConfigs) -> Option<TopicConfigs> {
         let (mut out, mut at, mut changed) = (TopicConfigs::new(), 0usize, self.changed.iter());
         for op in &self.ops {
@@ -219,7 +212,7 @@ impl TopicConfigs {
         self.rows.is_empty()
     }
 
-    /// Bytes this holds on the heap (what a registration's memory budget is charged).
+    /// Bytes this holds on the heap.
     pub fn heap_bytes(&self) -> usize {
         let attributes: usize = self
             .attributes

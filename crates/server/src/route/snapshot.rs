@@ -131,16 +131,21 @@ impl<'s> Route<'s> {
 
     /// The answer body in `flavour`, encoded once per route.
     pub fn encoded(&self, flavour: JsonFlavour) -> &'s Bytes {
-        self.encoded_shared(flavour, &AnswerInterner::default())
+        self.encoded_as(flavour, |out| Bytes::from(out.into_boxed_slice()))
     }
 
     /// `encoded`, sharing the bytes with any identical answer `answers` holds.
     pub fn encoded_shared(&self, flavour: JsonFlavour, answers: &AnswerInterner) -> &'s Bytes {
+        self.encoded_as(flavour, |out| answers.intern(out))
+    }
+
+    /// The answer cell of `flavour`, filled by `keep` with the encoding if empty.
+    fn encoded_as(&self, flavour: JsonFlavour, keep: impl FnOnce(Vec<u8>) -> Bytes) -> &'s Bytes {
         let cell = self.entry.answer_cell(flavour == JsonFlavour::Standard);
         cell.get_or_init(|| {
             let mut out = Vec::with_capacity(256);
             self.model().encode(&mut out, flavour);
-            Box::new(answers.intern(out))
+            Box::new(keep(out))
         })
     }
 }

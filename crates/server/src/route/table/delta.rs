@@ -31,24 +31,13 @@ impl RouteTable {
         }
         let Some(group) = self.broker_topics.get(&req.broker_name) else { return false };
         let Some(base) = group.delta_base.filter(|b| group.in_sync && b.token == delta.base) else { return false };
-        let (mut at, mut changed) = (0usize, 0usize);
-        // The entries the delta passed over, and those the base body did not list.
-        let mut passed: FastSet<&str> =
-            group.list.get(base.listed..).unwrap_or_default().iter().map(|l| &*l.name).collect();
-        for op in &delta.topics.ops {
-            match *op {
-                DeltaOp::Same(n) => at += n as usize,
-                DeltaOp::Skip(n) => {
-                    let Some(skipped) = group.list.get(at..at + n as usize) else { return false };
-                    passed.extend(skipped.iter().map(|l| &*l.name));
-                    at += n as usize;
-                }
-                DeltaOp::Changed(n) => changed += n as usize,
-            }
-        }
-        if at != base.listed || changed != delta.topics.changed.len() {
+        let Some(passed) = passed_over(&group.list, base.listed, &delta.topics.ops) else { return false };
+        let changed: usize =
+            delta.topics.ops.iter().map(|op| if let DeltaOp::Changed(n) = *op { n as usize } else { 0 }).sum();
+        if changed != delta.topics.changed.len() {
             return false;
         }
+        let passed: FastSet<&str> = passed.iter().map(|l| &*l.name).collect();
         let mut named: FastSet<&str> = FastSet::default();
         delta.topics.changed.iter().all(|t| {
             named.insert(t.topic_name)
@@ -64,26 +53,12 @@ impl RouteTable {
         let broker_name = self.group_name(&req.broker_name);
         let prev = self.broker_topics.remove(&req.broker_name).expect("delta_applies found the list");
         let listed = prev.delta_base.expect("delta_applies found the base").listed;
-        // The entries passed over, then those the base body did not list, by name (about as
+        // By name: the entries passed over, then those the base body did not list (about as
         // many as changed topics, plus the topics the broker stopped listing).
-        let mut passed: FastMap<TopicName, u64> = FastMap::default();
-        let mut passed_order: Vec<TopicName> = Vec::new();
-        let mut pass = |l: &Listed| {
-            passed.insert(l.name.clone(), l.fields);
-            passed_order.push(l.name.clone());
+        let (mut passed, passed_order): (FastMap<TopicName, u64>, Vec<TopicName>) = {
+            let over = passed_over(&prev.list, listed, &delta.topics.ops).expect("delta_applies checked the ops");
+            (over.iter().map(|l| (l.name.clone(), l.fields)).collect(), over.iter().map(|l| l.name.clone()).collect())
         };
-        let mut at = 0usize;
-        for op in &delta.topics.ops {
-            match *op {
-                DeltaOp::Same(n) => at += n as usize,
-                DeltaOp::Skip(n) => {
-                    prev.list[at..at + n as usize].iter().for_each(&mut pass);
-                    at += n as usize;
-                }
-                DeltaOp::Changed(_) => {}
-            }
-        }
-        prev.list[listed..].iter().for_each(&mut pass);
         let mut next: Vec<Listed> = Vec::with_capacity(delta.topics.members + passed.len());
         let (mut entries, mut changed) = (prev.list.into_iter(), delta.topics.changed.iter());
         for op in &delta.topics.ops {
@@ -126,4 +101,24 @@ impl RouteTable {
             self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true, delta_base });
         }
     }
+}
+
+/// The list entries a delta passes over (its `Skip` ranges), then those past the `listed`
+/// entries of the base body; `None` unless its `Same` and `Skip` runs cover exactly those.
+fn passed_over<'l>(list: &'l [Listed], listed: usize, ops: &[DeltaOp]) -> Option<Vec<&'l Listed>> {
+    let (mut at, mut passed) = (0usize, Vec::new());
+    for op in ops {
+        match *op {
+            DeltaOp::Same(n) => at += n as usize,
+            DeltaOp::Skip(n) => {
+                passed.extend(list.get(at..at + n as usize)?);
+                at += n as usize;
+            }
+            DeltaOp::Changed(_) => {}
+        }
+    }
+    (at == listed).then(|| {
+        passed.extend(list.get(listed..).unwrap_or_default());
+        passed
+    })
 }

@@ -279,6 +279,10 @@ impl RouteTable {
         }
         // In body order, one entry per topic, every field the body's: a base for deltas.
         let body_order = moved.is_empty() && next.len() == req.body.topic_configs.len();
+        let delta_base = (body_order && write_all && req.broker_id == MASTER_ID)
+            .then_some(req.prints_token)
+            .flatten()
+            .map(|token| DeltaBase { token, listed: next.len() });
         if !moved.is_empty() {
             // A name the body listed twice: the last write holds.
             for l in &mut next {
@@ -288,7 +292,6 @@ impl RouteTable {
             }
         }
         // Topics of the last list this body did not list in step: still the group's.
-        let listed_in_body = next.len();
         for old in walk.leftovers() {
             let fields = match moved.remove(&old.name) {
                 Some(fields) => fields,
@@ -298,10 +301,6 @@ impl RouteTable {
             next.push(Listed { name: old.name.clone(), fields });
         }
         debug_assert!(moved.is_empty(), "moved topics the group did not have");
-        let delta_base = (body_order && write_all && req.broker_id == MASTER_ID)
-            .then_some(req.prints_token)
-            .flatten()
-            .map(|token| DeltaBase { token, listed: listed_in_body });
         if !next.is_empty() {
             self.broker_topics.insert(req.broker_name.clone(), GroupTopics { list: next, in_sync: true, delta_base });
         }
