@@ -29,6 +29,11 @@ use meridian_protocol::body::TopicConfigRef;
 /// both paths.
 const INCREMENTAL_SHARE_MAX: usize = if cfg!(test) { 2 } else { 16 };
 
+/// A new group's body with at least this many topics is written in index order
+/// (`write_new_list`); smaller ones in body order, where the probes stay in cache. Small in
+/// unit tests, so the model test's few topics take both paths.
+const PUT_MANY_TOPICS_MIN: usize = if cfg!(test) { 3 } else { 1024 };
+
 /// What the broker-group update (steps 1–9) decided for the rest of a registration.
 pub(super) struct GroupUpdate {
     is_master: bool,
@@ -68,12 +73,6 @@ impl RouteTable {
         };
         if let Some(outcome) = self.refusal(&req, &key, new_topics) {
             return outcome;
-        }
-        // Into an empty table (a start), grow each shard once instead of doubling it several
-        // times; elsewhere growth is cheap (slots keep their hash) and a reservation would
-        // copy shards that snapshots share.
-        if self.topic_queue.is_empty() && configs.len() >= 64 {
-            self.topic_queue.reserve_for(configs.iter().map(|t| t.topic_name));
         }
         let group = self.update_group(&req, &key);
         if group.writes_topics() {
@@ -239,6 +238,10 @@ impl RouteTable {
     fn write_all_topics(&mut self, req: &RegisterBroker, group: &GroupUpdate, write_all: bool) {
         let broker_name = self.group_name(&req.broker_name);
         let prev = self.broker_topics.remove(&req.broker_name).unwrap_or_default();
+        if prev.list.is_empty() && write_all && req.body.topic_configs.len() >= PUT_MANY_TOPICS_MIN {
+            self.write_new_list(req, group, &broker_name);
+            return;
+        }
         let mut walk = Walk::new(&prev.list);
         let mut next: Vec<Listed> = Vec::with_capacity(req.body.topic_configs.len().max(prev.len()));
         // Topics the group had that this body lists out of step: their new fields.
@@ -277,6 +280,83 @@ impl RouteTable {
                 }
             }
         }
+        let leftovers = walk.leftovers().map(|old| (old, prev.in_sync));
+        self.settle_list(req, write_all, next, moved, leftovers);
+    }
+
+    /// A full body of a group that lists no topics yet (its first registration): every
+    /// topic is written, through `TopicIndex::put_many` (one probe per topic, in index
+    /// order), and the list is built in body order as `write_all_topics` would build it.
+    fn write_new_list(&mut self, req: &RegisterBroker, group: &GroupUpdate, broker_name: &Arc<str>) {
+        let configs = &req.body.topic_configs;
+        // New names in body order, each shared by the list and (if the topic is new) its slot;
+        // each with its queue data, which `put_many` carries (in index order, reading the
+        // body's rows again would miss the cache per topic).
+        let mut next: Vec<Listed> = Vec::with_capacity(configs.len());
+        let mut names = Vec::with_capacity(configs.len());
+        for tc in configs {
+            let name = TopicName::from(tc.topic_name);
+            let qd = Self::queue_data(tc, broker_name, group);
+            next.push(Listed { name: name.clone(), fields: pack(&qd) });
+            names.push((name, qd));
+        }
+        // Topics the index had: the slot's name (the list shares that allocation, not a
+        // second one), and what the write did.
+        let present = self.topic_queue.put_many(names.into_iter(), self.stamp, |_, qd: QueueData, slot| {
+            let name = (!slot.created).then(|| slot.name.clone());
+            let put = if name.is_some() && slot.current().queues().get(&qd.broker_name) == Some(&qd) {
+                Put::Same
+            } else if slot.open().queues_mut().insert(qd).is_some() {
+                Put::Changed
+            } else {
+                Put::Added
+            };
+            name.map(|name| (put, name))
+        });
+        // Topics this group already had (a name listed twice): (body position, what happened).
+        let mut had: Vec<(usize, Put)> = Vec::new();
+        for (i, (put, name)) in present {
+            next[i].name = name;
+            if put != Put::Added {
+                had.push((i, put));
+            }
+        }
+        self.last_topic_counts.added += configs.len() - had.len();
+        self.changes.topics |= had.len() < configs.len();
+        let mut moved: FastMap<TopicName, u64> = FastMap::default();
+        if !had.is_empty() {
+            had.sort_unstable_by_key(|&(i, _)| i);
+            let mut had = had.into_iter().peekable();
+            let mut i = 0;
+            next.retain(|l| {
+                let this = i;
+                i += 1;
+                match had.next_if(|&(at, _)| at == this) {
+                    None => true,
+                    Some((_, put)) => {
+                        self.changes.topics |= put == Put::Changed;
+                        self.count(put);
+                        moved.insert(l.name.clone(), l.fields);
+                        false
+                    }
+                }
+            });
+        }
+        self.settle_list(req, true, next, moved, std::iter::empty());
+    }
+
+    /// The end of a full body's rebuild of its group's list `next` (in body order; `moved`:
+    /// topics it wrote out of step, with their last fields): `leftovers` (the last list's
+    /// topics this body did not list, each with whether that list was in sync) stay the
+    /// group's, and the list becomes a delta base if it is exactly this master's body.
+    fn settle_list<'l>(
+        &mut self,
+        req: &RegisterBroker,
+        write_all: bool,
+        mut next: Vec<Listed>,
+        mut moved: FastMap<TopicName, u64>,
+        leftovers: impl Iterator<Item = (&'l Listed, bool)>,
+    ) {
         // In body order, one entry per topic, every field the body's: a base for deltas.
         let body_order = moved.is_empty() && next.len() == req.body.topic_configs.len();
         let delta_base = (body_order && write_all && req.broker_id == MASTER_ID)
@@ -292,10 +372,10 @@ impl RouteTable {
             }
         }
         // Topics of the last list this body did not list in step: still the group's.
-        for old in walk.leftovers() {
+        for (old, in_sync) in leftovers {
             let fields = match moved.remove(&old.name) {
                 Some(fields) => fields,
-                None if prev.in_sync => old.fields,
+                None if in_sync => old.fields,
                 None => FIELDS_UNKNOWN,
             };
             next.push(Listed { name: old.name.clone(), fields });
