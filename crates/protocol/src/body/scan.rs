@@ -194,6 +194,7 @@ impl Cursor<'_> {
         self.eat(b'{')?;
         if let (Some(prev), Some(delta)) = (table.prev, table.delta.as_mut()) {
             let prints = table.prints.get_or_insert_with(Vec::new);
+            prints.reserve(prev.len()); // a re-send lists about as many topics
             self.members_against(prev, delta, prints)?;
             return Ok(TopicConfigs::new());
         }
@@ -205,6 +206,9 @@ impl Cursor<'_> {
             return Ok(topics);
         }
         let mut prints = table.prints.as_mut();
+        if let Some(prints) = prints.as_deref_mut() {
+            prints.reserve(remaining / TABLE_BYTES_PER_TOPIC_GUESS);
+        }
         let split =
             (remaining >= table.split_min).then(|| member_start_after(self.b, self.i + remaining / 2)).flatten();
         let Some(split) = split else {
@@ -217,7 +221,7 @@ impl Cursor<'_> {
                 let mut c = Cursor { b: json, i: split };
                 let rest = json.len() - split;
                 let mut topics = TopicConfigs::with_capacity(rest / TABLE_BYTES_PER_TOPIC_GUESS, rest / 5);
-                let mut prints = Vec::new();
+                let mut prints = Vec::with_capacity(if printing { rest / TABLE_BYTES_PER_TOPIC_GUESS } else { 0 });
                 let members = c.members(&mut topics, printing.then_some(&mut prints), usize::MAX);
                 members.map(|_| (topics, prints, c.i))
             });
