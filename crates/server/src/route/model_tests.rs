@@ -635,7 +635,8 @@ fn run(ops: &[Op], table_options: TableOptions, support_acting_master: bool) -> 
                         if let Some((token, prints)) = token {
                             kept_prints.insert(conn, (request.clone(), token, prints));
                         }
-                        accepted.push((request, conn));
+                        // As the shard remembers it: the bytes, not what the scan made of them.
+                        accepted.push((RegisterBroker { prints_token: None, ..request }, conn));
                     }
                 }
             }
@@ -785,6 +786,8 @@ fn re_sends_apply_as_deltas_until_the_list_changes_otherwise() {
     };
     let ops = [
         register(1, &[(0, 6), (1, 6), (2, 6), (3, 6)]),
+        // The same bytes again: applied unread, which leaves the list a base.
+        Op::Resend(0),
         // One changed, one added: a delta.
         register(2, &[(0, 6), (1, 4), (2, 6), (3, 6), (4, 6)]),
         // The same data version and one topic changed (Java writes none): a delta, after

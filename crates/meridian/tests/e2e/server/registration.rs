@@ -83,7 +83,11 @@ fn large_re_sends_are_read_as_deltas_and_stay_exact() {
     let mut client = server.client();
     let b = Broker::new("c1", "broker-a", 0, 10911);
     let mut topics: Vec<TopicConfig> = (0..6000).map(|i| topic(&format!("order_topic_{i:05}"), 8, 6)).collect();
-    assert_registered(&mut conn, &b.register(json_body(1, &topics)));
+    let first = json_body(1, &topics);
+    assert_registered(&mut conn, &b.register(first.clone()));
+    // A broker re-sends the same bytes until a topic changes: read unread, and the next
+    // change is still read as a delta against the first body.
+    assert_registered(&mut conn, &b.register(first));
     // A 1% change, one topic gone and one added, at a new data version.
     for t in topics.iter_mut().step_by(100) {
         t.perm = 4;
@@ -112,6 +116,7 @@ fn large_re_sends_are_read_as_deltas_and_stay_exact() {
         line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
     };
     assert_eq!(metric("meridian_registrations_delta_total"), 1.0);
+    assert_eq!(metric("meridian_registrations_unread_total"), 1.0);
 
     // An admin delete changes the broker's list: the next delta is refused, the body read
     // in full, and the deleted topic comes back (as Java re-adds it).

@@ -175,6 +175,13 @@ impl RouteTable {
 
     /// Step 10: the topic writer's queue data (and static-topic mappings).
     fn write_topics(&mut self, req: &RegisterBroker, key: &BrokerAddrKey, group: &GroupUpdate) {
+        if req.topics_unchanged {
+            // Unread: the very bytes whose topics the group's queue data already holds
+            // (`unchanged_topics_apply`). Nothing to write, and the list stays a delta base:
+            // a broker re-sends unchanged bodies between changes, and the next change must
+            // still be read as a delta.
+            return;
+        }
         let dv = req.body.data_version;
         let dv_changed = self.live.get(key).is_none_or(|l| l.data_version != dv);
         let write_all = group.register_first || dv_changed;
