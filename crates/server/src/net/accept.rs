@@ -10,7 +10,7 @@ use crate::metrics::counters::ShardMetrics;
 use crate::route::snapshot::SnapshotCell;
 use crate::route::writer::RouteUpdate;
 use crate::route::ConnId;
-use crate::shard::state::{ShardParts, ShardState};
+use crate::shard::state::{ShardParts, ShardState, FRAME_BUFFER_SWEEP_INTERVAL};
 use glommio::net::TcpListener;
 use std::os::unix::io::RawFd;
 use std::rc::Rc;
@@ -72,7 +72,8 @@ pub async fn run(setup: ShardSetup) {
 }
 
 /// The shard's helper tasks: waker pokes, "a snapshot is out" signals (which wake route
-/// watches) and the writer's requests to close an expired broker's connection.
+/// watches), freeing an idle large frame buffer, and the writer's requests to close an
+/// expired broker's connection.
 fn spawn_helpers(
     state: &Rc<ShardState>,
     pokes: flume::Receiver<()>,
@@ -90,6 +91,15 @@ fn spawn_helpers(
             // keeps replaced snapshots until no shard holds them) frees the old one.
             publish_state.with_snapshot(|_| ());
             publish_state.snapshot_published.notify(usize::MAX);
+        }
+    })
+    .detach();
+
+    let sweep_state = state.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(FRAME_BUFFER_SWEEP_INTERVAL).await;
+            sweep_state.frame_buffers.release_idle(std::time::Instant::now());
         }
     })
     .detach();

@@ -21,6 +21,7 @@ use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Share of CPU the decode queue gets relative to the default queue's 1000 (lookups):
 /// under contention a registration decode gets about 1/11 of the shard.
@@ -90,7 +91,7 @@ impl ShardState {
             id: parts.id,
             snapshot: RefCell::new(arc_swap::Cache::new(parts.published)),
             answers: AnswerInterner::default(),
-            frame_buffers: FrameBuffers::default(),
+            frame_buffers: FrameBuffers::new(parts.config.frame_bytes_max as usize),
             updates: parts.updates,
             inflight: glommio::sync::Semaphore::new(parts.config.registration_inflight_bytes_per_shard_max),
             budget: parts.budget,
@@ -193,9 +194,16 @@ impl ShardState {
     }
 }
 
-/// The largest frame buffer a shard keeps for the next large frame (64 MiB: a ~300k-topic
-/// JSON registration). Larger ones are freed when their frame is.
+/// The largest frame buffer a shard keeps for good for the next large frame (64 MiB: a
+/// ~300k-topic JSON registration). A larger one, up to `frameBytesMax`, is kept only while
+/// large frames keep coming (`FRAME_BUFFER_LARGE_IDLE`): a 1M-topic broker's 222 MB re-send
+/// every 30 s otherwise faulted its whole frame afresh (~180 ms here).
 pub const FRAME_BUFFER_KEPT_BYTES_MAX: usize = 64 << 20;
+/// A kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` is freed once no frame has taken a
+/// buffer for this long: three of a broker's 30 s periods.
+pub const FRAME_BUFFER_LARGE_IDLE: Duration = Duration::from_secs(90);
+/// How often a shard looks for such a buffer to free (`FrameBuffers::release_idle`).
+pub const FRAME_BUFFER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One buffer for large frames, kept between them. A registration's frame used to be a
 /// fresh zeroed allocation every time: 22 MB of page faults at 100k topics (about 9 ms
@@ -205,27 +213,35 @@ pub const FRAME_BUFFER_KEPT_BYTES_MAX: usize = 64 << 20;
 /// a channel of one; what does not fit is freed.
 pub struct FrameBuffers {
     kept: RefCell<Option<Vec<u8>>>,
+    /// When a frame last took a buffer.
+    last_taken: Cell<Instant>,
     returned: flume::Receiver<Vec<u8>>,
     home: flume::Sender<Vec<u8>>,
-}
-
-impl Default for FrameBuffers {
-    fn default() -> FrameBuffers {
-        let (home, returned) = flume::bounded(1);
-        FrameBuffers { kept: RefCell::new(None), returned, home }
-    }
+    /// No buffer above this is kept at all (`frameBytesMax`).
+    keep_bytes_max: usize,
 }
 
 impl FrameBuffers {
-    /// A buffer of `len` bytes: the kept one if it is large enough (only bytes past its
-    /// last length are zeroed), else a fresh one.
-    pub fn take(&self, len: usize) -> Vec<u8> {
-        let mut kept = self.kept.borrow_mut();
+    pub fn new(keep_bytes_max: usize) -> FrameBuffers {
+        let (home, returned) = flume::bounded(1);
+        FrameBuffers { kept: RefCell::new(None), last_taken: Cell::new(Instant::now()), returned, home, keep_bytes_max }
+    }
+
+    /// Keeps the larger of the kept buffer and one that came back.
+    fn collect(&self, kept: &mut Option<Vec<u8>>) {
         if let Ok(back) = self.returned.try_recv() {
             if kept.as_ref().is_none_or(|k| k.capacity() < back.capacity()) {
                 *kept = Some(back);
             }
         }
+    }
+
+    /// A buffer of `len` bytes: the kept one if it is large enough (only bytes past its
+    /// last length are zeroed), else a fresh one.
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        self.last_taken.set(Instant::now());
+        let mut kept = self.kept.borrow_mut();
+        self.collect(&mut kept);
         match kept.take() {
             Some(mut buf) if buf.capacity() >= len => {
                 buf.resize(len, 0);
@@ -238,13 +254,24 @@ impl FrameBuffers {
         }
     }
 
-    /// `buf` as the frame's bytes; kept for the next frame when they are dropped, if it is
-    /// not larger than `FRAME_BUFFER_KEPT_BYTES_MAX`.
+    /// `buf` as the frame's bytes; kept for the next frame when they are dropped, unless it
+    /// is larger than any frame may be.
     pub fn frame(&self, buf: Vec<u8>) -> Bytes {
-        if buf.capacity() > FRAME_BUFFER_KEPT_BYTES_MAX {
+        if buf.capacity() > self.keep_bytes_max {
             return Bytes::from(buf);
         }
         Bytes::from_owner(Returning { buf, home: self.home.clone() })
+    }
+
+    /// Frees a kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` that no frame has taken for
+    /// `FRAME_BUFFER_LARGE_IDLE` (called every `FRAME_BUFFER_SWEEP_INTERVAL`).
+    pub fn release_idle(&self, now: Instant) {
+        let mut kept = self.kept.borrow_mut();
+        self.collect(&mut kept);
+        let idle = now.saturating_duration_since(self.last_taken.get()) >= FRAME_BUFFER_LARGE_IDLE;
+        if idle && kept.as_ref().is_some_and(|k| k.capacity() > FRAME_BUFFER_KEPT_BYTES_MAX) {
+            *kept = None;
+        }
     }
 }
 
@@ -273,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_frame_buffer_comes_back_from_any_thread_and_is_reused() {
-        let buffers = FrameBuffers::default();
+        let buffers = FrameBuffers::new(FRAME_BUFFER_KEPT_BYTES_MAX);
         let mut buf = buffers.take(1000);
         buf[999] = 7;
         let ptr = buf.as_ptr();
@@ -295,9 +322,28 @@ mod tests {
 
     #[test]
     fn oversized_buffers_are_not_kept() {
-        let buffers = FrameBuffers::default();
+        let buffers = FrameBuffers::new(FRAME_BUFFER_KEPT_BYTES_MAX);
         let big = vec![0u8; FRAME_BUFFER_KEPT_BYTES_MAX + 1];
         drop(buffers.frame(big));
-        assert!(buffers.kept.borrow().is_none() && buffers.returned.is_empty(), "a 64 MiB + 1 buffer is freed");
+        assert!(buffers.kept.borrow().is_none() && buffers.returned.is_empty(), "a buffer past the max is freed");
+    }
+
+    #[test]
+    fn a_large_buffer_is_kept_only_while_large_frames_keep_coming() {
+        let buffers = FrameBuffers::new(4 * FRAME_BUFFER_KEPT_BYTES_MAX);
+        let large = buffers.take(FRAME_BUFFER_KEPT_BYTES_MAX + 1);
+        let taken_at = Instant::now();
+        let ptr = large.as_ptr();
+        drop(buffers.frame(large));
+        buffers.release_idle(taken_at + FRAME_BUFFER_LARGE_IDLE / 2);
+        let again = buffers.take(FRAME_BUFFER_KEPT_BYTES_MAX + 1);
+        assert_eq!(again.as_ptr(), ptr, "kept while frames come");
+        drop(buffers.frame(again));
+        buffers.release_idle(Instant::now() + FRAME_BUFFER_LARGE_IDLE);
+        assert!(buffers.kept.borrow().is_none(), "freed once idle");
+        // A buffer up to the lasting size stays however long it is idle.
+        drop(buffers.frame(buffers.take(1000)));
+        buffers.release_idle(Instant::now() + 10 * FRAME_BUFFER_LARGE_IDLE);
+        assert!(buffers.kept.borrow().is_some());
     }
 }
