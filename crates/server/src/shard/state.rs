@@ -199,8 +199,8 @@ impl ShardState {
 /// large frames keep coming (`FRAME_BUFFER_LARGE_IDLE`): a 1M-topic broker's 222 MB re-send
 /// every 30 s otherwise faulted its whole frame afresh (~180 ms here).
 pub const FRAME_BUFFER_KEPT_BYTES_MAX: usize = 64 << 20;
-/// A kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` is freed once no frame has taken a
-/// buffer for this long: three of a broker's 30 s periods.
+/// A kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` is freed once no frame has needed one
+/// for this long: three of a broker's 30 s periods.
 pub const FRAME_BUFFER_LARGE_IDLE: Duration = Duration::from_secs(90);
 /// How often a shard looks for such a buffer to free (`FrameBuffers::release_idle`).
 pub const FRAME_BUFFER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -213,8 +213,9 @@ pub const FRAME_BUFFER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// a channel of one; what does not fit is freed.
 pub struct FrameBuffers {
     kept: RefCell<Option<Vec<u8>>>,
-    /// When a frame last took a buffer.
-    last_taken: Cell<Instant>,
+    /// When a frame last needed a buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` (smaller
+    /// frames may use a larger kept buffer, but do not keep it alive).
+    last_large: Cell<Instant>,
     returned: flume::Receiver<Vec<u8>>,
     home: flume::Sender<Vec<u8>>,
     /// No buffer above this is kept at all (`frameBytesMax`).
@@ -224,7 +225,7 @@ pub struct FrameBuffers {
 impl FrameBuffers {
     pub fn new(keep_bytes_max: usize) -> FrameBuffers {
         let (home, returned) = flume::bounded(1);
-        FrameBuffers { kept: RefCell::new(None), last_taken: Cell::new(Instant::now()), returned, home, keep_bytes_max }
+        FrameBuffers { kept: RefCell::new(None), last_large: Cell::new(Instant::now()), returned, home, keep_bytes_max }
     }
 
     /// Keeps the larger of the kept buffer and one that came back.
@@ -239,7 +240,9 @@ impl FrameBuffers {
     /// A buffer of `len` bytes: the kept one if it is large enough (only bytes past its
     /// last length are zeroed), else a fresh one.
     pub fn take(&self, len: usize) -> Vec<u8> {
-        self.last_taken.set(Instant::now());
+        if len > FRAME_BUFFER_KEPT_BYTES_MAX {
+            self.last_large.set(Instant::now());
+        }
         let mut kept = self.kept.borrow_mut();
         self.collect(&mut kept);
         match kept.take() {
@@ -263,12 +266,12 @@ impl FrameBuffers {
         Bytes::from_owner(Returning { buf, home: self.home.clone() })
     }
 
-    /// Frees a kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` that no frame has taken for
-    /// `FRAME_BUFFER_LARGE_IDLE` (called every `FRAME_BUFFER_SWEEP_INTERVAL`).
+    /// Frees a kept buffer above `FRAME_BUFFER_KEPT_BYTES_MAX` once no frame has needed one
+    /// for `FRAME_BUFFER_LARGE_IDLE` (called every `FRAME_BUFFER_SWEEP_INTERVAL`).
     pub fn release_idle(&self, now: Instant) {
         let mut kept = self.kept.borrow_mut();
         self.collect(&mut kept);
-        let idle = now.saturating_duration_since(self.last_taken.get()) >= FRAME_BUFFER_LARGE_IDLE;
+        let idle = now.saturating_duration_since(self.last_large.get()) >= FRAME_BUFFER_LARGE_IDLE;
         if idle && kept.as_ref().is_some_and(|k| k.capacity() > FRAME_BUFFER_KEPT_BYTES_MAX) {
             *kept = None;
         }
@@ -339,7 +342,12 @@ mod tests {
         let again = buffers.take(FRAME_BUFFER_KEPT_BYTES_MAX + 1);
         assert_eq!(again.as_ptr(), ptr, "kept while frames come");
         drop(buffers.frame(again));
-        buffers.release_idle(Instant::now() + FRAME_BUFFER_LARGE_IDLE);
+        let last_large = Instant::now();
+        // A smaller frame may use the large buffer, but does not keep it alive.
+        let small = buffers.take(1000);
+        assert_eq!(small.as_ptr(), ptr);
+        drop(buffers.frame(small));
+        buffers.release_idle(last_large + FRAME_BUFFER_LARGE_IDLE);
         assert!(buffers.kept.borrow().is_none(), "freed once idle");
         // A buffer up to the lasting size stays however long it is idle.
         drop(buffers.frame(buffers.take(1000)));
