@@ -287,8 +287,7 @@ impl RouteTable {
                 }
             }
         }
-        let leftovers = walk.leftovers().map(|old| (old, prev.in_sync));
-        self.settle_list(req, write_all, next, moved, leftovers);
+        self.settle_list(req, write_all, next, moved, walk.leftovers(), prev.in_sync);
     }
 
     /// A full body of a group that lists no topics yet (its first registration): every
@@ -349,20 +348,21 @@ impl RouteTable {
                 }
             });
         }
-        self.settle_list(req, true, next, moved, std::iter::empty());
+        self.settle_list(req, true, next, moved, std::iter::empty(), true);
     }
 
     /// The end of a full body's rebuild of its group's list `next` (in body order; `moved`:
     /// topics it wrote out of step, with their last fields): `leftovers` (the last list's
-    /// topics this body did not list, each with whether that list was in sync) stay the
-    /// group's, and the list becomes a delta base if it is exactly this master's body.
+    /// topics this body did not list; their fields are true if that list was `in_sync`)
+    /// stay the group's, and the list becomes a delta base if it is exactly this master's body.
     fn settle_list<'l>(
         &mut self,
         req: &RegisterBroker,
         write_all: bool,
         mut next: Vec<Listed>,
         mut moved: FastMap<TopicName, u64>,
-        leftovers: impl Iterator<Item = (&'l Listed, bool)>,
+        leftovers: impl Iterator<Item = &'l Listed>,
+        in_sync: bool,
     ) {
         // In body order, one entry per topic, every field the body's: a base for deltas.
         let body_order = moved.is_empty() && next.len() == req.body.topic_configs.len();
@@ -379,7 +379,7 @@ impl RouteTable {
             }
         }
         // Topics of the last list this body did not list in step: still the group's.
-        for (old, in_sync) in leftovers {
+        for old in leftovers {
             let fields = match moved.remove(&old.name) {
                 Some(fields) => fields,
                 None if in_sync => old.fields,
