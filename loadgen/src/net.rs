@@ -38,6 +38,10 @@ pub struct Conn {
     pub peer: SocketAddr,
 }
 
+/// Largest single write: a multi-MB registration is copied into the socket in slices, so
+/// the lookups sharing the executor are sent and read between them, not after all of it.
+const WRITE_CHUNK_BYTES_MAX: usize = 256 * 1024;
+
 impl Conn {
     pub async fn connect(peer: SocketAddr, limit: Duration) -> Result<Conn, String> {
         let stream = match within(limit, TcpStream::connect(peer)).await {
@@ -66,7 +70,8 @@ impl Conn {
 
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let n = futures_lite::future::poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, bytes))
+            let chunk = &bytes[..bytes.len().min(WRITE_CHUNK_BYTES_MAX)];
+            let n = futures_lite::future::poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, chunk))
                 .await?;
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"));
