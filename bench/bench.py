@@ -869,13 +869,19 @@ class Bench:
     def scale(self):
         """The 10M-entry target: B brokers x T topics loaded from empty, then lookups quiet and while
         every broker re-registers once per period with 1% changed (loadgen's scale scenario)."""
-        servers = [s for s in self.servers if s.kind != "ceiling"]
+        # The echo server takes part as the floor: the same client work (registrations sent,
+        # lookups timed) against a server that does the least, so its p99 during / quiet is the
+        # share of the client and the host, and each server's p99 reads as a multiple of it.
+        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
+        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
         brokers, per_broker, period, d = self.size("scale_shape")
         shapes = {s.name: scale_shape_for(s, brokers, per_broker) for s in servers}
         shape_text = "; ".join(f"{n}: {b} x {t:,} = {b * t / 1e6:g}M entries" for n, (b, t) in shapes.items())
         t = Table(f"scale: brokers x topics (realistic names, each topic on 2..10 brokers), loaded from empty "
                   f"(8 registrations in flight), then open loop {SCALE_RATE}/s for {d}: first half quiet, second "
-                  f"half every broker re-registering once per {period} with 1% changed", servers,
+                  f"half every broker re-registering once per {period} with 1% changed"
+                  + ("; floor = loadgen's echo server (answers only: nothing to see, nothing kept)" if floors else ""),
+                  servers,
                   note=f"shapes: {shape_text}" + ("" if len(set(shapes.values())) == 1 else
                                                  " (shapes differ: no ratio on rows that grow with the shape)"))
         keys = ("entries", "load", "rss", "per_entry", "cpu", "quiet", "periods", "ratio", "reg")
@@ -885,24 +891,29 @@ class Bench:
             b, tp = shapes[server.name]
             return ["scale", "--brokers", str(b), "--topics-per-broker", str(tp), "--period", period, "-d", d,
                     "--rate", str(SCALE_RATE), "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--change-fraction", "0.01",
-                    "--load-timeout", f"{SCALE_LOAD_TIMEOUT_S}s", "-q"]
+                    "--load-timeout", f"{SCALE_LOAD_TIMEOUT_S}s", "-q"] + (
+                        ["--answers-only"] if server.kind == "floor" else [])
 
         timeout_s = SCALE_LOAD_TIMEOUT_S + parse_seconds(d) + 120
         for server, result, error in self.each("scale", lg, timeout_s, servers=servers):
             figures = ((result or {}).get("results") or {}).get("scale")
-            if not figures or figures.get("load_visible_s") is None:
+            floor = server.kind == "floor"
+            load_key = "load_answered_s" if floor else "load_visible_s"
+            if not figures or figures.get(load_key) is None:
                 cell = t.skip(f"{server.name}: {error or 'no scale figures'}")
                 for v in vals.values():
                     v[server.name] = cell
                 continue
             flag = f"{server.name}: {error}" if error else None
-            put = lambda key, value: vals[key].__setitem__(server.name, t.flag(value, flag))  # noqa: E731
+            put = lambda key, value: vals[key].__setitem__(  # noqa: E731
+                server.name, value if isinstance(value, dict) else t.flag(value, flag))
             n = figures["entries"]
             put("entries", f"{n / 1e6:g}M ({figures['brokers']}x{figures['topics_per_broker']})")
-            put("load", figures["load_visible_s"] * 1e6)
+            put("load", figures[load_key] * 1e6)
             rss = figures.get("server_rss_end_kib")
-            put("rss", rss / 1024 if rss else None)
-            put("per_entry", figures.get("server_rss_bytes_per_entry_end"))
+            # The floor keeps no route state: its RSS is connection buffers, not a cost per entry.
+            put("rss", {"na": 1} if floor else rss / 1024 if rss else None)
+            put("per_entry", {"na": 1} if floor else figures.get("server_rss_bytes_per_entry_end"))
             put("cpu", figures.get("server_cpu_pct_of_core_periods"))
             put("quiet", figures["p99_quiet_us"] or None)
             put("periods", figures["p99_periods_us"] or None)
@@ -919,13 +930,18 @@ class Bench:
         t.row("  lookup p99 during re-registrations", "us", "lower", vals["periods"])
         t.row("  p99 during / quiet", "x", "lower", vals["ratio"])
         t.row("  re-registration p99 answer", "us", "lower", vals["reg"])
+        floor_during = num(vals["periods"].get("floor"))
+        if floor_during:
+            t.row("  p99 during / floor's p99 during", "x", None,
+                  {s.name: num(vals["periods"].get(s.name)) / floor_during for s in servers
+                   if num(vals["periods"].get(s.name)) is not None})
         self.tables.append(t)
 
 
 def scale_shape_for(server, brokers, per_broker):
     """(brokers, topics per broker) a server runs the scale table at: the full shape for Meridian,
     fewer brokers for a peer whose RSS at the full shape would pass SCALE_PEER_RSS_BUDGET."""
-    if server.kind == "meridian":
+    if server.kind in ("meridian", "floor"):
         return brokers, per_broker
     most = SCALE_PEER_RSS_BUDGET // (SCALE_PEER_BYTES_PER_ENTRY * per_broker)
     return max(2, min(brokers, most)), per_broker
@@ -1031,7 +1047,7 @@ def main():
                  + "".join(f", meridian-{n}sh --shards {n}" for n in filter(None, args.also_shards.split(",")))
                  + "; "
                  f"rocketmq-rust's tokio runtime as it defaults; echo server {args.echo_threads} thread), one at a time; "
-                 f"loadgen: 1 thread, " + (f"--cpus {args.loadgen_cpus}" if args.loadgen_cpus else
+                 f"loadgen: 1 thread (its body encodes on a SCHED_IDLE thread), " + (f"--cpus {args.loadgen_cpus}" if args.loadgen_cpus else
                                            "unpinned (kernel-scheduled over every CPU)"))
     header = [
         f"meridian bench ({'QUICK' if args.quick else 'full'}) {machine['date_utc']}",

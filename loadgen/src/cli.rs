@@ -481,6 +481,12 @@ pub struct ScaleArgs {
     #[arg(long, default_value = "60s")]
     #[serde(rename = "register_timeout_ms")]
     pub register_timeout: Dur,
+    /// Time the answers only: no visibility sweep after the load, and lookups are checked
+    /// for their shape, not for the brokers of the topic. For a server whose lookups do not
+    /// show registrations, such as `echo-server`: the same client work against the least a
+    /// server can do, so its p99 during / quiet is the client's and the host's share.
+    #[arg(long)]
+    pub answers_only: bool,
 }
 
 impl ScaleArgs {

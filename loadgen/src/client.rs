@@ -36,8 +36,8 @@ const UNKNOWN_TOPIC_NAMES: u64 = 1_000_000;
 pub struct LoadPlan {
     pub topic_names: Arc<Vec<String>>,
     /// Where expectations come from: the brokers that host each topic. `None` when the run
-    /// registers no brokers (a preloaded server or the echo server): then only the shape of
-    /// the answer is checked.
+    /// registers no brokers (a preloaded server or the echo server) or times answers only:
+    /// then only the shape of the answer is checked.
     pub workload: Option<Arc<Workload>>,
     pub picker: TopicPicker,
     pub unknown_fraction: f64,

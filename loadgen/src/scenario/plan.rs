@@ -43,6 +43,8 @@ pub(super) struct ScaleSpec {
     pub(super) change_fraction: f64,
     /// Offset of the periods phase from t0 (half the duration).
     pub(super) periods_at: Duration,
+    /// No visibility sweep; lookups checked for shape only (`--answers-only`).
+    pub(super) answers_only: bool,
     pub(super) state: Arc<ScaleState>,
 }
 
@@ -214,6 +216,7 @@ fn load_plan(
     run: &RunArgs,
     spec: &WorkloadSpec,
     workload: Option<&Arc<Workload>>,
+    names_from: Option<&Arc<Workload>>,
 ) -> Result<Arc<LoadPlan>, String> {
     if load.connections == 0 {
         return Err("--connections must be at least 1".into());
@@ -227,7 +230,7 @@ fn load_plan(
             return Err(format!("--rate {rate} must be positive"));
         }
     }
-    let topic_names = match workload {
+    let topic_names = match names_from {
         Some(w) => Arc::new(w.topic_names.clone()),
         None => Arc::new(workload::topic_names(spec)?),
     };
@@ -331,7 +334,9 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         ScheduleSpec { period: cluster.register_period.0, change_fraction: cluster.change_fraction, storm: None };
     let duration = run.duration.0;
     let Shape { kind, load, phases, schedule } = scenario_shape(&command, cluster, run.seed, duration, calm)?;
-    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, workload.as_ref())).transpose()?;
+    // An answers-only scale run still registers, but its lookups expect no broker.
+    let expect_from = workload.as_ref().filter(|_| !matches!(&command, Command::Scale(a) if a.answers_only));
+    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, expect_from, workload.as_ref())).transpose()?;
     let connections = load.map_or(0, |l| l.connections);
     let idle = match kind {
         Kind::Connections { idle } => idle,
@@ -460,6 +465,7 @@ fn scale_spec(a: &ScaleArgs, duration: Duration) -> Result<ScaleSpec, String> {
         period: a.period.0,
         change_fraction: fraction("--change-fraction", a.change_fraction)?,
         periods_at: duration / 2,
+        answers_only: a.answers_only,
         state: Arc::new(ScaleState::default()),
     })
 }
