@@ -110,6 +110,9 @@ const EXIT_CANNOT_START: i32 = 1;
 const EXIT_INVALID_CONFIG: i32 = 2;
 
 fn main() {
+    // THP stays off from the first allocation; the server turns it on once the shards are
+    // up if `transparentHugePages` says so (see `Config::transparent_huge_pages`).
+    meridian_server::sys::set_thp_disabled(true);
     set_allocator_purge_delay();
     let cli = Cli::parse();
     if let Some(CliCommand::Admin(args)) = &cli.command {

@@ -359,7 +359,8 @@ fn start_shards(
     // io_uring charges registered buffers to RLIMIT_MEMLOCK by whole compound page, once per
     // ring: a 256 KiB buffer inside a transparent huge page costs 3 x 2 MiB per shard, and a
     // second shard no longer fits an 8 MiB limit. So THP is off while the shards register
-    // their buffers, and back on afterwards (pinned pages are never collapsed later).
+    // their buffers, and stays off unless `transparentHugePages` (pinned pages are never
+    // collapsed later).
     sys::set_thp_disabled(true);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut shards = Vec::new();
@@ -405,7 +406,7 @@ fn start_shards(
     // drops its sender unsignalled. Serving with fewer shards than configured would leave
     // that shard's listener accepting connections nobody answers, so refuse to start.
     let started = ready_rx.iter().count();
-    sys::set_thp_disabled(false);
+    sys::set_thp_disabled(!config.transparent_huge_pages);
     if started != config.shards {
         let mut reasons = Vec::new();
         for handle in shards {

@@ -36,7 +36,8 @@ pub fn affinity_cpus() -> Vec<usize> {
 
 /// Turns transparent huge pages off (or back on) for this process (prctl): io_uring
 /// charges registered buffers to RLIMIT_MEMLOCK by whole compound page, so the shards
-/// register theirs with THP off (see `server::start_shards`).
+/// register theirs with THP off, and THP stays off unless configured (see
+/// `server::start_shards`, `Config::transparent_huge_pages`).
 pub fn set_thp_disabled(disabled: bool) {
     // SAFETY: prctl with integer arguments only; it changes this process's THP policy.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disabled as libc::c_ulong, 0, 0, 0) };

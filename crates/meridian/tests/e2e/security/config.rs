@@ -68,6 +68,7 @@ const REFUSED: &[&str] = &[
     "shutdownGoAwayWindowMs",
     "shutdownWaitTimeSeconds",
     "topicsMax",
+    "transparentHugePages",
     "updateQueueLenMax",
     "watchHoldMsMax",
     "watchTopicsPerRequestMax",
