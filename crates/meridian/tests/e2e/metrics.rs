@@ -89,12 +89,16 @@ fn metrics_count_known_traffic_by_code_with_table_sizes_and_removals() {
     assert_eq!(client.call(&Request::new(9999)).code(), 3);
 
     // Wait until B's close and D's expiry are applied, and D's socket (closed by the shard
-    // after the writer counted the expiry) is gone, then read everything at once.
+    // after the writer counted the expiry) is gone, then read everything at once. The
+    // writer counts a removal before it publishes the table without it, so the table
+    // gauges are waited for too (on a loaded host a scrape fell between the two).
     let settled = poll_until(POLL_DEADLINE, || {
         let text = scrape(&server);
         sample(&text, "meridian_broker_removals_total{cause=\"timeout\"}") == Some(1.0)
             && sample(&text, "meridian_broker_removals_total{cause=\"connection_closed\"}") == Some(1.0)
             && sample(&text, "meridian_connections_closed_total{cause=\"peer_closed\"}") == Some(2.0)
+            && sample(&text, "meridian_broker_names") == Some(1.0)
+            && sample(&text, "meridian_snapshot_topics") == Some(3.0)
     });
     assert!(settled, "removals never counted:\n{}", scrape(&server));
     let text = scrape(&server);
