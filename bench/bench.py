@@ -774,17 +774,20 @@ class Bench:
     def storm(self):
         if not self.open_rate:
             return
-        servers = [s for s in self.servers if s.kind != "ceiling"]
+        # The echo server is the floor here too: the same storm against a server that does the least.
+        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
+        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
         d = self.size("storm_duration")
         rate = self.open_rate
         t = Table(f"registration storm: open loop {rate}/s, {LOOKUP_TOPICS} topics on {LOOKUP_BROKERS} brokers, "
-                  f"{d} (first half quiet, second half every broker re-registers every 100ms with 1% changed)",
-                  servers)
+                  f"{d} (first half quiet, second half every broker re-registers every 100ms with 1% changed)"
+                  + ("; floor = loadgen's echo server (answers only)" if floors else ""), servers)
         vals = {r: {} for r in ("quiet", "storm", "ratio", "regs")}
         lg = ["storm", "--topics", str(LOOKUP_TOPICS), "--brokers", str(LOOKUP_BROKERS), "-c", str(LOOKUP_CONNECTIONS),
               "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--rate", str(rate), "--storm-period", "100ms",
               "--storm-change-fraction", "0.01", "-d", d, "-q"]
-        for server, result, error in self.each("storm", lg, 180, servers=servers):
+        lg_for = lambda s: lg + (["--answers-only"] if s.kind == "floor" else [])  # noqa: E731
+        for server, result, error in self.each("storm", lg_for, 180, servers=servers):
             quiet, storm = lookup_phase(result, "quiet"), lookup_phase(result, "storm")
             if not quiet or not storm or not quiet.get("answered") or not storm.get("answered"):
                 cell = t.skip(f"{server.name}: {error or 'no quiet/storm figures'}")
@@ -802,6 +805,11 @@ class Bench:
         t.row("  lookup p99 during storm", "us", "lower", vals["storm"])
         t.row("  p99 storm / quiet", "x", "lower", vals["ratio"])
         t.row("  re-registration p99 answer", "us", "lower", vals["regs"])
+        floor_storm = num(vals["storm"].get("floor"))
+        if floor_storm:
+            t.row("  p99 during storm / floor's", "x", None,
+                  {s.name: num(vals["storm"].get(s.name)) / floor_storm for s in servers
+                   if num(vals["storm"].get(s.name)) is not None})
         self.tables.append(t)
 
     def memory(self):

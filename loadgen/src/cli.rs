@@ -357,6 +357,11 @@ pub struct StormArgs {
     /// Fraction of topics changed per storm registration.
     #[arg(long, default_value_t = 0.01)]
     pub storm_change_fraction: f64,
+    /// Time the answers only: no wait for the brokers to show after setup, and lookups are
+    /// checked for their shape, not for the topic's brokers. For `echo-server`: the same
+    /// client work against a server that does the least (the bench's storm floor).
+    #[arg(long)]
+    pub answers_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]

@@ -29,7 +29,7 @@ pub(super) const SCALE_LOAD_CONCURRENCY_MAX: usize = 1024;
 pub(super) enum Kind {
     Lookup,
     Register { repeat: u32, unchanged_resends: u32, change_fraction: f64, visibility: bool },
-    Storm,
+    Storm { answers_only: bool },
     Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
     Scale(ScaleSpec),
@@ -334,8 +334,13 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         ScheduleSpec { period: cluster.register_period.0, change_fraction: cluster.change_fraction, storm: None };
     let duration = run.duration.0;
     let Shape { kind, load, phases, schedule } = scenario_shape(&command, cluster, run.seed, duration, calm)?;
-    // An answers-only scale run still registers, but its lookups expect no broker.
-    let expect_from = workload.as_ref().filter(|_| !matches!(&command, Command::Scale(a) if a.answers_only));
+    // An answers-only run still registers, but its lookups expect no broker.
+    let answers_only = match &command {
+        Command::Scale(a) => a.answers_only,
+        Command::Storm(a) => a.answers_only,
+        _ => false,
+    };
+    let expect_from = workload.as_ref().filter(|_| !answers_only);
     let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, expect_from, workload.as_ref())).transpose()?;
     let connections = load.map_or(0, |l| l.connections);
     let idle = match kind {
@@ -413,7 +418,7 @@ fn scenario_shape<'a>(
             let half = duration / 2;
             let storm = Some((half, a.storm_period.0, a.storm_change_fraction));
             (
-                Kind::Storm,
+                Kind::Storm { answers_only: a.answers_only },
                 Some(&a.load),
                 vec![("quiet", Duration::ZERO), ("storm", half)],
                 ScheduleSpec { storm, ..calm },
