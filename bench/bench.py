@@ -1132,7 +1132,9 @@ def main():
         n += 1
         results_path = f"{base}-{n}.json"
     if replay is not None:
-        results_path = os.path.abspath(args.replay)
+        # The stored run stays as it was measured; its re-rendering goes next to --out.
+        name = os.path.splitext(os.path.basename(args.replay))[0]
+        results_path = os.path.join(os.path.abspath(args.out), f"{name}-replayed.json")
     results = {
         "quick": args.quick, "interrupted": interrupted, "machine": machine,
         "register_topics": bench.size("register_topics"),
