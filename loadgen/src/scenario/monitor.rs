@@ -409,7 +409,7 @@ fn extra_results(
         extra["phase_cpu"] = json!(measured.phase_cpu);
         extra["summary"] = json!(text);
     }
-    if let (Kind::Storm { .. }, [quiet, storm]) = (&plan.kind, total.lookups.as_slice()) {
+    if let (Kind::Storm, [quiet, storm]) = (&plan.kind, total.lookups.as_slice()) {
         let (q, s) = (summarize(&quiet.latency), summarize(&storm.latency));
         let ratio = if q.p99_us > 0 { s.p99_us as f64 / q.p99_us as f64 } else { 0.0 };
         extra["p99_quiet_us"] = json!(q.p99_us);

@@ -29,7 +29,7 @@ pub(super) const SCALE_LOAD_CONCURRENCY_MAX: usize = 1024;
 pub(super) enum Kind {
     Lookup,
     Register { repeat: u32, unchanged_resends: u32, change_fraction: f64, visibility: bool },
-    Storm { answers_only: bool },
+    Storm,
     Churn { interval: Duration, leave: LeaveKind, observers: ObserverSpec, seed: u64 },
     Connections { idle: usize },
     Scale(ScaleSpec),
@@ -43,8 +43,6 @@ pub(super) struct ScaleSpec {
     pub(super) change_fraction: f64,
     /// Offset of the periods phase from t0 (half the duration).
     pub(super) periods_at: Duration,
-    /// No visibility sweep; lookups checked for shape only (`--answers-only`).
-    pub(super) answers_only: bool,
     pub(super) state: Arc<ScaleState>,
 }
 
@@ -75,6 +73,9 @@ pub(super) struct Plan {
     pub(super) requests: Option<u64>,
     pub(super) probe_style: RequestStyle,
     pub(super) schedule: ScheduleSpec,
+    /// `--answers-only` of scale and storm: the brokers register, but nothing waits for them
+    /// to show, and lookups are checked for their shape only.
+    pub(super) answers_only: bool,
 }
 
 pub(super) struct Prepared {
@@ -216,7 +217,7 @@ fn load_plan(
     run: &RunArgs,
     spec: &WorkloadSpec,
     workload: Option<&Arc<Workload>>,
-    names_from: Option<&Arc<Workload>>,
+    answers_only: bool,
 ) -> Result<Arc<LoadPlan>, String> {
     if load.connections == 0 {
         return Err("--connections must be at least 1".into());
@@ -230,14 +231,14 @@ fn load_plan(
             return Err(format!("--rate {rate} must be positive"));
         }
     }
-    let topic_names = match names_from {
+    let topic_names = match workload {
         Some(w) => Arc::new(w.topic_names.clone()),
         None => Arc::new(workload::topic_names(spec)?),
     };
     Ok(Arc::new(LoadPlan {
         picker: TopicPicker::new(topic_names.len() as u32, load.popularity),
         topic_names,
-        workload: workload.cloned(),
+        workload: workload.filter(|_| !answers_only).cloned(),
         unknown_fraction: load.unknown_fraction,
         unknown_prefix: spec.prefix.clone(),
         style: request_style(protocol)?,
@@ -334,14 +335,12 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
         ScheduleSpec { period: cluster.register_period.0, change_fraction: cluster.change_fraction, storm: None };
     let duration = run.duration.0;
     let Shape { kind, load, phases, schedule } = scenario_shape(&command, cluster, run.seed, duration, calm)?;
-    // An answers-only run still registers, but its lookups expect no broker.
     let answers_only = match &command {
         Command::Scale(a) => a.answers_only,
         Command::Storm(a) => a.answers_only,
         _ => false,
     };
-    let expect_from = workload.as_ref().filter(|_| !answers_only);
-    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, expect_from, workload.as_ref())).transpose()?;
+    let load_plan = load.map(|l| load_plan(l, protocol, run, &spec, workload.as_ref(), answers_only)).transpose()?;
     let connections = load.map_or(0, |l| l.connections);
     let idle = match kind {
         Kind::Connections { idle } => idle,
@@ -374,6 +373,7 @@ pub(super) fn prepare(command: Command) -> Result<Prepared, String> {
             requests: run.requests,
             probe_style,
             schedule,
+            answers_only,
         },
     })
 }
@@ -418,7 +418,7 @@ fn scenario_shape<'a>(
             let half = duration / 2;
             let storm = Some((half, a.storm_period.0, a.storm_change_fraction));
             (
-                Kind::Storm { answers_only: a.answers_only },
+                Kind::Storm,
                 Some(&a.load),
                 vec![("quiet", Duration::ZERO), ("storm", half)],
                 ScheduleSpec { storm, ..calm },
@@ -470,7 +470,6 @@ fn scale_spec(a: &ScaleArgs, duration: Duration) -> Result<ScaleSpec, String> {
         period: a.period.0,
         change_fraction: fraction("--change-fraction", a.change_fraction)?,
         periods_at: duration / 2,
-        answers_only: a.answers_only,
         state: Arc::new(ScaleState::default()),
     })
 }

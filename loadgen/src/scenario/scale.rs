@@ -90,7 +90,7 @@ async fn scale_worker(worker: &Rc<Worker>, plan: &Arc<Plan>, spec: &ScaleSpec) {
         }
     }
     go = go && worker.barrier(1).await;
-    if go && id == 0 && !spec.answers_only {
+    if go && id == 0 && !plan.answers_only {
         let start = *spec.state.load_start.get().expect("set before barrier 1");
         if visibility_sweep(worker, plan, spec).await {
             worker.metrics.borrow_mut().record(LOAD_VISIBLE, micros(start, Instant::now()));

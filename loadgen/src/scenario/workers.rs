@@ -206,7 +206,7 @@ async fn load_scenario(worker: &Rc<Worker>, plan: &Arc<Plan>) {
         _ => Vec::new(),
     };
     let mut go = worker.barrier(0).await;
-    if go && id == 0 && !matches!(plan.kind, Kind::Storm { answers_only: true }) {
+    if go && id == 0 && !plan.answers_only {
         wait_setup_visible(worker, plan).await;
     }
     go = go && worker.barrier(1).await;
@@ -616,6 +616,7 @@ mod tests {
             requests,
             probe_style: RequestStyle { version: 479, serialize_type: SerializeType::Json },
             schedule: ScheduleSpec { period: Duration::from_secs(30), change_fraction: 0.0, storm: None },
+            answers_only: false,
         }
     }
 
