@@ -672,11 +672,16 @@ class Bench:
                            "series": [{"name": n, "values": v} for n, v in lat.items()]})
         return vals["rps"]
 
+    def servers_with_floor(self):
+        """(servers, floors): the servers without the ceiling, plus the echo server as the floor
+        (the same client work against a server that does the least), if it takes part."""
+        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
+        return [s for s in self.servers if s.kind != "ceiling"] + floors, floors
+
     def register(self):
         # The echo server takes part as the floor: it receives each registration, checks its
         # CRC32 and answers, so every NameServer's answer time reads as a multiple of it.
-        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
-        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
+        servers, floors = self.servers_with_floor()
         meridians = [s for s in servers if s.kind == "meridian"]
         t = Table("big registration: 1 broker, realistic topic names, first registration, one unchanged re-send "
                   "(same data version), two re-sends with 1% of the topics changed (new data version; median "
@@ -704,7 +709,7 @@ class Bench:
                         v[s.name] = cell
                 else:
                     run_servers.append(s)
-            lg_for = lambda s: lg + (["--answers-only"] if s.kind == "floor" else [])  # noqa: E731
+            lg_for = lambda s: lg + answers_only_for(s)  # noqa: E731
             scrape = lambda s: {"stages": scrape_stages(s)} if s.kind == "meridian" else {}  # noqa: E731
             after = lambda s: {"stages_after": scrape_stages(s)} if s.kind == "meridian" else {}  # noqa: E731
             for server, result, error in self.each(label, lg_for, timeout_s + 60, servers=run_servers,
@@ -744,10 +749,7 @@ class Bench:
             t.row(f"  {n} server peak RSS", "MiB", "lower", vals["hwm"])
             if floors:
                 for key, what in (("answer", "answered"), ("resend", "re-send"), ("changed", "changed re-send")):
-                    floor = num(vals[key].get("floor"))
-                    multiples = {s.name: num(vals[key].get(s.name)) / floor for s in servers
-                                 if floor and num(vals[key].get(s.name)) is not None}
-                    t.row(f"  {n} {what} / floor", "x", None, multiples)
+                    t.row(f"  {n} {what} / floor", "x", None, floor_multiples(vals[key], servers))
             for stage in REGISTRATION_STAGES:
                 stages.row(f"{n} {stage}" if stage == REGISTRATION_STAGES[0] else f"  {n} {stage}", "us", None,
                            stage_vals[stage])
@@ -774,9 +776,7 @@ class Bench:
     def storm(self):
         if not self.open_rate:
             return
-        # The echo server is the floor here too: the same storm against a server that does the least.
-        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
-        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
+        servers, floors = self.servers_with_floor()
         d = self.size("storm_duration")
         rate = self.open_rate
         t = Table(f"registration storm: open loop {rate}/s, {LOOKUP_TOPICS} topics on {LOOKUP_BROKERS} brokers, "
@@ -786,7 +786,7 @@ class Bench:
         lg = ["storm", "--topics", str(LOOKUP_TOPICS), "--brokers", str(LOOKUP_BROKERS), "-c", str(LOOKUP_CONNECTIONS),
               "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--rate", str(rate), "--storm-period", "100ms",
               "--storm-change-fraction", "0.01", "-d", d, "-q"]
-        lg_for = lambda s: lg + (["--answers-only"] if s.kind == "floor" else [])  # noqa: E731
+        lg_for = lambda s: lg + answers_only_for(s)  # noqa: E731
         for server, result, error in self.each("storm", lg_for, 180, servers=servers):
             quiet, storm = lookup_phase(result, "quiet"), lookup_phase(result, "storm")
             if not quiet or not storm or not quiet.get("answered") or not storm.get("answered"):
@@ -805,11 +805,8 @@ class Bench:
         t.row("  lookup p99 during storm", "us", "lower", vals["storm"])
         t.row("  p99 storm / quiet", "x", "lower", vals["ratio"])
         t.row("  re-registration p99 answer", "us", "lower", vals["regs"])
-        floor_storm = num(vals["storm"].get("floor"))
-        if floor_storm:
-            t.row("  p99 during storm / floor's", "x", None,
-                  {s.name: num(vals["storm"].get(s.name)) / floor_storm for s in servers
-                   if num(vals["storm"].get(s.name)) is not None})
+        if num(vals["storm"].get("floor")):
+            t.row("  p99 during storm / floor's", "x", None, floor_multiples(vals["storm"], servers))
         self.tables.append(t)
 
     def memory(self):
@@ -877,11 +874,9 @@ class Bench:
     def scale(self):
         """The 10M-entry target: B brokers x T topics loaded from empty, then lookups quiet and while
         every broker re-registers once per period with 1% changed (loadgen's scale scenario)."""
-        # The echo server takes part as the floor: the same client work (registrations sent,
-        # lookups timed) against a server that does the least, so its p99 during / quiet is the
-        # share of the client and the host, and each server's p99 reads as a multiple of it.
-        floors = [Server("floor", "floor", s.addr) for s in self.servers if s.kind == "ceiling"]
-        servers = [s for s in self.servers if s.kind != "ceiling"] + floors
+        # With the floor, the p99 during / quiet of a server that does the least is the share of
+        # the client and the host, and each server's p99 reads as a multiple of the floor's.
+        servers, floors = self.servers_with_floor()
         brokers, per_broker, period, d = self.size("scale_shape")
         shapes = {s.name: scale_shape_for(s, brokers, per_broker) for s in servers}
         shape_text = "; ".join(f"{n}: {b} x {t:,} = {b * t / 1e6:g}M entries" for n, (b, t) in shapes.items())
@@ -899,8 +894,7 @@ class Bench:
             b, tp = shapes[server.name]
             return ["scale", "--brokers", str(b), "--topics-per-broker", str(tp), "--period", period, "-d", d,
                     "--rate", str(SCALE_RATE), "-k", str(OPEN_LOOP_INFLIGHT_CAP), "--change-fraction", "0.01",
-                    "--load-timeout", f"{SCALE_LOAD_TIMEOUT_S}s", "-q"] + (
-                        ["--answers-only"] if server.kind == "floor" else [])
+                    "--load-timeout", f"{SCALE_LOAD_TIMEOUT_S}s", "-q"] + answers_only_for(server)
 
         timeout_s = SCALE_LOAD_TIMEOUT_S + parse_seconds(d) + 120
         for server, result, error in self.each("scale", lg, timeout_s, servers=servers):
@@ -938,11 +932,8 @@ class Bench:
         t.row("  lookup p99 during re-registrations", "us", "lower", vals["periods"])
         t.row("  p99 during / quiet", "x", "lower", vals["ratio"])
         t.row("  re-registration p99 answer", "us", "lower", vals["reg"])
-        floor_during = num(vals["periods"].get("floor"))
-        if floor_during:
-            t.row("  p99 during / floor's p99 during", "x", None,
-                  {s.name: num(vals["periods"].get(s.name)) / floor_during for s in servers
-                   if num(vals["periods"].get(s.name)) is not None})
+        if num(vals["periods"].get("floor")):
+            t.row("  p99 during / floor's p99 during", "x", None, floor_multiples(vals["periods"], servers))
         self.tables.append(t)
 
 
@@ -953,6 +944,18 @@ def scale_shape_for(server, brokers, per_broker):
         return brokers, per_broker
     most = SCALE_PEER_RSS_BUDGET // (SCALE_PEER_BYTES_PER_ENTRY * per_broker)
     return max(2, min(brokers, most)), per_broker
+
+
+def answers_only_for(server):
+    """loadgen's flag for the floor: its lookups show no registrations."""
+    return ["--answers-only"] if server.kind == "floor" else []
+
+
+def floor_multiples(values, servers):
+    """Each server's value of a row as a multiple of the floor's (empty if the floor has none)."""
+    floor = num(values.get("floor"))
+    return {s.name: num(values.get(s.name)) / floor for s in servers
+            if floor and num(values.get(s.name)) is not None}
 
 
 def parse_seconds(text):
