@@ -747,6 +747,16 @@ mod tests {
     }
 
     #[test]
+    fn transparent_huge_pages_are_off_unless_set() {
+        let mut c = Config::default();
+        assert!(!c.transparent_huge_pages);
+        c.load_properties("transparentHugePages=true\n").unwrap();
+        assert!(c.transparent_huge_pages);
+        let err = c.load_properties("transparentHugePages=maybe\n").unwrap_err().to_string();
+        assert!(err.contains("transparentHugePages"), "{err}");
+    }
+
+    #[test]
     fn old_snake_case_keys_are_refused_naming_the_new_spelling() {
         let mut c = Config::default();
         for (old, now) in [

@@ -105,6 +105,27 @@ fn shards_stay_on_the_cpus_the_process_may_use() {
     assert!(shards > 0, "no shard thread found");
 }
 
+/// The process's THP switch as the kernel reports it (`THP_enabled:` in /proc/PID/status,
+/// Linux 5.0+); `None` on a kernel that does not report it.
+fn thp_enabled(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim() == "1")
+}
+
+#[test]
+fn transparent_huge_pages_stay_off_unless_configured() {
+    let off = common::server(&[]);
+    assert_eq!(cluster_info(&mut off.client()), EMPTY_CLUSTER_INFO);
+    let Some(enabled) = thp_enabled(off.pid()) else { return };
+    assert!(!enabled, "THP is off after the shards started, by default");
+    let on = common::server(&["transparentHugePages=true"]);
+    assert_eq!(cluster_info(&mut on.client()), EMPTY_CLUSTER_INFO);
+    // Turned on by the main thread once the shards reported ready, so maybe just after
+    // the first answer.
+    let pid = on.pid();
+    assert!(poll_until(POLL_DEADLINE, || thp_enabled(pid) == Some(true)), "transparentHugePages=true turns it on");
+}
+
 #[test]
 fn starts_and_answers_under_an_8_mib_memlock_limit() {
     let server = Server::start_with(ServerOptions { memlock_bytes: Some(8 * 1024 * 1024), ..common::options() });
